@@ -1,0 +1,102 @@
+"""Spawning, finding and stopping lab child processes.
+
+Children run in their own session so the lab survives the command that started
+it; every child carries ``OPSCONSOLE_LAB_MARKER=<state dir>`` so a later
+``lab down`` finds it even when its pid record was never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+from .state import MARKER_ENV, ProcRecord
+
+
+def spawn(name: str, kind: str, cmd: list[str], log: Path, marker: str,
+          cwd: Path | None = None) -> ProcRecord:
+    """Start a detached child, stdout+stderr to ``log``; return its record."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env[MARKER_ENV] = marker
+    # Lab children must never pick up the operator's real cloud or vault settings.
+    for var in ("VAULT_TOKEN", "BAO_TOKEN", "AWS_PROFILE"):
+        env.pop(var, None)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, cwd=cwd, close_fds=True,
+        )
+    try:
+        ctime = psutil.Process(proc.pid).create_time()
+    except psutil.Error:
+        ctime = 0.0
+    return ProcRecord(name=name, kind=kind, pid=proc.pid, create_time=ctime, cmd=cmd)
+
+
+def is_alive(rec: ProcRecord) -> bool:
+    """True if the recorded pid is still the process we started (guards pid reuse)."""
+    try:
+        p = psutil.Process(rec.pid)
+        if rec.create_time and abs(p.create_time() - rec.create_time) > 0.5:
+            return False
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def find_marked(marker: str) -> list[psutil.Process]:
+    """Every live process carrying our marker (covers children with no pid record)."""
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == me:
+            continue
+        try:
+            if p.environ().get(MARKER_ENV) == marker and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def stop_processes(procs: Iterable[psutil.Process], grace: float = 3.0) -> None:
+    """SIGCONT (a paused node cannot exit), SIGTERM, then SIGKILL after ``grace`` s."""
+    procs = list(procs)
+    for p in procs:
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(sig)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def record_process(rec: ProcRecord) -> psutil.Process | None:
+    return psutil.Process(rec.pid) if is_alive(rec) else None
+
+
+def wait_gone(pids: Iterable[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pids = list(pids)
+    while time.monotonic() < deadline:
+        if not any(psutil.pid_exists(p) and _not_zombie(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,438 @@
+"""The embedded lab: start, inspect and stop a real NATS + OpenBao + moto topology.
+
+Everything listens on 127.0.0.1 on ports chosen free at first start. The state
+dir records ports and pids durably *before* the lab is used, and every child
+carries a marker in its environment, so `lab down` (or the next `lab up`) can
+always find and stop what a killed console left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from ..config import LabSpec
+from ..errors import UserError
+from . import binaries, procs
+from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
+from .ports import ensure_free, free_ports, listening
+from .state import LabState, ProcRecord, StateDir, resolve_state_dir
+from .vault_bootstrap import (
+    enable_kv,
+    health,
+    initialise,
+    join,
+    raft_servers,
+    tune_autopilot,
+    wait_for,
+)
+from .vault_topology import (
+    RECOVERY_KEY_FILE,
+    ROOT_TOKEN_FILE,
+    SEAL_KEY_FILE,
+    VaultNodeSpec,
+    node_config,
+)
+
+PORT_ROLES = {
+    "nats": ("client", "monitor", "route", "leaf"),
+    "leaf": ("client", "monitor"),
+    "vault": ("api", "cluster"),
+    "moto": ("http",),
+}
+DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Node names and ports of one lab, derived from the spec and the recorded ports."""
+
+    central: list[CentralNode]
+    leaves: list[LeafServer]
+    vault: list[VaultNodeSpec]
+    moto_port: int
+
+    @classmethod
+    def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]]) -> Topology:
+        central = [CentralNode(n, **ports[n]) for n in node_names(spec, "nats")]
+        leaves = [LeafServer(f"leaf-{u}", u, **ports[f"leaf-{u}"]) for u in spec.leaf_users]
+        vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
+        return cls(central, leaves, vault, ports["moto"]["http"])
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+
+def node_names(spec: LabSpec, kind: str) -> list[str]:
+    if kind == "nats":
+        return [f"nats-{i + 1}" for i in range(spec.nats_nodes)]
+    if kind == "leaf":
+        return [f"leaf-{u}" for u in spec.leaf_users]
+    if kind == "vault":
+        return [f"vault-{i + 1}" for i in range(spec.vault_nodes)]
+    return ["moto"]
+
+
+def allocate_ports(spec: LabSpec) -> dict[str, dict[str, int]]:
+    wanted = [(name, kind) for kind in PORT_ROLES for name in node_names(spec, kind)]
+    pool = iter(free_ports(sum(len(PORT_ROLES[k]) for _, k in wanted)))
+    return {name: {role: next(pool) for role in PORT_ROLES[kind]} for name, kind in wanted}
+
+
+class Lab:
+    """One embedded lab, identified by its state dir."""
+
+    def __init__(self, spec: LabSpec | None = None,
+                 state_dir: str | os.PathLike[str] | None = None) -> None:
+        self.spec = spec or LabSpec()
+        self.dir = StateDir(resolve_state_dir(state_dir or self.spec.state_dir))
+        self.marker = str(self.dir.root)
+
+    # ---------------------------------------------------------------- paths
+    def _node_dir(self, kind: str, name: str) -> Path:
+        return self.dir.root / ("vault" if kind == "vault" else kind) / name
+
+    @property
+    def audit_log(self) -> Path:
+        return self.dir.root / "vault" / "audit.log"
+
+    # ------------------------------------------------------------- commands
+    async def up(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Bring the lab up (idempotent); return its status once every node is healthy."""
+        started = time.monotonic()
+        with self.dir.locked():
+            state = self.dir.load()
+            if state.phase != "up" or not state.ports:
+                # Never resume a half-built lab: its vault may be initialised
+                # with a token we never saved. Clean it and start from scratch.
+                self._stop_everything(state)
+                state = self._fresh_state()
+            topo = Topology.plan(self.spec, state.ports)
+            self._write_configs(topo)
+            started_any = self._start_missing(state, topo)
+            async with aiohttp.ClientSession() as session:
+                await asyncio.gather(
+                    self._wait_nats(session, topo, timeout),
+                    self._bring_up_vault(session, topo, timeout),
+                    self._bring_up_moto(session, topo, timeout),
+                )
+            if started_any or state.phase != "up":
+                state.phase = "up"
+                state.up_seconds = round(time.monotonic() - started, 2)
+                self.dir.save(state)
+        return await self.status()
+
+    async def down(self) -> list[str]:
+        """Stop every lab process (recorded or marked); return the names stopped."""
+        with self.dir.locked():
+            state = self.dir.load()
+            stopped = self._stop_everything(state)
+            leftover = [p for ports in state.ports.values() for p in ports.values()
+                        if listening(p)]
+            state.phase = "down"
+            state.procs = {}
+            self.dir.save(state)
+            for sub in ("secrets", "vault", "nats"):
+                shutil.rmtree(self.dir.root / sub, ignore_errors=True)
+            if leftover:
+                raise UserError(f"lab down: ports still listening after stop: {leftover}",
+                                exit_code=2)
+        return stopped
+
+    # ------------------------------------------------------ process control
+    def _stop_everything(self, state: LabState) -> list[str]:
+        found: dict[int, tuple[str, psutil.Process]] = {}
+        for rec in state.procs.values():
+            proc = procs.record_process(rec)
+            if proc is not None:
+                found[proc.pid] = (rec.name, proc)
+        for proc in procs.find_marked(self.marker):
+            found.setdefault(proc.pid, (f"pid {proc.pid}", proc))
+        procs.stop_processes([p for _, p in found.values()])
+        return sorted(name for name, _ in found.values())
+
+    def _fresh_state(self) -> LabState:
+        for sub in ("secrets", "vault", "nats", "moto"):
+            shutil.rmtree(self.dir.root / sub, ignore_errors=True)
+        self.dir.ensure()
+        state = LabState(lab_id=uuid.uuid4().hex[:12], phase="starting",
+                         ports=allocate_ports(self.spec), started_at=time.time())
+        for user in self.spec.leaf_users:
+            self.dir.write_secret(f"nats-leaf-{user}.password", secrets.token_urlsafe(18))
+        self.dir.write_secret("nats-admin.password", secrets.token_urlsafe(18))
+        self.dir.write_secret(SEAL_KEY_FILE, os.urandom(32))
+        self.dir.save(state)
+        return state
+
+    def _write_configs(self, topo: Topology) -> None:
+        passwords = {u: self.dir.read_secret(f"nats-leaf-{u}.password") or ""
+                     for u in self.spec.leaf_users}
+        admin = self.dir.read_secret("nats-admin.password") or ""
+        for node in topo.central:
+            d = self._node_dir("nats", node.name)
+            text = central_config(node, topo.central, d / "jetstream", passwords, admin)
+            self.dir.write_private(d / "nats.conf", text)
+        for leaf in topo.leaves:
+            d = self._node_dir("nats", leaf.name)
+            self.dir.write_private(d / "nats.conf",
+                                   leaf_config(leaf, topo.central, passwords[leaf.user]))
+        for vnode in topo.vault:
+            d = self._node_dir("vault", vnode.name)
+            (d / "raft").mkdir(parents=True, exist_ok=True)
+            text = node_config(vnode, d / "raft", self.dir.secrets / SEAL_KEY_FILE,
+                               self.audit_log)
+            self.dir.write_private(d / "bao.hcl", text)
+
+    def commands(self, topo: Topology) -> dict[str, tuple[str, list[str]]]:
+        """name -> (kind, argv) for every lab process."""
+        cmds: dict[str, tuple[str, list[str]]] = {}
+        nats_bin = binaries.nats_server()
+        bao_bin = binaries.bao()
+        for node in [*topo.central, *topo.leaves]:
+            kind = "leaf" if isinstance(node, LeafServer) else "nats"
+            conf = self._node_dir("nats", node.name) / "nats.conf"
+            cmds[node.name] = (kind, [nats_bin, "-c", str(conf)])
+        for vnode in topo.vault:
+            conf = self._node_dir("vault", vnode.name) / "bao.hcl"
+            cmds[vnode.name] = ("vault", [bao_bin, "server", f"-config={conf}"])
+        cmds["moto"] = ("moto", [*binaries.moto_server(), "-H", "127.0.0.1",
+                                 "-p", str(topo.moto_port)])
+        return cmds
+
+    def _start_missing(self, state: LabState, topo: Topology) -> bool:
+        cmds = self.commands(topo)  # resolves binaries first: fail before spawning anything
+        missing = [n for n in cmds if n not in state.procs or not procs.is_alive(state.procs[n])]
+        ensure_free({f"{n} {role}": port for n in missing
+                     for role, port in state.ports[n].items()})
+        for name in missing:
+            kind, argv = cmds[name]
+            log = self._node_dir(kind, name) / f"{name}.log"
+            state.procs[name] = procs.spawn(name, kind, argv, log, self.marker)
+            self.dir.save(state)  # durable before the next spawn
+        return bool(missing)
+
+    def start_node(self, name: str) -> ProcRecord:
+        """(Re)start one recorded lab node on its recorded ports (used by faults)."""
+        with self.dir.locked():
+            state = self.dir.load()
+            topo = Topology.plan(self.spec, state.ports)
+            kind, argv = self.commands(topo)[name]
+            rec = state.procs.get(name)
+            if rec is not None and procs.is_alive(rec):
+                return rec
+            ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
+            rec = procs.spawn(name, kind, argv, self._node_dir(kind, name) / f"{name}.log",
+                              self.marker)
+            state.procs[name] = rec
+            self.dir.save(state)
+            return rec
+
+    # -------------------------------------------------------- health waits
+    async def _wait_nats(self, session: aiohttp.ClientSession, topo: Topology,
+                         timeout: float) -> None:
+        async def ready() -> bool:
+            central = await asyncio.gather(*(nats_node_status(session, n, len(topo.central))
+                                             for n in topo.central))
+            leaves = await asyncio.gather(*(leaf_status(session, lf) for lf in topo.leaves))
+            return all(s["healthy"] for s in [*central, *leaves])
+
+        await wait_for("NATS cluster and leaf nodes", ready, timeout)
+
+    async def _bring_up_vault(self, session: aiohttp.ClientSession, topo: Topology,
+                              timeout: float) -> None:
+        first, rest = topo.vault[0], topo.vault[1:]
+
+        async def answering() -> bool:
+            return all([await health(session, n) for n in topo.vault])
+
+        await wait_for("OpenBao nodes to listen", answering, timeout)
+        token = self.dir.read_secret(ROOT_TOKEN_FILE)
+        h = await health(session, first) or {}
+        if not h.get("initialized"):
+            token, recovery = await initialise(session, first)
+            self.dir.write_secret(ROOT_TOKEN_FILE, token)
+            self.dir.write_secret(RECOVERY_KEY_FILE, recovery)
+
+            async def active() -> bool:
+                return (await health(session, first) or {}).get("standby") is False
+
+            await wait_for(f"{first.name} to become active", active, timeout)
+            await tune_autopilot(session, first, token)
+            await asyncio.gather(*(join(session, n, first) for n in rest))
+        if not token:
+            raise UserError("lab: OpenBao is initialised but the root token is missing from "
+                            f"{self.dir.secrets}; run `opsconsole lab down` then `lab up`",
+                            exit_code=2)
+
+        async def cluster_ready() -> bool:
+            hs = await asyncio.gather(*(health(session, n) for n in topo.vault))
+            if not all(h and h.get("initialized") and not h.get("sealed") for h in hs):
+                return False
+            servers = await raft_servers(session, first, token)
+            voters = [s for s in servers if s.get("voter")]
+            return len(voters) == len(topo.vault) and sum(s.get("leader", False)
+                                                          for s in servers) == 1
+
+        await wait_for("OpenBao raft voters", cluster_ready, timeout)
+        leader = await self._vault_leader(session, topo, token)
+        await enable_kv(session, leader, token)
+
+    async def _vault_leader(self, session: aiohttp.ClientSession, topo: Topology,
+                            token: str) -> VaultNodeSpec:
+        for node in topo.vault:
+            h = await health(session, node)
+            if h and h.get("standby") is False and not h.get("sealed"):
+                return node
+        return topo.vault[0]
+
+    async def _bring_up_moto(self, session: aiohttp.ClientSession, topo: Topology,
+                             timeout: float) -> None:
+        async def ready() -> bool:
+            async with session.get(f"{topo.moto_url}/moto-api/",
+                                   timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+
+        await wait_for("moto server", ready, timeout)
+        async with session.post(f"{topo.moto_url}/moto-api/seed?a={self.spec.moto_seed}") as r:
+            if r.status != 200:
+                raise UserError(f"lab: seeding moto failed: HTTP {r.status}", exit_code=2)
+
+    # --------------------------------------------------------------- status
+    def topology(self) -> Topology | None:
+        state = self.dir.load()
+        if not state.ports:
+            return None
+        return Topology.plan(self.spec, state.ports)
+
+    def root_token(self) -> str | None:
+        return self.dir.read_secret(ROOT_TOKEN_FILE)
+
+    async def status(self) -> dict[str, Any]:
+        """Live status; never contains a secret."""
+        state = self.dir.load()
+        topo = self.topology()
+        out: dict[str, Any] = {
+            "state_dir": str(self.dir.root),
+            "phase": state.phase,
+            "up_seconds": state.up_seconds,
+            "pids": {n: (r.pid if procs.is_alive(r) else None) for n, r in state.procs.items()},
+            "nats": [], "leaves": [], "vault": [], "aws": None,
+        }
+        if topo is None:
+            out["healthy"] = False
+            return out
+        token = self.root_token()
+        async with aiohttp.ClientSession() as session:
+            nats, leaves, vault, aws = await asyncio.gather(
+                asyncio.gather(*(nats_node_status(session, n, len(topo.central))
+                                 for n in topo.central)),
+                asyncio.gather(*(leaf_status(session, lf) for lf in topo.leaves)),
+                vault_status(session, topo.vault, token),
+                moto_status(session, topo.moto_url, self.spec.aws_region),
+            )
+        out.update(nats=list(nats), leaves=list(leaves), vault=vault, aws=aws)
+        out["healthy"] = (all(n["healthy"] for n in [*nats, *leaves, *vault])
+                          and aws["healthy"] and state.phase == "up")
+        return out
+
+    def env(self) -> dict[str, str]:
+        """Environment for tools pointed at the lab. Includes the root token: only
+        `lab env` prints it, on explicit request."""
+        topo = self.topology()
+        if topo is None or self.dir.load().phase != "up":
+            raise UserError("lab is not up: run `opsconsole lab up` first", exit_code=2)
+        token = self.root_token() or ""
+        vault_addr = topo.vault[0].api_addr
+        return {
+            "NATS_URL": ",".join(n.client_url for n in topo.central),
+            "VAULT_ADDR": vault_addr, "BAO_ADDR": vault_addr,
+            "VAULT_TOKEN": token, "BAO_TOKEN": token,
+            "AWS_ENDPOINT_URL": topo.moto_url,
+            "AWS_DEFAULT_REGION": self.spec.aws_region,
+            "AWS_ACCESS_KEY_ID": DUMMY_AWS_KEY,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_AWS_KEY,
+            "OPSCONSOLE_LAB_DIR": str(self.dir.root),
+        }
+
+
+# ----------------------------------------------------------------- probes used by status
+async def _get_json(session: aiohttp.ClientSession, url: str,
+                    token: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"X-Vault-Token": token} if token else {}
+    async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=2)) as r:
+        return r.status, await r.json(content_type=None)
+
+
+async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
+                           cluster_size: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": node.name, "client_url": node.client_url,
+                           "monitor_url": node.monitor_url, "healthy": False, "routes": 0}
+    try:
+        hz_status, _ = await _get_json(session, f"{node.monitor_url}/healthz")
+        _, routez = await _get_json(session, f"{node.monitor_url}/routez")
+        peers = {r.get("remote_name") for r in routez.get("routes", [])}
+        row["routes"] = len(peers)
+        row["healthy"] = hz_status == 200 and len(peers) == cluster_size - 1
+    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
+        row["error"] = f"unreachable: {type(exc).__name__}"
+    return row
+
+
+async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": leaf.name, "user": leaf.user, "client_url": leaf.client_url,
+                           "monitor_url": leaf.monitor_url, "healthy": False, "hub": None}
+    try:
+        hz_status, _ = await _get_json(session, f"{leaf.monitor_url}/healthz")
+        _, leafz = await _get_json(session, f"{leaf.monitor_url}/leafz")
+        links = leafz.get("leafs", [])
+        row["hub"] = links[0].get("name") if links else None
+        row["healthy"] = hz_status == 200 and bool(links)
+    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
+        row["error"] = f"unreachable: {type(exc).__name__}"
+    return row
+
+
+async def vault_status(session: aiohttp.ClientSession, nodes: list[VaultNodeSpec],
+                       token: str | None) -> list[dict[str, Any]]:
+    healths = await asyncio.gather(*(health(session, n) for n in nodes))
+    servers: list[dict[str, Any]] = []
+    if token:
+        for node, h in zip(nodes, healths, strict=True):
+            if h and not h.get("sealed"):
+                servers = await raft_servers(session, node, token)
+                if servers:
+                    break
+    by_id = {s.get("node_id"): s for s in servers}
+    rows = []
+    for node, h in zip(nodes, healths, strict=True):
+        raft = by_id.get(node.name, {})
+        row = {"name": node.name, "api_addr": node.api_addr,
+               "sealed": None if h is None else bool(h.get("sealed")),
+               "leader": bool(raft.get("leader", False)),
+               "voter": bool(raft.get("voter", False)),
+               "healthy": bool(h and h.get("initialized") and not h.get("sealed"))}
+        if h is None:
+            row["error"] = "unreachable"
+        rows.append(row)
+    return rows
+
+
+async def moto_status(session: aiohttp.ClientSession, url: str, region: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"endpoint_url": url, "region": region, "healthy": False}
+    try:
+        async with session.get(f"{url}/moto-api/", timeout=aiohttp.ClientTimeout(total=2)) as r:
+            row["healthy"] = r.status == 200
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        row["error"] = f"unreachable: {type(exc).__name__}"
+    return row
