@@ -23,7 +23,10 @@ import psutil
 
 from ..config import LabSpec
 from ..errors import UserError
+from ..targets.http import NETWORK_ERRORS, reason
+from ..targets.nats import NatsMonitor
 from . import binaries, procs
+from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
 from .ports import ensure_free, free_ports, listening
 from .state import LabState, ProcRecord, StateDir, resolve_state_dir
@@ -110,7 +113,7 @@ class Lab:
     # ------------------------------------------------------------- commands
     async def up(self, timeout: float = 60.0) -> dict[str, Any]:
         """Bring the lab up (idempotent); return its status once every node is healthy."""
-        started = time.monotonic()
+        began = time.monotonic()
         with self.dir.locked():
             state = self.dir.load()
             if state.phase != "up" or not state.ports:
@@ -120,16 +123,16 @@ class Lab:
                 state = self._fresh_state()
             topo = Topology.plan(self.spec, state.ports)
             self._write_configs(topo)
-            started_any = self._start_missing(state, topo)
+            started = self._start_missing(state, topo)
             async with aiohttp.ClientSession() as session:
                 await asyncio.gather(
                     self._wait_nats(session, topo, timeout),
                     self._bring_up_vault(session, topo, timeout),
-                    self._bring_up_moto(session, topo, timeout),
+                    self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
                 )
-            if started_any or state.phase != "up":
+            if started or state.phase != "up":
                 state.phase = "up"
-                state.up_seconds = round(time.monotonic() - started, 2)
+                state.up_seconds = round(time.monotonic() - began, 2)
                 self.dir.save(state)
         return await self.status()
 
@@ -210,7 +213,7 @@ class Lab:
                                  "-p", str(topo.moto_port)])
         return cmds
 
-    def _start_missing(self, state: LabState, topo: Topology) -> bool:
+    def _start_missing(self, state: LabState, topo: Topology) -> list[str]:
         cmds = self.commands(topo)  # resolves binaries first: fail before spawning anything
         missing = [n for n in cmds if n not in state.procs or not procs.is_alive(state.procs[n])]
         ensure_free({f"{n} {role}": port for n in missing
@@ -220,7 +223,7 @@ class Lab:
             log = self._node_dir(kind, name) / f"{name}.log"
             state.procs[name] = procs.spawn(name, kind, argv, log, self.marker)
             self.dir.save(state)  # durable before the next spawn
-        return bool(missing)
+        return missing
 
     def start_node(self, name: str) -> ProcRecord:
         """(Re)start one recorded lab node on its recorded ports (used by faults)."""
@@ -297,16 +300,20 @@ class Lab:
         return topo.vault[0]
 
     async def _bring_up_moto(self, session: aiohttp.ClientSession, topo: Topology,
-                             timeout: float) -> None:
+                             timeout: float, fresh: bool) -> None:
         async def ready() -> bool:
             async with session.get(f"{topo.moto_url}/moto-api/",
                                    timeout=aiohttp.ClientTimeout(total=2)) as r:
                 return r.status == 200
 
         await wait_for("moto server", ready, timeout)
+        if not fresh:
+            return  # re-seeding a running moto would replay its random ids
         async with session.post(f"{topo.moto_url}/moto-api/seed?a={self.spec.moto_seed}") as r:
             if r.status != 200:
                 raise UserError(f"lab: seeding moto failed: HTTP {r.status}", exit_code=2)
+        await ensure_instances(topo.moto_url, self.spec.aws_region, list(self.spec.leaf_users),
+                               DUMMY_AWS_KEY)
 
     # --------------------------------------------------------------- status
     def topology(self) -> Topology | None:
@@ -367,39 +374,30 @@ class Lab:
 
 
 # ----------------------------------------------------------------- probes used by status
-async def _get_json(session: aiohttp.ClientSession, url: str,
-                    token: str | None = None) -> tuple[int, dict[str, Any]]:
-    headers = {"X-Vault-Token": token} if token else {}
-    async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=2)) as r:
-        return r.status, await r.json(content_type=None)
-
-
 async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
                            cluster_size: int) -> dict[str, Any]:
     row: dict[str, Any] = {"name": node.name, "client_url": node.client_url,
                            "monitor_url": node.monitor_url, "healthy": False, "routes": 0}
+    mon = NatsMonitor(session, node.monitor_url)
     try:
-        hz_status, _ = await _get_json(session, f"{node.monitor_url}/healthz")
-        _, routez = await _get_json(session, f"{node.monitor_url}/routez")
-        peers = {r.get("remote_name") for r in routez.get("routes", [])}
+        ok, peers = await asyncio.gather(mon.healthz(), mon.route_peers())
         row["routes"] = len(peers)
-        row["healthy"] = hz_status == 200 and len(peers) == cluster_size - 1
-    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
-        row["error"] = f"unreachable: {type(exc).__name__}"
+        row["healthy"] = ok and len(peers) == cluster_size - 1
+    except NETWORK_ERRORS as exc:
+        row["error"] = f"unreachable: {reason(exc)}"
     return row
 
 
 async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[str, Any]:
     row: dict[str, Any] = {"name": leaf.name, "user": leaf.user, "client_url": leaf.client_url,
                            "monitor_url": leaf.monitor_url, "healthy": False, "hub": None}
+    mon = NatsMonitor(session, leaf.monitor_url)
     try:
-        hz_status, _ = await _get_json(session, f"{leaf.monitor_url}/healthz")
-        _, leafz = await _get_json(session, f"{leaf.monitor_url}/leafz")
-        links = leafz.get("leafs", [])
+        ok, links = await asyncio.gather(mon.healthz(), mon.leaf_links())
         row["hub"] = links[0].get("name") if links else None
-        row["healthy"] = hz_status == 200 and bool(links)
-    except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
-        row["error"] = f"unreachable: {type(exc).__name__}"
+        row["healthy"] = ok and bool(links)
+    except NETWORK_ERRORS as exc:
+        row["error"] = f"unreachable: {reason(exc)}"
     return row
 
 
@@ -433,6 +431,6 @@ async def moto_status(session: aiohttp.ClientSession, url: str, region: str) -> 
     try:
         async with session.get(f"{url}/moto-api/", timeout=aiohttp.ClientTimeout(total=2)) as r:
             row["healthy"] = r.status == 200
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        row["error"] = f"unreachable: {type(exc).__name__}"
+    except NETWORK_ERRORS as exc:
+        row["error"] = f"unreachable: {reason(exc)}"
     return row

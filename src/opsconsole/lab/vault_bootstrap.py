@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 
 from ..errors import UserError
+from ..targets.http import NETWORK_ERRORS
+from ..targets.vault import VaultApi
 from .vault_topology import VaultNodeSpec
 
 Json = dict[str, Any]
@@ -23,7 +25,7 @@ async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: flo
         try:
             if await check():
                 return
-        except (TimeoutError, aiohttp.ClientError, OSError):
+        except NETWORK_ERRORS:
             pass
         if time.monotonic() >= deadline:
             raise UserError(f"lab: timed out after {timeout:.0f}s waiting for {what}",
@@ -32,13 +34,7 @@ async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout: flo
 
 
 async def health(session: aiohttp.ClientSession, node: VaultNodeSpec) -> Json | None:
-    """``sys/health`` body whatever its status code (501 uninit, 503 sealed, 429 standby)."""
-    url = f"{node.api_addr}/v1/sys/health?standbyok=true&perfstandbyok=true"
-    try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-            return await resp.json(content_type=None)
-    except (TimeoutError, aiohttp.ClientError, ValueError, OSError):
-        return None
+    return await VaultApi(session, node.api_addr).try_health()
 
 
 async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str | None = None,
@@ -77,11 +73,10 @@ async def join(session: aiohttp.ClientSession, node: VaultNodeSpec,
 
 async def raft_servers(session: aiohttp.ClientSession, node: VaultNodeSpec,
                        token: str) -> list[Json]:
-    status, data = await _call(session, "GET",
-                               f"{node.api_addr}/v1/sys/storage/raft/configuration", token)
-    if status != 200:
+    try:
+        return await VaultApi(session, node.api_addr, token).raft_servers()
+    except NETWORK_ERRORS:
         return []
-    return data.get("data", {}).get("config", {}).get("servers", [])
 
 
 async def tune_autopilot(session: aiohttp.ClientSession, leader: VaultNodeSpec,

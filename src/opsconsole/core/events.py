@@ -1,0 +1,150 @@
+"""The one event vocabulary: probes, faults, scenarios and load emit these;
+the state reducer, journal, metrics, reports and replay consume them.
+
+Every event is a frozen dataclass with a ``kind`` tag and a wall-clock ``ts``;
+``to_json``/``from_json`` round-trip it (the journal and replay rely on that).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.kind] = cls
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Event:
+        cls = _REGISTRY[data["kind"]]
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, kw_only=True)
+class NatsNodeSampled(Event):
+    """One central NATS node, from /varz /routez /leafz /healthz /jsz."""
+
+    kind: ClassVar[str] = "nats.node"
+    name: str
+    reachable: bool
+    reason: str = ""
+    healthy: bool = False
+    connections: int = 0
+    routes: int = 0
+    leafnodes: int = 0
+    in_msgs: int = 0
+    out_msgs: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+    slow_consumers: int = 0
+    mem_bytes: int = 0
+    cpu_percent: float = 0.0
+    uptime: str = ""
+    js_meta_leader: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeafSampled(Event):
+    """One leaf (vault-instance) NATS server and its link to central.
+
+    ``to_local_msgs`` / ``to_central_msgs`` are the link's cumulative counters
+    (messages received from / sent to the hub); the reducer turns them into rates.
+    """
+
+    kind: ClassVar[str] = "nats.leaf"
+    name: str
+    user: str
+    reachable: bool
+    reason: str = ""
+    healthy: bool = False
+    hub: str = ""
+    connections: int = 0
+    to_local_msgs: int = 0
+    to_central_msgs: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultNodeSampled(Event):
+    """One Vault/OpenBao node: sys/health plus its row in the raft configuration."""
+
+    kind: ClassVar[str] = "vault.node"
+    name: str
+    reachable: bool
+    reason: str = ""
+    initialized: bool = False
+    sealed: bool | None = None
+    standby: bool | None = None
+    version: str = ""
+    leader: bool = False
+    voter: bool = False
+    autopilot_healthy: bool | None = None
+    last_index: int | None = None
+    lag: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceSampled(Event):
+    """One vault instance: its EC2 record plus its own health when present."""
+
+    kind: ClassVar[str] = "instance"
+    instance_id: str
+    owner: str
+    state: str
+    instance_type: str = ""
+    arch: str = ""
+    private_ip: str = ""
+    local_nats: str = "—"
+    central_link: str = "—"
+    manager: str = "—"
+    last_event: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeFailed(Event):
+    """A whole probe failed (e.g. the AWS endpoint is down); becomes visible state."""
+
+    kind: ClassVar[str] = "probe.failed"
+    probe: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadReport(Event):
+    """Progress or final result of a load run, for the Scale-test histograms pane.
+
+    ``buckets`` is a list of ``[upper_bound_ms, count]`` pairs; percentiles in ms.
+    """
+
+    kind: ClassVar[str] = "load.report"
+    run_id: str
+    scenario: str
+    final: bool = False
+    elapsed_s: float = 0.0
+    offered_rps: float = 0.0
+    throughput_rps: float = 0.0
+    errors: int = 0
+    count: int = 0
+    percentiles: dict[str, float] = field(default_factory=dict)
+    buckets: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Note(Event):
+    """Free-text timeline entry (lab started, console attached, …)."""
+
+    kind: ClassVar[str] = "note"
+    text: str
+    level: str = "info"

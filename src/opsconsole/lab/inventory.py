@@ -1,0 +1,40 @@
+"""The lab as an Inventory: the same typed targets a real deployment's config yields."""
+
+from __future__ import annotations
+
+from ..config import (
+    AwsTarget,
+    Inventory,
+    LeafNode,
+    NatsCluster,
+    NatsNode,
+    SecretRef,
+    VaultCluster,
+    VaultNode,
+)
+from .nats_topology import CLUSTER_NAME
+from .supervisor import DUMMY_AWS_KEY, Lab
+from .vault_topology import ROOT_TOKEN_FILE
+
+
+def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
+    """Fill ``base`` (a config with ``[lab]``) with the running lab's targets."""
+    topo = lab.topology()
+    if topo is None:
+        return base
+    return base.model_copy(update={
+        "nats": [NatsCluster(name=CLUSTER_NAME, nodes=[
+            NatsNode(name=n.name, client_url=n.client_url, monitor_url=n.monitor_url)
+            for n in topo.central])],
+        "leaves": [LeafNode(name=lf.name, user=lf.user, client_url=lf.client_url,
+                            monitor_url=lf.monitor_url) for lf in topo.leaves],
+        "vault": VaultCluster(nodes=[VaultNode(name=v.name, api_addr=v.api_addr)
+                                     for v in topo.vault],
+                              token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE)),
+        "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
+    })
+
+
+def lab_aws_credentials() -> dict[str, str]:
+    """moto accepts any key pair; these are placeholders, not credentials."""
+    return {"aws_access_key_id": DUMMY_AWS_KEY, "aws_secret_access_key": DUMMY_AWS_KEY}

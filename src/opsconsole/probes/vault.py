@@ -1,0 +1,77 @@
+"""Probe for a Vault/OpenBao cluster: every node's health, raft roles from the active node."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from ..config import SecretRef, VaultCluster
+from ..core.events import Event, VaultNodeSampled
+from ..targets.http import NETWORK_ERRORS, reason
+from ..targets.vault import VaultApi
+from .base import Probe
+
+
+class VaultClusterProbe(Probe):
+    """One probe for the whole cluster so every node's row comes from the same instant.
+
+    Raft configuration and autopilot state are read from the active node only: a
+    standby would forward (and stall) during an election.
+    """
+
+    interval = 0.5
+    timeout = 3.0
+
+    def __init__(self, session: aiohttp.ClientSession, cluster: VaultCluster,
+                 token: SecretRef | None) -> None:
+        self.name = f"vault:{cluster.name}"
+        self.cluster = cluster
+        self.token_ref = token
+        self.session = session
+
+    def _api(self, addr: str, token: str | None) -> VaultApi:
+        return VaultApi(self.session, addr, token, timeout=1.0)
+
+    async def sample(self) -> list[Event]:
+        token = self.token_ref.resolve() if self.token_ref else None
+        nodes = self.cluster.nodes
+        results = await asyncio.gather(*(self._api(n.api_addr, None).health() for n in nodes),
+                                       return_exceptions=True)
+        active = next((n for n, h in zip(nodes, results, strict=True)
+                       if isinstance(h, dict) and h.get("standby") is False
+                       and not h.get("sealed")), None)
+        raft: dict[str, dict[str, Any]] = {}
+        autopilot: dict[str, dict[str, Any]] = {}
+        if active is not None and token:
+            api = self._api(active.api_addr, token)
+            try:
+                servers, ap = await asyncio.gather(api.raft_servers(), api.autopilot_state())
+                raft = {s.get("node_id", ""): s for s in servers}
+                autopilot = ap.get("servers", {}) or {}
+            except NETWORK_ERRORS:
+                pass
+        leader_index = max((s.get("last_index", 0) for s in autopilot.values()), default=0)
+        events: list[Event] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                events.append(VaultNodeSampled(name=node.name, reachable=False,
+                                               reason=f"unreachable: {reason(result)}"))
+                continue
+            r = raft.get(node.name, {})
+            ap = autopilot.get(node.name, {})
+            last_index = ap.get("last_index")
+            events.append(VaultNodeSampled(
+                name=node.name, reachable=True, initialized=bool(result.get("initialized")),
+                sealed=bool(result.get("sealed")), standby=result.get("standby"),
+                version=result.get("version", ""),
+                leader=bool(r.get("leader")) and node is active,
+                voter=bool(r.get("voter")),
+                autopilot_healthy=ap.get("healthy"), last_index=last_index,
+                lag=(leader_index - last_index) if last_index is not None else None))
+        return events
+
+    def unreachable(self, why: str) -> list[Event]:
+        return [VaultNodeSampled(name=n.name, reachable=False, reason=f"unreachable: {why}")
+                for n in self.cluster.nodes]
