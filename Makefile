@@ -4,10 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv run test lint screenshots lab-down clean
+.PHONY: venv run test lint screenshots bench lab-down clean
 
 # Create .venv if missing and (re)install the package with the lab binaries and test tools.
+# tmux (Debian) drives the console in a real terminal in the tests; installed when root.
 venv:
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q tmux >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q tmux >/dev/null; }; } \
+	  || echo "warning: tmux missing and could not be installed; the tmux test will fail"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[lab,test]'
 	@touch $(STAMP)
@@ -23,6 +27,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
+
+# SVGs of the real console on the real lab (starts the lab if needed).
+screenshots: $(STAMP)
+	$(BIN)/python -m opsconsole.tui.shots --out screenshots
+
+# Console cost benchmark (CPU, RSS, time to first frame) on the lab; see docs/PERFORMANCE.md.
+bench: $(STAMP)
+	$(BIN)/python bench/console_cost.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

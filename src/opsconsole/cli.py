@@ -120,10 +120,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 1
 
 
-def cmd_run_console(args: argparse.Namespace) -> int:
-    """Default command. Until the TUI lands: bring the lab up and show its status."""
-    args.json = False
-    return cmd_lab_up(args)
+def cmd_console(args: argparse.Namespace) -> int:
+    """Default command: the live console (starts the lab first if the config is the lab)."""
+    from .session import ConsoleSession
+    from .tui.app import OpsConsoleApp
+
+    session = ConsoleSession(_load_inventory(args), lab_state_dir=args.state_dir,
+                             read_only=args.read_only)
+    OpsConsoleApp(session).run()
+    if session.lab is not None:
+        print("opsconsole: the lab is still running; stop it with `opsconsole lab down`")
+    return 0
 
 
 # -------------------------------------------------------------------- parser
@@ -133,13 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operator console for NATS, OpenBao/Vault and AWS fleets.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
+    config_help = "inventory TOML (default: config/lab.toml, the embedded lab)"
+    state_help = "lab state dir (default: $OPSCONSOLE_LAB_DIR or ./.opsconsole/lab)"
+    parser.add_argument("--config", metavar="FILE", type=Path, default=None, help=config_help)
+    parser.add_argument("--state-dir", metavar="DIR", default=None, help=state_help)
+    parser.add_argument("--read-only", action="store_true",
+                        help="refuse every fault action (safe for demos and production)")
+    # Sub-commands accept the same options after their name; SUPPRESS keeps a value
+    # given before the sub-command from being reset to the default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", type=Path, default=None,
-                        help="inventory TOML (default: config/lab.toml, the embedded lab)")
-    common.add_argument("--state-dir", metavar="DIR", default=None,
-                        help="lab state dir (default: $OPSCONSOLE_LAB_DIR or ./.opsconsole/lab)")
-    parser.set_defaults(func=cmd_run_console, config=None, state_dir=None, timeout=60.0)
+    common.add_argument("--config", metavar="FILE", type=Path, default=argparse.SUPPRESS,
+                        help=config_help)
+    common.add_argument("--state-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help=state_help)
+    parser.set_defaults(func=cmd_console, timeout=60.0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    tui = sub.add_parser("tui", parents=[common], help="the live console (the default)")
+    tui.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                     help="refuse every fault action")
+    tui.set_defaults(func=cmd_console)
 
     lab = sub.add_parser("lab", help="start, stop and inspect the embedded lab")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)

@@ -91,7 +91,8 @@ class State:
     probe_errors: dict[str, str] = field(default_factory=dict)
     load: LoadReport | None = None
     vault_leader: str | None = None
-    leader_changed_at: float | None = None
+    last_vault_leader: str | None = None  # survives leaderless gaps, to name the change
+    leader_changed_at: float | None = None  # set on a change, not on the first leader seen
     active_faults: int = 0
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=2000))
     version: int = 0
@@ -146,13 +147,16 @@ class State:
         self.vault[ev.name] = ev
         leaders = [n for n, s in self.vault.items() if s.reachable and s.leader]
         leader = leaders[0] if len(leaders) == 1 else None
-        if leader and leader != self.vault_leader:
-            if self.vault_leader is not None:
-                self.note(ev.ts, f"Vault leader changed {self.vault_leader} → {leader}", "warn")
+        if leader == self.vault_leader:
+            return
+        if leader is None:
+            self.note(ev.ts, f"Vault has no leader (was {self.vault_leader})", "error")
+        elif self.last_vault_leader not in (None, leader):
+            self.note(ev.ts, f"Vault leader changed {self.last_vault_leader} → {leader}", "warn")
             self.leader_changed_at = ev.ts
-            self.vault_leader = leader
-        elif self.vault_leader and not self.vault[self.vault_leader].reachable:
-            self.vault_leader = None
+        self.vault_leader = leader
+        if leader is not None:
+            self.last_vault_leader = leader
 
     def _instance(self, ev: InstanceSampled) -> None:
         old = self.instances.get(ev.instance_id)

@@ -74,29 +74,32 @@ def stop_processes(procs: Iterable[psutil.Process], grace: float = 3.0) -> None:
         for sig in (signal.SIGCONT, signal.SIGTERM):
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sig)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_exit(procs, grace)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    _wait_exit(alive, grace)
+
+
+def _wait_exit(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has exited or is a zombie (whose parent, maybe a
+    console still running, reaps it later); return those still running."""
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive:
+        alive = [p for p in alive if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return alive
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def record_process(rec: ProcRecord) -> psutil.Process | None:
     return psutil.Process(rec.pid) if is_alive(rec) else None
-
-
-def wait_gone(pids: Iterable[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    pids = list(pids)
-    while time.monotonic() < deadline:
-        if not any(psutil.pid_exists(p) and _not_zombie(p) for p in pids):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False

@@ -140,7 +140,7 @@ class Lab:
         """Stop every lab process (recorded or marked); return the names stopped."""
         with self.dir.locked():
             state = self.dir.load()
-            stopped = self._stop_everything(state)
+            stopped = self._stop_everything(state, grace=1.5)
             leftover = [p for ports in state.ports.values() for p in ports.values()
                         if listening(p)]
             state.phase = "down"
@@ -154,7 +154,7 @@ class Lab:
         return stopped
 
     # ------------------------------------------------------ process control
-    def _stop_everything(self, state: LabState) -> list[str]:
+    def _stop_everything(self, state: LabState, grace: float = 3.0) -> list[str]:
         found: dict[int, tuple[str, psutil.Process]] = {}
         for rec in state.procs.values():
             proc = procs.record_process(rec)
@@ -162,7 +162,7 @@ class Lab:
                 found[proc.pid] = (rec.name, proc)
         for proc in procs.find_marked(self.marker):
             found.setdefault(proc.pid, (f"pid {proc.pid}", proc))
-        procs.stop_processes([p for _, p in found.values()])
+        procs.stop_processes([p for _, p in found.values()], grace=grace)
         return sorted(name for name, _ in found.values())
 
     def _fresh_state(self) -> LabState:

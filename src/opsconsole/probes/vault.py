@@ -55,18 +55,22 @@ class VaultClusterProbe(Probe):
         leader_index = max((s.get("last_index", 0) for s in autopilot.values()), default=0)
         events: list[Event] = []
         for node, result in zip(nodes, results, strict=True):
+            r = raft.get(node.name, {})
             if isinstance(result, BaseException):
+                # Still a raft member (per the active node) even while unreachable.
                 events.append(VaultNodeSampled(name=node.name, reachable=False,
+                                               voter=bool(r.get("voter")),
                                                reason=f"unreachable: {reason(result)}"))
                 continue
-            r = raft.get(node.name, {})
             ap = autopilot.get(node.name, {})
             last_index = ap.get("last_index")
             events.append(VaultNodeSampled(
                 name=node.name, reachable=True, initialized=bool(result.get("initialized")),
                 sealed=bool(result.get("sealed")), standby=result.get("standby"),
                 version=result.get("version", ""),
-                leader=bool(r.get("leader")) and node is active,
+                # The active node is the leader: sys/health says so as soon as it is
+                # elected, before the raft configuration can be read from it.
+                leader=node is active,
                 voter=bool(r.get("voter")),
                 autopilot_healthy=ap.get("healthy"), last_index=last_index,
                 lag=(leader_index - last_index) if last_index is not None else None))

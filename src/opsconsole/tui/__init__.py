@@ -1,0 +1,1 @@
+"""The Textual console: a thin layer that reads core state and calls session methods."""

@@ -1,0 +1,70 @@
+"""Cluster health: one row per NATS node and per Vault node."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import DataTable
+
+from ...core.state import State
+from ..fmt import DASH, compact_size
+from .base import Cell, Pane, sync_table
+
+LEADER_HIGHLIGHT_S = 15.0
+LAG_WARN = 10  # raft entries behind the leader before the lag is worth showing
+
+
+def _health(reachable: bool, healthy: bool, sealed: bool = False) -> Text:
+    """Words, not only colours: the pane must read the same with NO_COLOR."""
+    if not reachable:
+        return Text("unreachable", style="bold red")
+    if sealed:
+        return Text("SEALED", style="bold red")
+    return Text("ok", style="green") if healthy else Text("degraded", style="yellow")
+
+
+class ClusterHealthPane(Pane):
+    TITLE = "Cluster health"
+    PANE_ID = "pane-health"
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
+        for label, key in (("node", "node"), ("health", "health"), ("role", "role"),
+                           ("sealed", "sealed"), ("links", "links"), ("conns", "conns"),
+                           ("mem", "mem"), ("cpu", "cpu")):
+            table.add_column(label, key=key)
+        yield table
+
+    def render_state(self, state: State, now: float) -> None:
+        rows: dict[str, list[Cell]] = {}
+        for name in sorted(state.nats):
+            s = state.nats[name].sample
+            role = "JS leader" if s.reachable and s.js_meta_leader == name else "member"
+            rows[f"nats/{name}"] = [
+                name, _health(s.reachable, s.healthy), role if s.reachable else DASH,
+                DASH,
+                f"{s.routes} routes" if s.reachable else DASH,
+                str(s.connections) if s.reachable else DASH,
+                compact_size(s.mem_bytes) if s.reachable else DASH,
+                f"{s.cpu_percent:.0f}%" if s.reachable else DASH]
+        peers = sum(1 for v in state.vault.values() if v.voter)
+        recent = (state.leader_changed_at is not None
+                  and now - state.leader_changed_at < LEADER_HIGHLIGHT_S)
+        for name in sorted(state.vault):
+            v = state.vault[name]
+            if not v.reachable:
+                role: Cell = DASH
+            elif v.leader:
+                role = Text("★ LEADER (new)" if recent else "★ leader",
+                            style="bold black on yellow" if recent else "bold")
+            else:
+                role = "standby" if v.voter else "non-voter"
+            sealed = DASH if v.sealed is None else ("SEALED" if v.sealed else "no")
+            lag = f" lag {v.lag}" if v.lag and v.lag > LAG_WARN else ""
+            rows[f"vault/{name}"] = [
+                name, _health(v.reachable, bool(v.initialized), bool(v.sealed)),
+                role, sealed, f"{peers} voters{lag}" if v.voter else "not a voter",
+                DASH, DASH, DASH]
+        sync_table(self.query_one(DataTable), rows)
+        self.border_subtitle = (f"vault leader: {state.vault_leader}" if state.vault_leader
+                                else "vault leader: none")

@@ -1,0 +1,46 @@
+"""Vault instances: EC2 record plus local NATS / central link / manager health."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import DataTable
+
+from ...core.state import State
+from ..fmt import DASH
+from .base import Cell, Pane, sync_table
+
+STATE_STYLE = {"running": "green", "pending": "yellow", "stopping": "yellow",
+               "stopped": "red", "shutting-down": "red", "terminated": "dim"}
+
+
+class InstancesPane(Pane):
+    TITLE = "Vault instances"
+    PANE_ID = "pane-instances"
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
+        for label, key in (("instance", "id"), ("owner", "owner"), ("state", "state"),
+                           ("NATS", "local"), ("link", "link"),
+                           ("manager", "manager"), ("last event", "last")):
+            table.add_column(label, key=key)
+        yield table
+
+    def render_state(self, state: State, now: float) -> None:
+        leaves_by_user = {v.sample.user: v.sample for v in state.leaves.values()}
+        rows: dict[str, list[Cell]] = {}
+        for iid in sorted(state.instances):
+            inst = state.instances[iid]
+            local, link = inst.local_nats, inst.central_link
+            leaf = leaves_by_user.get(inst.owner)
+            if leaf is not None and local == DASH:  # the instance's NATS is a known leaf
+                local = "ok" if leaf.reachable else "down"
+                link = f"→{leaf.hub}" if leaf.reachable and leaf.hub else "down"
+            rows[iid] = [iid, inst.owner, Text(inst.state, style=STATE_STYLE.get(inst.state, "")),
+                         local, link, inst.manager, inst.last_event or DASH]
+        sync_table(self.query_one(DataTable), rows)
+        err = state.probe_errors.get("aws:instances")
+        if err:
+            self.border_subtitle = f"EC2: {err}"
+        else:
+            self.border_subtitle = f"{len(rows)} instances" if rows else "no instances found"

@@ -1,0 +1,126 @@
+"""Secondary screens: event log, help, confirmation, scenario and fault pickers."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..catalog import CatalogEntry
+from ..core.state import State
+from .fmt import clock
+
+LEVEL_STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
+
+
+class EventLogScreen(Screen[None]):
+    """Timeline of state changes, newest last; follows the tail."""
+
+    BINDINGS = [Binding("escape,e", "app.pop_screen", "Back", id="event-log.back")]
+
+    def __init__(self, state: State) -> None:
+        super().__init__()
+        self.state = state
+        self._shown = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        table: DataTable = DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
+        table.border_title = "Event log"
+        table.add_column("time (UTC)", key="ts")
+        table.add_column("level", key="level")
+        table.add_column("event", key="text")
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_log()
+        self.set_interval(0.5, self.refresh_log)
+
+    def refresh_log(self) -> None:
+        table = self.query_one(DataTable)
+        entries = list(self.state.timeline)
+        if len(entries) < self._shown:  # ring buffer wrapped: rebuild
+            table.clear()
+            self._shown = 0
+        for entry in entries[self._shown:]:
+            style = LEVEL_STYLE.get(entry.level, "")
+            table.add_row(clock(entry.ts), Text(entry.level, style=style),
+                          Text(entry.text, style=style))
+        if len(entries) != self._shown:
+            self._shown = len(entries)
+            table.move_cursor(row=table.row_count - 1)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(cursor_type="none", id="help-table")
+        table.add_columns("key", "action", "binding id")
+        for row in self.rows:
+            table.add_row(*row)
+        with Vertical(id="dialog"):
+            yield Label("Keys — remap any binding by its id; ctrl+p opens the command palette")
+            yield table
+            yield Label("Esc closes this help.", classes="hint")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+                Binding("n,escape", "answer(False)", "No", id="confirm.no")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, id="question")
+            with Horizontal(id="buttons"):
+                yield Button("Yes (y)", variant="error", id="yes")
+                yield Button("No (n)", variant="primary", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class CatalogScreen(ModalScreen[str | None]):
+    """Pick a scenario or a fault; says plainly when none is registered or allowed."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="catalog.close")]
+
+    def __init__(self, title: str, entries: list[CatalogEntry], notice: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.entries = entries
+        self.notice = notice
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="catalog-title")
+            if self.notice:
+                yield Static(Text(self.notice, style="bold yellow"), id="catalog-notice")
+            if self.entries:
+                yield OptionList(*[Option(f"{e.id} — {e.title}", id=e.id) for e in self.entries])
+            else:
+                yield Static(f"No {self.title_text.lower()} are registered yet.",
+                             id="catalog-empty")
+            yield Label("Enter launches · Esc closes", classes="hint")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,58 @@
+"""Deterministic state for pilot and snapshot tests: fixed timestamps, no clock."""
+
+from __future__ import annotations
+
+from opsconsole.config import Inventory
+from opsconsole.core.events import (
+    InstanceSampled,
+    LeafSampled,
+    LoadReport,
+    NatsNodeSampled,
+    VaultNodeSampled,
+)
+from opsconsole.session import ConsoleSession
+from opsconsole.tui.app import OpsConsoleApp
+
+T0 = 1_800_000_000.0  # a fixed instant; panes render UTC clock times from it
+
+
+def idle_session(read_only: bool = False) -> ConsoleSession:
+    """A session with no targets: nothing is probed, tests publish events themselves."""
+    return ConsoleSession(Inventory(name="pilot"), read_only=read_only)
+
+
+def make_app(session: ConsoleSession | None = None, **kw) -> OpsConsoleApp:
+    return OpsConsoleApp(session or idle_session(), start_session=False, show_clock=False,
+                         now=kw.pop("now", T0 + 10), **kw)
+
+
+def healthy_cluster(session: ConsoleSession, leader: str = "vault-1", ts: float = T0) -> None:
+    bus = session.bus
+    for i, name in enumerate(["nats-1", "nats-2", "nats-3"]):
+        bus.publish(NatsNodeSampled(ts=ts, name=name, reachable=True, healthy=True,
+                                    connections=3 + i, routes=2, leafnodes=1,
+                                    in_msgs=1000 * (i + 1), out_msgs=900 * (i + 1),
+                                    mem_bytes=(20 + i) * 2**20, cpu_percent=1.0 + i,
+                                    js_meta_leader="nats-2"))
+    for name in ["vault-1", "vault-2", "vault-3"]:
+        bus.publish(VaultNodeSampled(ts=ts, name=name, reachable=True, initialized=True,
+                                     sealed=False, standby=name != leader, version="2.7.2",
+                                     leader=name == leader, voter=True, lag=0))
+    for k, (user, hub) in enumerate([("u1", "nats-1"), ("u2", "nats-3")]):
+        for step in range(6):
+            bus.publish(LeafSampled(ts=ts + step, name=f"leaf-{user}", user=user,
+                                    reachable=True, healthy=True, hub=hub, connections=1,
+                                    to_local_msgs=step * step * 10 * (k + 1),
+                                    to_central_msgs=step * 5 * (k + 1)))
+        bus.publish(InstanceSampled(ts=ts, instance_id=f"i-00000000000{k}", owner=user,
+                                    state="running", instance_type="t4g.nano", arch="arm64"))
+
+
+def load_report(final: bool = True) -> LoadReport:
+    return LoadReport(ts=T0 + 5, run_id="run-1", scenario="vault-ha.load", final=final,
+                      elapsed_s=30, offered_rps=500, throughput_rps=498.7, errors=0,
+                      count=14961,
+                      percentiles={"p50": 2.1, "p90": 3.4, "p99": 8.9, "p99.9": 21.0,
+                                   "max": 40.2},
+                      buckets=[[1, 1200], [2, 6100], [4, 5400], [8, 1900], [16, 300],
+                               [32, 50], [64, 11]])
