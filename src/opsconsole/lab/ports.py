@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import time
+
+import psutil
 
 from ..errors import UserError
 
@@ -52,10 +55,30 @@ def ensure_free(ports: dict[str, int]) -> None:
             )
 
 
-def listening(port: int, timeout: float = 0.2) -> bool:
-    """True when a server accepts connections on 127.0.0.1:port."""
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def listening_ports() -> set[int]:
+    """Ports with a socket in LISTEN state on this machine (from the kernel's table).
+
+    Reading the table avoids connect()-probing, which can self-connect to a free
+    port in the ephemeral range and report a listener that does not exist.
+    """
+    return {c.laddr.port for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def listening(port: int) -> bool:
+    """True when a server listens on ``port``."""
+    return port in listening_ports()
+
+
+def wait_closed(ports: list[int], timeout: float) -> list[int]:
+    """Wait until none of ``ports`` listens; return those still listening at the deadline.
+
+    A killed multithreaded server can show as a zombie a moment before its last
+    thread has closed its sockets, so "process gone" does not yet mean "port free".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        still = sorted(set(ports) & listening_ports())
+        if not still or time.monotonic() >= deadline:
+            return still
+        time.sleep(0.02)

@@ -9,10 +9,13 @@ always find and stop what a killed console left behind.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from ..targets.nats import NatsMonitor
 from . import binaries, procs
 from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
-from .ports import ensure_free, free_ports, listening
+from .ports import ensure_free, free_ports, wait_closed
 from .state import LabState, ProcRecord, StateDir, resolve_state_dir
 from .vault_bootstrap import (
     enable_kv,
@@ -141,15 +144,16 @@ class Lab:
         with self.dir.locked():
             state = self.dir.load()
             stopped = self._stop_everything(state, grace=1.5)
-            leftover = [p for ports in state.ports.values() for p in ports.values()
-                        if listening(p)]
+            owners = {port: f"{node} {role}" for node, ports in state.ports.items()
+                      for role, port in ports.items()}
+            leftover = [f"{owners[p]} {p}" for p in wait_closed(list(owners), timeout=3.0)]
             state.phase = "down"
             state.procs = {}
             self.dir.save(state)
             for sub in ("secrets", "vault", "nats"):
                 shutil.rmtree(self.dir.root / sub, ignore_errors=True)
             if leftover:
-                raise UserError(f"lab down: ports still listening after stop: {leftover}",
+                raise UserError("lab down: still listening after stop: " + ", ".join(leftover),
                                 exit_code=2)
         return stopped
 
@@ -360,7 +364,9 @@ class Lab:
         if topo is None or self.dir.load().phase != "up":
             raise UserError("lab is not up: run `opsconsole lab up` first", exit_code=2)
         token = self.root_token() or ""
-        vault_addr = topo.vault[0].api_addr
+        # The active node, not a fixed one: OpenBao standbys serve reads locally, so a
+        # read right after a write through a standby can be stale.
+        vault_addr = active_vault_addr(topo.vault) or topo.vault[0].api_addr
         return {
             "NATS_URL": ",".join(n.client_url for n in topo.central),
             "VAULT_ADDR": vault_addr, "BAO_ADDR": vault_addr,
@@ -374,6 +380,30 @@ class Lab:
 
 
 # ----------------------------------------------------------------- probes used by status
+def active_vault_addr(nodes: list[VaultNodeSpec]) -> str | None:
+    """The API address of the active (leader) node, by a quick synchronous health check."""
+    for node in nodes:
+        try:
+            url = f"{node.api_addr}/v1/sys/health?standbyok=true"
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                body = json.loads(resp.read() or b"{}")
+        except (OSError, ValueError) as exc:
+            body = _error_body(exc)
+        if body.get("standby") is False and not body.get("sealed", True):
+            return node.api_addr
+    return None
+
+
+def _error_body(exc: BaseException) -> dict[str, Any]:
+    """sys/health answers non-200 codes (429 standby, 503 sealed) with a JSON body too."""
+    if isinstance(exc, urllib.error.HTTPError):
+        try:
+            return json.loads(exc.read() or b"{}")
+        except ValueError:
+            return {}
+    return {}
+
+
 async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
                            cluster_size: int) -> dict[str, Any]:
     row: dict[str, Any] = {"name": node.name, "client_url": node.client_url,
