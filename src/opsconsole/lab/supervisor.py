@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,7 @@ from .vault_topology import (
 )
 
 PORT_ROLES = {
+    "netproxy": ("control",),
     "nats": ("client", "monitor", "route", "leaf"),
     "leaf": ("client", "monitor"),
     "vault": ("api", "cluster"),
@@ -67,17 +69,36 @@ class Topology:
     leaves: list[LeafServer]
     vault: list[VaultNodeSpec]
     moto_port: int
+    proxy_control: int
+    links: dict[str, int]  # fault-proxy link name -> its listen port
 
     @classmethod
     def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]]) -> Topology:
         central = [CentralNode(n, **ports[n]) for n in node_names(spec, "nats")]
         leaves = [LeafServer(f"leaf-{u}", u, **ports[f"leaf-{u}"]) for u in spec.leaf_users]
         vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
-        return cls(central, leaves, vault, ports["moto"]["http"])
+        proxy = dict(ports["netproxy"])
+        control = proxy.pop("control")
+        return cls(central, leaves, vault, ports["moto"]["http"], control, proxy)
 
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_control}"
+
+    def link_specs(self) -> list[dict[str, object]]:
+        """What the fault proxy listens on and where each link leads."""
+        upstream = {n.name: n.route for n in self.central}
+        hubs = {n.name: n.leaf for n in self.central}
+        specs = []
+        for name, listen in self.links.items():
+            kind, _src, dst = name.split(".")
+            port = upstream[dst] if kind == "route" else hubs[dst]
+            specs.append({"name": name, "listen": listen, "upstream_port": port})
+        return specs
 
 
 def node_names(spec: LabSpec, kind: str) -> list[str]:
@@ -87,13 +108,25 @@ def node_names(spec: LabSpec, kind: str) -> list[str]:
         return [f"leaf-{u}" for u in spec.leaf_users]
     if kind == "vault":
         return [f"vault-{i + 1}" for i in range(spec.vault_nodes)]
-    return ["moto"]
+    return [kind]  # netproxy, moto: one each
+
+
+def link_names(spec: LabSpec) -> list[str]:
+    """Links that faults can cut: every route (per direction of dialling) and every
+    leaf→hub link. ``route.nats-1.nats-2`` is the route nats-1 dials to reach nats-2."""
+    central = node_names(spec, "nats")
+    routes = [f"route.{a}.{b}" for a in central for b in central if a != b]
+    leaves = [f"leaf.{leaf}.{hub}" for leaf in node_names(spec, "leaf") for hub in central]
+    return routes + leaves
 
 
 def allocate_ports(spec: LabSpec) -> dict[str, dict[str, int]]:
     wanted = [(name, kind) for kind in PORT_ROLES for name in node_names(spec, kind)]
-    pool = iter(free_ports(sum(len(PORT_ROLES[k]) for _, k in wanted)))
-    return {name: {role: next(pool) for role in PORT_ROLES[kind]} for name, kind in wanted}
+    links = link_names(spec)
+    pool = iter(free_ports(sum(len(PORT_ROLES[k]) for _, k in wanted) + len(links)))
+    ports = {name: {role: next(pool) for role in PORT_ROLES[kind]} for name, kind in wanted}
+    ports["netproxy"].update({link: next(pool) for link in links})
+    return ports
 
 
 class Lab:
@@ -186,14 +219,20 @@ class Lab:
         passwords = {u: self.dir.read_secret(f"nats-leaf-{u}.password") or ""
                      for u in self.spec.leaf_users}
         admin = self.dir.read_secret("nats-admin.password") or ""
+        (self.dir.root / "netproxy").mkdir(exist_ok=True)
+        (self.dir.root / "netproxy" / "links.json").write_text(
+            json.dumps(topo.link_specs(), indent=1))
         for node in topo.central:
             d = self._node_dir("nats", node.name)
-            text = central_config(node, topo.central, d / "jetstream", passwords, admin)
+            routes = [topo.links[f"route.{node.name}.{peer.name}"]
+                      for peer in topo.central if peer != node]
+            text = central_config(node, routes, d / "jetstream", passwords, admin)
             self.dir.write_private(d / "nats.conf", text)
         for leaf in topo.leaves:
             d = self._node_dir("nats", leaf.name)
-            self.dir.write_private(d / "nats.conf",
-                                   leaf_config(leaf, topo.central, passwords[leaf.user]))
+            hubs = [topo.links[f"leaf.{leaf.name}.{hub.name}"] for hub in topo.central]
+            self.dir.write_private(d / "nats.conf", leaf_config(leaf, hubs,
+                                                                passwords[leaf.user]))
         for vnode in topo.vault:
             d = self._node_dir("vault", vnode.name)
             (d / "raft").mkdir(parents=True, exist_ok=True)
@@ -204,6 +243,10 @@ class Lab:
     def commands(self, topo: Topology) -> dict[str, tuple[str, list[str]]]:
         """name -> (kind, argv) for every lab process."""
         cmds: dict[str, tuple[str, list[str]]] = {}
+        cmds["netproxy"] = ("netproxy", [
+            sys.executable, "-m", "opsconsole.netproxy",
+            "--links", str(self.dir.root / "netproxy" / "links.json"),
+            "--control-port", str(topo.proxy_control)])
         nats_bin = binaries.nats_server()
         bao_bin = binaries.bao()
         for node in [*topo.central, *topo.leaves]:
