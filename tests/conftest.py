@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from opsconsole.config import LabSpec
 from opsconsole.lab import Lab
 
 REPO = Path(__file__).resolve().parents[1]
+# The suite's own fault ledger and signing key: never the user's (subprocesses inherit it).
+os.environ["OPSCONSOLE_STATE_DIR"] = tempfile.mkdtemp(prefix="opsconsole-test-state-")
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str,

@@ -9,7 +9,7 @@ from rich.console import Console
 from textual.widgets import DataTable, Static
 
 from opsconsole.config import Inventory, NatsCluster, NatsNode, VaultCluster, VaultNode
-from opsconsole.core.events import Note, VaultNodeSampled
+from opsconsole.core.events import FaultInjected, Note, VaultNodeSampled
 from opsconsole.lab.ports import free_ports
 from opsconsole.session import ConsoleSession
 from opsconsole.tui.app import READ_ONLY_REASON, OpsConsoleApp
@@ -112,7 +112,11 @@ async def test_quit_asks_for_confirmation_when_faults_are_active() -> None:
     session = idle_session()
     app = make_app(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        session.state.active_faults = 2
+        for i in range(2):
+            session.bus.publish(FaultInjected(fault_id=f"f-{i}", fault="process.pause",
+                                              target=f"nats-{i + 1}"))
+        await pilot.pause(0.3)
+        assert "faults active: 2" in app.sub_title
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -133,6 +136,135 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from .scenarios import all_scenarios
+
+    items = [{"id": s.id, "title": s.title, "pack": s.id.split(".")[0]}
+             for s in all_scenarios()]
+    if args.json:
+        print(json.dumps(items, indent=2))
+    else:
+        for item in items:
+            print(f"{item['id']:<28} {item['title']}")
+    return 0
+
+
+def _print_results(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    for sc in results:
+        colour = {"pass": "green", "fail": "red"}.get(sc["status"], "yellow")
+        table = Table(title=f"{sc['id']} — [{colour}]{sc['status'].upper()}[/] "
+                            f"in {sc['duration_s']:.1f} s", title_justify="left")
+        for col in ("phase", "check", "status", "time"):
+            table.add_column(col)
+        for c in sc["checks"]:
+            st = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(c["status"],
+                                                                     "[yellow]unknown[/]")
+            table.add_row(c["phase"], c["name"], st, f"{c['duration_s']:.2f} s")
+        console.print(table)
+        if sc["reason"]:
+            console.print(f"  reason: {sc['reason']}")
+        if sc["metrics"]:
+            console.print("  metrics: " + ", ".join(f"{k}={v:g}" for k, v in
+                                                    sorted(sc["metrics"].items())))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import dry_run_plan, run_headless
+    from .scenarios import resolve
+
+    inv = _load_inventory(args)
+    if args.dry_run:
+        plan = dry_run_plan(resolve(args.selector))
+        if args.json:
+            print(json.dumps(plan, indent=2))
+        else:
+            for item in plan:
+                print(f"{item['id']}: {item['title']}")
+                for name in item["steady_state"]:
+                    print(f"  steady state: {name}")
+                for step in item["method"]:
+                    print(f"  method: {step}")
+        return 0
+
+    async def main() -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run_headless(inv, args.selector, report_dir=args.report,
+                                  lab_state_dir=args.state_dir)
+
+    try:
+        outcome = asyncio.run(main())
+    except asyncio.CancelledError:
+        print("opsconsole: run terminated; faults healed, report written", file=sys.stderr)
+        return 143
+    results = [{k: sc[k] for k in ("id", "status", "checks", "metrics")}
+               for sc in outcome.scenarios]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print_results(outcome.scenarios)
+    print(f"run {outcome.run_id}: {outcome.status.upper()} · report {outcome.report_dir}",
+          file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    """Heal every open fault in the ledger, whoever injected it."""
+    from .session import ConsoleSession
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        session = ConsoleSession(_load_inventory(args), lab_state_dir=args.state_dir,
+                                 start_lab=False, probes=False)
+        await session.start()  # heals what crashed runs left behind
+        assert session.faults is not None
+        recovered = await session.faults.recover()
+        rest = await session.faults.heal_all()
+        await session.stop(heal=False)
+        return recovered, rest
+
+    recovered, rest = asyncio.run(main())
+    from .faults.ledger import FaultLedger
+
+    healed = {r.id for r in [*recovered, *rest]}
+    records = FaultLedger().records()
+    failed = [r for r in records.values() if r.open]
+    for fid in sorted(healed):
+        rec = records.get(fid)
+        if rec is not None:
+            print(f"{rec.status:<11} {rec.fault} on {rec.target} ({fid}): {rec.note}")
+    if not healed:
+        print("no open faults")
+    return 1 if failed else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .report.transcript import verify_transcript
+
+    path = args.file / "transcript.json" if args.file.is_dir() else args.file
+    ok, message = verify_transcript(path, expect_key=args.expect_key)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    if ok and args.print_key:
+        print(json.loads(path.read_text())["public_key"])
+    return 0 if ok else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import ReplaySession
+    from .tui.app import OpsConsoleApp
+
+    if not args.journal.is_file():
+        raise UserError(f"{args.journal}: no such journal file", exit_code=2)
+    if args.speed <= 0:
+        raise UserError(f"--speed: must be positive, got {args.speed}")
+    OpsConsoleApp(ReplaySession(args.journal, speed=args.speed)).run()
+    return 0
+
+
 # -------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -176,6 +308,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="print shell export lines for the lab (includes the lab root token)",
     ).set_defaults(func=cmd_lab_env)
 
+    scen = sub.add_parser("scenarios", help="scenario packs")
+    scen_sub = scen.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
+    sl = scen_sub.add_parser("list", help="every scenario id")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(func=cmd_scenarios_list)
+
+    run = sub.add_parser("run", parents=[common], help="run a scenario or a pack headless")
+    run.add_argument("selector", metavar="ID|PACK")
+    run.add_argument("--report", metavar="DIR", type=Path, default=None,
+                     help="report dir (default: .opsconsole/reports/<time>-<run id>)")
+    run.add_argument("--json", action="store_true", help="print per-scenario results as JSON")
+    run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    run.set_defaults(func=cmd_run)
+
+    heal = sub.add_parser("heal", parents=[common], help="heal every open fault in the ledger")
+    heal.set_defaults(func=cmd_heal)
+
+    ver = sub.add_parser("verify", help="check a signed transcript and its journal")
+    ver.add_argument("file", type=Path, metavar="TRANSCRIPT")
+    ver.add_argument("--expect-key", default=None, help="require this public key (base64)")
+    ver.add_argument("--print-key", action="store_true", help="print the signer's public key")
+    ver.set_defaults(func=cmd_verify)
+
+    rep = sub.add_parser("replay", help="play a run's journal back in the console")
+    rep.add_argument("journal", type=Path)
+    rep.add_argument("--speed", type=float, default=1.0, help="playback speed multiplier")
+    rep.set_defaults(func=cmd_replay)
+
     cfg = sub.add_parser("config", help="inventory files")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     chk = cfg_sub.add_parser("check", help="validate a config file")
@@ -200,6 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("opsconsole: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
 
 
 if __name__ == "__main__":

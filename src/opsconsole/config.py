@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -280,6 +280,8 @@ class LabSpec(_Model):
     state_dir: ConfigPath | None = None
     aws_region: Region = "us-east-1"
     moto_seed: StrictInt = 42
+    # OpenBao nodes in their own network namespaces (real partitions): needs root.
+    vault_netns: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("leaf_users")
     @classmethod

@@ -1,7 +1,12 @@
-"""A console session: inventory → probes → bus → state. TUI-free; the TUI and
-headless commands both drive one of these."""
+"""A console session: inventory → probes → bus → state, plus the fault manager.
+
+TUI-free; the TUI and the headless commands (`run`, `heal`) drive one of these.
+"""
 
 from __future__ import annotations
+
+import os
+import time
 
 import aiohttp
 
@@ -10,13 +15,18 @@ from .core.bus import EventBus
 from .core.events import Note
 from .core.state import State
 from .errors import UserError
+from .faults.kinds import FaultContext
+from .faults.ledger import FaultLedger
+from .faults.manager import FaultManager
 from .probes import ProbeRunner, build_probes
 
 
 class ConsoleSession:
     def __init__(self, inventory: Inventory, *, lab_state_dir: str | None = None,
-                 start_lab: bool = True, read_only: bool = False) -> None:
+                 start_lab: bool = True, read_only: bool = False, probes: bool = True,
+                 ledger: FaultLedger | None = None) -> None:
         self.inventory = inventory
+        self.resolved_inventory = inventory  # with the lab's targets once started
         self.read_only = read_only or inventory.read_only
         self.bus = EventBus()
         self.state = State()
@@ -27,16 +37,28 @@ class ConsoleSession:
 
             self.lab = Lab(inventory.lab, state_dir=lab_state_dir)
         self.start_lab = start_lab
-        self._http: aiohttp.ClientSession | None = None
+        self.with_probes = probes
+        self._ledger = ledger
+        self.http: aiohttp.ClientSession | None = None
         self.runner: ProbeRunner | None = None
+        self.faults: FaultManager | None = None
+        self.aws_credentials: dict[str, str] | None = None
 
     @property
     def target_name(self) -> str:
         return self.inventory.name
 
+    def clock(self) -> float:
+        """Now, for the UI (a replay session answers with the journal's time)."""
+        return time.time()
+
     async def start(self) -> None:
-        """Bring the lab up if needed (errors become timeline entries), then probe."""
-        inventory, credentials = self.inventory, None
+        """Bring the lab up if needed, heal faults a crashed run left, then probe.
+
+        Lab errors become timeline entries (the console stays useful without it);
+        headless callers check ``lab_error``.
+        """
+        self.lab_error: str | None = None
         if self.lab is not None:
             from .lab.inventory import lab_aws_credentials, lab_inventory
 
@@ -46,15 +68,33 @@ class ConsoleSession:
                     status = await self.lab.up()
                     self.bus.publish(Note(text=f"lab: up, state dir {status['state_dir']}"))
                 except UserError as exc:
+                    self.lab_error = str(exc)
                     self.bus.publish(Note(text=str(exc), level="error"))
-            inventory = lab_inventory(self.lab, self.inventory)
-            credentials = lab_aws_credentials()
-        self._http = aiohttp.ClientSession()
-        self.runner = ProbeRunner(self.bus, build_probes(inventory, self._http, credentials))
-        await self.runner.start()
+            self.resolved_inventory = lab_inventory(self.lab, self.inventory)
+            self.aws_credentials = lab_aws_credentials()
+        self.http = aiohttp.ClientSession()
+        ctx = FaultContext(self.resolved_inventory, self.http, self.lab, self.aws_credentials)
+        self.faults = FaultManager(ctx, self.bus, ledger=self._ledger, read_only=self.read_only)
+        if not self.read_only:
+            for rec in await self.faults.recover():
+                self.bus.publish(Note(text=f"healed {rec.fault} on {rec.target} left by an "
+                                      f"earlier run ({rec.id})", level="warn"))
+            self.faults.start_watcher()
+        if self.with_probes:
+            self.runner = ProbeRunner(self.bus, build_probes(self.resolved_inventory,
+                                                             self.http, self.aws_credentials))
+            await self.runner.start()
 
-    async def stop(self) -> None:
+    async def stop(self, heal: bool = True) -> None:
+        """Stop probing; heal every fault this process still owns (Ctrl-C, quit)."""
+        if self.faults is not None:
+            await self.faults.stop_watcher()
+            if heal and not self.read_only:
+                for rec in self.faults.ledger.open_records():
+                    if rec.owner_alive() and rec.owner_pid == os.getpid():
+                        await self.faults.heal(rec)
         if self.runner is not None:
             await self.runner.stop()
-        if self._http is not None:
-            await self._http.close()
+        if self.http is not None:
+            await self.http.close()
+

@@ -148,3 +148,76 @@ class Note(Event):
     kind: ClassVar[str] = "note"
     text: str
     level: str = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInjected(Event):
+    kind: ClassVar[str] = "fault.injected"
+    fault_id: str
+    fault: str  # fault kind, e.g. "process.pause"
+    target: str
+    params: dict[str, Any] = field(default_factory=dict)
+    ttl_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultHealed(Event):
+    kind: ClassVar[str] = "fault.healed"
+    fault_id: str
+    fault: str
+    target: str
+    how: str = ""  # what healing did, or why it was a no-op
+    ok: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioStarted(Event):
+    kind: ClassVar[str] = "scenario.started"
+    run_id: str
+    scenario: str
+    title: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioStep(Event):
+    """Progress inside a scenario: a phase or a method action began or ended."""
+
+    kind: ClassVar[str] = "scenario.step"
+    run_id: str
+    scenario: str
+    phase: str  # steady-state | method | rollback | verify
+    step: str
+    status: str = "running"  # running | done | failed
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult(Event):
+    kind: ClassVar[str] = "scenario.check"
+    run_id: str
+    scenario: str
+    name: str
+    status: str  # pass | fail | unknown
+    phase: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRecorded(Event):
+    kind: ClassVar[str] = "scenario.metric"
+    run_id: str
+    scenario: str
+    name: str
+    value: float
+    unit: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioFinished(Event):
+    kind: ClassVar[str] = "scenario.finished"
+    run_id: str
+    scenario: str
+    status: str  # pass | fail | error
+    duration_s: float = 0.0
+    reason: str = ""

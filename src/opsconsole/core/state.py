@@ -11,13 +11,19 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .events import (
+    CheckResult,
     Event,
+    FaultHealed,
+    FaultInjected,
     InstanceSampled,
     LeafSampled,
     LoadReport,
     NatsNodeSampled,
     Note,
     ProbeFailed,
+    ScenarioFinished,
+    ScenarioStarted,
+    ScenarioStep,
     VaultNodeSampled,
 )
 
@@ -83,6 +89,26 @@ class TimelineEntry:
 
 
 @dataclass
+class FaultWindow:
+    """A fault's lifetime, for marking time series; ``end`` is None while active."""
+
+    fault_id: str
+    label: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
+class ScenarioProgress:
+    run_id: str
+    scenario: str
+    phase: str = ""
+    step: str = ""
+    status: str = "running"  # running | pass | fail | error
+    checks: dict[str, str] = field(default_factory=dict)  # check name -> status
+
+
+@dataclass
 class State:
     nats: dict[str, NatsView] = field(default_factory=dict)
     leaves: dict[str, LeafView] = field(default_factory=dict)
@@ -93,9 +119,15 @@ class State:
     vault_leader: str | None = None
     last_vault_leader: str | None = None  # survives leaderless gaps, to name the change
     leader_changed_at: float | None = None  # set on a change, not on the first leader seen
-    active_faults: int = 0
+    faults: dict[str, FaultInjected] = field(default_factory=dict)  # active, by id
+    fault_windows: deque[FaultWindow] = field(default_factory=lambda: deque(maxlen=200))
+    scenario: ScenarioProgress | None = None  # the run in progress, or the last one
     timeline: deque[TimelineEntry] = field(default_factory=lambda: deque(maxlen=2000))
     version: int = 0
+
+    @property
+    def active_faults(self) -> int:
+        return len(self.faults)
 
     # ------------------------------------------------------------------ reduce
     def apply(self, event: Event) -> None:
@@ -181,6 +213,44 @@ class State:
                       + (f", p99 {p99:.1f} ms" if p99 is not None else ""))
         self.load = ev
 
+    def _fault_injected(self, ev: FaultInjected) -> None:
+        self.faults[ev.fault_id] = ev
+        self.fault_windows.append(FaultWindow(ev.fault_id, f"{ev.fault} {ev.target}", ev.ts))
+        self.note(ev.ts, f"FAULT {ev.fault} on {ev.target} ({ev.fault_id})", "warn")
+
+    def _fault_healed(self, ev: FaultHealed) -> None:
+        self.faults.pop(ev.fault_id, None)
+        for window in self.fault_windows:
+            if window.fault_id == ev.fault_id and window.end is None:
+                window.end = ev.ts
+        verdict = "healed" if ev.ok else "HEAL FAILED"
+        self.note(ev.ts, f"{verdict} {ev.fault} on {ev.target}: {ev.how}",
+                  "info" if ev.ok else "error")
+
+    def _scenario_started(self, ev: ScenarioStarted) -> None:
+        self.scenario = ScenarioProgress(ev.run_id, ev.scenario)
+        self.note(ev.ts, f"scenario {ev.scenario} started ({ev.run_id})")
+
+    def _scenario_step(self, ev: ScenarioStep) -> None:
+        if self.scenario and self.scenario.run_id == ev.run_id:
+            self.scenario.phase, self.scenario.step = ev.phase, ev.step
+        if ev.status == "failed":
+            self.note(ev.ts, f"{ev.scenario}: {ev.phase} step {ev.step} failed: {ev.detail}",
+                      "error")
+
+    def _check(self, ev: CheckResult) -> None:
+        if self.scenario and self.scenario.run_id == ev.run_id:
+            self.scenario.checks[ev.name] = ev.status
+        if ev.status != "pass":
+            self.note(ev.ts, f"{ev.scenario}: check {ev.name} {ev.status.upper()}", "warn")
+
+    def _scenario_finished(self, ev: ScenarioFinished) -> None:
+        if self.scenario and self.scenario.run_id == ev.run_id:
+            self.scenario.status = ev.status
+        self.note(ev.ts, f"scenario {ev.scenario} {ev.status.upper()} in {ev.duration_s:.1f} s"
+                  + (f": {ev.reason}" if ev.reason else ""),
+                  "info" if ev.status == "pass" else "error")
+
     def _note(self, ev: Note) -> None:
         self.note(ev.ts, ev.text, ev.level)
 
@@ -203,4 +273,10 @@ _HANDLERS = {
     ProbeFailed: State._probe_failed,
     LoadReport: State._load,
     Note: State._note,
+    FaultInjected: State._fault_injected,
+    FaultHealed: State._fault_healed,
+    ScenarioStarted: State._scenario_started,
+    ScenarioStep: State._scenario_step,
+    CheckResult: State._check,
+    ScenarioFinished: State._scenario_finished,
 }

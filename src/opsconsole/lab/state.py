@@ -53,6 +53,8 @@ class LabState:
     procs: dict[str, ProcRecord] = field(default_factory=dict)
     started_at: float | None = None
     up_seconds: float | None = None
+    netns: dict[str, Any] | None = None  # NetnsPlan, recorded before it is created
+    spec: dict[str, Any] | None = None  # the LabSpec it was built from (to re-attach)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,6 +71,8 @@ class LabState:
             procs=procs,
             started_at=data.get("started_at"),
             up_seconds=data.get("up_seconds"),
+            netns=data.get("netns"),
+            spec=data.get("spec"),
         )
 
 

@@ -29,9 +29,10 @@ from ..config import LabSpec
 from ..errors import UserError
 from ..targets.http import NETWORK_ERRORS, reason
 from ..targets.nats import NatsMonitor
-from . import binaries, procs
+from . import binaries, netns, procs
 from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
+from .netns import NetnsPlan
 from .ports import ensure_free, free_ports, wait_closed
 from .state import LabState, ProcRecord, StateDir, resolve_state_dir
 from .vault_bootstrap import (
@@ -72,14 +73,22 @@ class Topology:
     proxy_control: int
     links: dict[str, int]  # fault-proxy link name -> its listen port
 
+    netns: NetnsPlan | None = None
+
     @classmethod
-    def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]]) -> Topology:
+    def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]],
+             netns_plan: NetnsPlan | None = None) -> Topology:
         central = [CentralNode(n, **ports[n]) for n in node_names(spec, "nats")]
         leaves = [LeafServer(f"leaf-{u}", u, **ports[f"leaf-{u}"]) for u in spec.leaf_users]
-        vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
+        if netns_plan is not None:  # each node has its own address: fixed ports
+            vault = [VaultNodeSpec(n, netns.API_PORT, netns.CLUSTER_PORT,
+                                   host=netns_plan.address(n))
+                     for n in node_names(spec, "vault")]
+        else:
+            vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
         proxy = dict(ports["netproxy"])
         control = proxy.pop("control")
-        return cls(central, leaves, vault, ports["moto"]["http"], control, proxy)
+        return cls(central, leaves, vault, ports["moto"]["http"], control, proxy, netns_plan)
 
     @property
     def moto_url(self) -> str:
@@ -138,6 +147,18 @@ class Lab:
         self.dir = StateDir(resolve_state_dir(state_dir or self.spec.state_dir))
         self.marker = str(self.dir.root)
 
+    @classmethod
+    def attach(cls, state_dir: str | os.PathLike[str]) -> Lab:
+        """The lab living in ``state_dir``, with the spec it was built from."""
+        state = StateDir(resolve_state_dir(state_dir)).load()
+        spec = LabSpec.model_validate(state.spec) if state.spec else LabSpec()
+        return cls(spec, state_dir=state_dir)
+
+    def process(self, name: str) -> ProcRecord | None:
+        """The live process record of one lab node, or None when it is not running."""
+        rec = self.dir.load().procs.get(name)
+        return rec if rec is not None and procs.is_alive(rec) else None
+
     # ---------------------------------------------------------------- paths
     def _node_dir(self, kind: str, name: str) -> Path:
         return self.dir.root / ("vault" if kind == "vault" else kind) / name
@@ -157,7 +178,9 @@ class Lab:
                 # with a token we never saved. Clean it and start from scratch.
                 self._stop_everything(state)
                 state = self._fresh_state()
-            topo = Topology.plan(self.spec, state.ports)
+            topo = self._plan(state)
+            if topo.netns is not None:
+                netns.create(topo.netns)
             self._write_configs(topo)
             started = self._start_missing(state, topo)
             async with aiohttp.ClientSession() as session:
@@ -191,6 +214,16 @@ class Lab:
         return stopped
 
     # ------------------------------------------------------ process control
+    def _plan(self, state: LabState) -> Topology:
+        plan = NetnsPlan.from_json(state.netns) if state.netns else None
+        return Topology.plan(self.spec, state.ports, plan)
+
+    def _use_netns(self) -> bool:
+        reason = netns.unavailable_reason()
+        if self.spec.vault_netns == "on" and reason:
+            raise UserError(f"lab: vault_netns = \"on\" {reason}", exit_code=2)
+        return self.spec.vault_netns != "off" and reason is None
+
     def _stop_everything(self, state: LabState, grace: float = 3.0) -> list[str]:
         found: dict[int, tuple[str, psutil.Process]] = {}
         for rec in state.procs.values():
@@ -200,6 +233,8 @@ class Lab:
         for proc in procs.find_marked(self.marker):
             found.setdefault(proc.pid, (f"pid {proc.pid}", proc))
         procs.stop_processes([p for _, p in found.values()], grace=grace)
+        if state.netns:
+            netns.destroy(NetnsPlan.from_json(state.netns))
         return sorted(name for name, _ in found.values())
 
     def _fresh_state(self) -> LabState:
@@ -207,7 +242,11 @@ class Lab:
             shutil.rmtree(self.dir.root / sub, ignore_errors=True)
         self.dir.ensure()
         state = LabState(lab_id=uuid.uuid4().hex[:12], phase="starting",
-                         ports=allocate_ports(self.spec), started_at=time.time())
+                         ports=allocate_ports(self.spec), started_at=time.time(),
+                         spec=self.spec.model_dump(mode="json"))
+        if self._use_netns():
+            plan = NetnsPlan.for_lab(state.lab_id, node_names(self.spec, "vault"))
+            state.netns = plan.to_json()  # recorded (and saved below) before creation
         for user in self.spec.leaf_users:
             self.dir.write_secret(f"nats-leaf-{user}.password", secrets.token_urlsafe(18))
         self.dir.write_secret("nats-admin.password", secrets.token_urlsafe(18))
@@ -255,7 +294,8 @@ class Lab:
             cmds[node.name] = (kind, [nats_bin, "-c", str(conf)])
         for vnode in topo.vault:
             conf = self._node_dir("vault", vnode.name) / "bao.hcl"
-            cmds[vnode.name] = ("vault", [bao_bin, "server", f"-config={conf}"])
+            prefix = netns.exec_prefix(topo.netns, vnode.name) if topo.netns else []
+            cmds[vnode.name] = ("vault", [*prefix, bao_bin, "server", f"-config={conf}"])
         cmds["moto"] = ("moto", [*binaries.moto_server(), "-H", "127.0.0.1",
                                  "-p", str(topo.moto_port)])
         return cmds
@@ -263,7 +303,7 @@ class Lab:
     def _start_missing(self, state: LabState, topo: Topology) -> list[str]:
         cmds = self.commands(topo)  # resolves binaries first: fail before spawning anything
         missing = [n for n in cmds if n not in state.procs or not procs.is_alive(state.procs[n])]
-        ensure_free({f"{n} {role}": port for n in missing
+        ensure_free({f"{n} {role}": port for n in missing if not self._in_netns(topo, n)
                      for role, port in state.ports[n].items()})
         for name in missing:
             kind, argv = cmds[name]
@@ -276,12 +316,13 @@ class Lab:
         """(Re)start one recorded lab node on its recorded ports (used by faults)."""
         with self.dir.locked():
             state = self.dir.load()
-            topo = Topology.plan(self.spec, state.ports)
+            topo = self._plan(state)
             kind, argv = self.commands(topo)[name]
             rec = state.procs.get(name)
             if rec is not None and procs.is_alive(rec):
                 return rec
-            ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
+            if not self._in_netns(topo, name):
+                ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
             rec = procs.spawn(name, kind, argv, self._node_dir(kind, name) / f"{name}.log",
                               self.marker)
             state.procs[name] = rec
@@ -363,11 +404,26 @@ class Lab:
                                DUMMY_AWS_KEY)
 
     # --------------------------------------------------------------- status
+    @staticmethod
+    def _in_netns(topo: Topology, name: str) -> bool:
+        return topo.netns is not None and name in topo.netns.namespaces
+
     def topology(self) -> Topology | None:
         state = self.dir.load()
         if not state.ports:
             return None
-        return Topology.plan(self.spec, state.ports)
+        return self._plan(state)
+
+    def set_vault_link(self, node: str, up: bool) -> None:
+        """Partition one Vault node from everything (down) or reconnect it (up)."""
+        topo = self.topology()
+        if topo is None or topo.netns is None:
+            why = netns.unavailable_reason() or "the lab was started with vault_netns = off"
+            raise UserError(f"vault partition refused: the lab's Vault nodes are not in "
+                            f"network namespaces ({why})", exit_code=2)
+        if node not in topo.netns.namespaces:
+            raise UserError(f"vault partition: no Vault node named {node}", exit_code=2)
+        netns.set_link(topo.netns, node, up)
 
     def root_token(self) -> str | None:
         return self.dir.read_secret(ROOT_TOKEN_FILE)
@@ -381,6 +437,7 @@ class Lab:
             "phase": state.phase,
             "up_seconds": state.up_seconds,
             "pids": {n: (r.pid if procs.is_alive(r) else None) for n, r in state.procs.items()},
+            "vault_netns": bool(state.netns),
             "nats": [], "leaves": [], "vault": [], "aws": None,
         }
         if topo is None:

@@ -94,7 +94,7 @@ class OpsConsoleApp(App[None]):
     def refresh_panes(self) -> None:
         """Re-render panes only when state changed (or a highlight may expire)."""
         state = self.session.state
-        now = self._fixed_now or time.time()
+        now = self._fixed_now or self.session.clock()
         leader_fresh = state.leader_changed_at is not None and now - state.leader_changed_at < 20
         if state.version == self._seen_version and not leader_fresh:
             return

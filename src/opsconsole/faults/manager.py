@@ -1,0 +1,114 @@
+"""Inject and heal faults through the ledger, publishing every step on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from ..core.bus import EventBus
+from ..core.events import FaultHealed, FaultInjected
+from ..errors import UserError
+from .kinds import REGISTRY, FaultContext, FaultKind
+from .ledger import FaultLedger, FaultRecord
+
+DEFAULT_TTL_S = 300.0
+READ_ONLY_REFUSAL = "read-only mode: fault actions are refused"
+
+
+class FaultManager:
+    def __init__(self, ctx: FaultContext, bus: EventBus, *, ledger: FaultLedger | None = None,
+                 read_only: bool = False) -> None:
+        self.ctx = ctx
+        self.bus = bus
+        self.ledger = ledger or FaultLedger()
+        self.read_only = read_only
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ inject
+    def kind(self, fault: str) -> FaultKind:
+        try:
+            return REGISTRY[fault]
+        except KeyError:
+            known = ", ".join(sorted(REGISTRY))
+            raise UserError(f"unknown fault kind {fault!r} (known: {known})") from None
+
+    async def inject(self, fault: str, target: str, params: dict[str, Any] | None = None,
+                     ttl_s: float = DEFAULT_TTL_S, run_id: str = "") -> FaultRecord:
+        if self.read_only:
+            raise UserError(READ_ONLY_REFUSAL)
+        kind = self.kind(fault)
+        params = {**kind.defaults, **(params or {})}
+        if not (fault.startswith("ec2.") or target in kind.targets(self.ctx)):
+            raise UserError(f"fault {fault} refused: {target!r} is not a target in the "
+                            f"inventory ({self.ctx.inventory.name})")
+        heal = await kind.prepare(self.ctx, target, params)
+        rec = self.ledger.open_fault(fault, target, params, ttl_s, heal=heal, run_id=run_id)
+        try:
+            await kind.inject(self.ctx, target, params, heal)
+        except Exception:
+            # It may have half-happened: heal now from the recorded spec, then report.
+            await self.heal(rec)
+            raise
+        self.ledger.mark(rec.id, "healed" if kind.one_shot else "active",
+                         note="one-shot action" if kind.one_shot else "")
+        rec.status = "active"
+        self.bus.publish(FaultInjected(fault_id=rec.id, fault=fault, target=target,
+                                       params=params, ttl_s=ttl_s))
+        if kind.one_shot:
+            self.bus.publish(FaultHealed(fault_id=rec.id, fault=fault, target=target,
+                                         how="one-shot action"))
+        return rec
+
+    # -------------------------------------------------------------------- heal
+    async def heal(self, rec: FaultRecord) -> bool:
+        kind = REGISTRY.get(rec.fault)
+        try:
+            how = await kind.heal(self.ctx, rec.heal) if kind else "unknown kind"
+            ok = True
+        except Exception as exc:  # a heal failure stays in the ledger for the next try
+            how, ok = f"{type(exc).__name__}: {exc}", False
+        self.ledger.mark(rec.id, "healed" if ok else "heal_failed", note=how)
+        self.bus.publish(FaultHealed(fault_id=rec.id, fault=rec.fault, target=rec.target,
+                                     how=how, ok=ok))
+        return ok
+
+    async def heal_all(self, run_id: str | None = None) -> list[FaultRecord]:
+        """Heal every open fault (optionally only one run's), newest first."""
+        if self.read_only:
+            raise UserError(READ_ONLY_REFUSAL)
+        recs = [r for r in self.ledger.open_records() if run_id is None or r.run_id == run_id]
+        recs.sort(key=lambda r: r.created_at, reverse=True)
+        for rec in recs:
+            await self.heal(rec)
+        return recs
+
+    async def recover(self) -> list[FaultRecord]:
+        """At start: heal what a crashed process left behind, and anything expired."""
+        now = time.time()
+        stale = [r for r in self.ledger.open_records()
+                 if not r.owner_alive() or r.expires_at <= now]
+        for rec in sorted(stale, key=lambda r: r.created_at, reverse=True):
+            await self.heal(rec)
+        if stale:
+            self.ledger.compact()
+        return stale
+
+    # ------------------------------------------------------------------- TTL
+    def start_watcher(self, interval: float = 1.0) -> None:
+        async def watch() -> None:
+            while True:
+                now = time.time()
+                for rec in self.ledger.open_records():
+                    if rec.expires_at <= now:
+                        await self.heal(rec)
+                await asyncio.sleep(interval)
+
+        self._watcher = asyncio.create_task(watch())
+
+    async def stop_watcher(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher

@@ -1,0 +1,82 @@
+"""JUnit XML (one testcase per check) and the Markdown summary of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+
+PERCENTILE_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
+
+
+def write_junit(scenarios: list[dict[str, Any]], path: Path) -> None:
+    xml = JUnitXml(name="opsconsole")
+    for sc in scenarios:
+        suite = TestSuite(sc["id"])
+        cases = []
+        for check in sc["checks"]:
+            case = TestCase(f"{check['phase']}: {check['name']}", classname=sc["id"],
+                            time=check["duration_s"])
+            evidence = json.dumps(check["evidence"], sort_keys=True)[:2000]
+            if check["status"] == "fail":
+                case.result = [Failure(f"failed; evidence: {evidence}")]
+            elif check["status"] != "pass":
+                case.result = [Error(f"{check['status']}; evidence: {evidence}")]
+            cases.append(case)
+        if sc["status"] == "error" or not cases:
+            case = TestCase("scenario", classname=sc["id"], time=sc["duration_s"])
+            if sc["status"] != "pass":
+                case.result = [Error(sc["reason"] or sc["status"])]
+            cases.append(case)
+        for case in cases:
+            suite.add_testcase(case)
+        suite.update_statistics()
+        xml.add_testsuite(suite)
+    xml.update_statistics()
+    xml.write(str(path), pretty=True)
+
+
+def _md_escape(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def write_markdown(doc: dict[str, Any], path: Path) -> None:
+    lines = [f"# opsconsole run {doc['run_id']}", "",
+             f"- status: **{doc['status'].upper()}**",
+             f"- started: {doc['started_at_iso']} · duration {doc['duration_s']:.1f} s",
+             f"- target: {doc['target']} · tool {doc['tool']['version']} · "
+             f"host {doc['system']['hostname']} ({doc['system']['cores']} cores)",
+             f"- journal: `{doc['journal']['file']}` ({doc['journal']['events']} events, "
+             f"sha256 `{doc['journal']['sha256'][:16]}…`) · signed by the key in "
+             "`transcript.json` (`opsconsole verify`)", "",
+             "| scenario | status | duration | checks passed |", "| --- | --- | --- | --- |"]
+    for sc in doc["scenarios"]:
+        passed = sum(c["status"] == "pass" for c in sc["checks"])
+        lines.append(f"| {sc['id']} | {sc['status']} | {sc['duration_s']:.1f} s | "
+                     f"{passed}/{len(sc['checks'])} |")
+    for sc in doc["scenarios"]:
+        lines += ["", f"## {sc['id']} — {sc['status'].upper()}", "", sc["title"], ""]
+        if sc["reason"]:
+            lines += [f"> {sc['reason']}", ""]
+        lines += ["| phase | check | status | time | evidence |", "| --- | --- | --- | --- | --- |"]
+        for c in sc["checks"]:
+            ev = _md_escape(json.dumps(c["evidence"], sort_keys=True))[:160]
+            lines.append(f"| {c['phase']} | {_md_escape(c['name'])} | {c['status']} | "
+                         f"{c['duration_s']:.2f} s | {ev} |")
+        pct = {k: v for k, v in sc["metrics"].items() if k in PERCENTILE_KEYS}
+        if pct:
+            lines += ["", "| percentile | ms |", "| --- | --- |"]
+            lines += [f"| {k.removesuffix('_ms')} | {v:.2f} |" for k, v in pct.items()]
+        other = {k: v for k, v in sc["metrics"].items() if k not in pct}
+        if other:
+            lines += ["", "| metric | value |", "| --- | --- |"]
+            lines += [f"| {k} | {v:g} |" for k, v in sorted(other.items())]
+        if sc["faults"]:
+            lines += ["", "| fault | target | healed | how |", "| --- | --- | --- | --- |"]
+            for f in sc["faults"]:
+                healed = "yes" if f["healed_at"] else "**NO**"
+                lines.append(f"| {f['fault']} | {f['target']} | {healed} | "
+                             f"{_md_escape(f['heal'])} |")
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,126 @@
+"""Headless runs (`opsconsole run`): the same engine and verdict as the TUI, plus a
+journal, a signed transcript, JUnit and Markdown in the report dir."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Inventory
+from .core.events import Note
+from .report.journal import Journal
+from .report.redact import Redactor
+from .report.signing import load_or_create_key
+from .report.transcript import journal_section, sign_transcript, system_info, write_json
+from .report.writers import write_junit, write_markdown
+from .scenarios import Scenario, resolve, run_scenario
+from .session import ConsoleSession
+
+EXIT_PASS, EXIT_FAIL, EXIT_COULD_NOT_RUN = 0, 1, 2
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    exit_code: int
+    status: str
+    report_dir: Path
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_report_dir(run_id: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path(".opsconsole") / "reports" / f"{stamp}-{run_id}"
+
+
+def dry_run_plan(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    return [{"id": s.id, "title": s.title,
+             "steady_state": [c.name for c in s.steady_state()],
+             "safeguards": [c.name for c in s.safeguards()], "method": s.plan()}
+            for s in scenarios]
+
+
+def overall(results: list[dict[str, Any]], lab_error: str | None) -> tuple[str, int]:
+    if lab_error or not results:
+        return "error", EXIT_COULD_NOT_RUN
+    statuses = {r["status"] for r in results}
+    if "fail" in statuses:
+        return "fail", EXIT_FAIL
+    if "error" in statuses:
+        return "error", EXIT_COULD_NOT_RUN
+    return "pass", EXIT_PASS
+
+
+async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path | None = None,
+                       lab_state_dir: str | None = None) -> RunOutcome:
+    scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
+    run_id = uuid.uuid4().hex[:12]
+    report_dir = report_dir or default_report_dir(run_id)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    session = ConsoleSession(inventory, lab_state_dir=lab_state_dir)
+    journal = Journal(report_dir / "journal.jsonl")
+    session.bus.subscribe(journal.append)
+    started_wall, started = time.time(), time.monotonic()
+    results: list[dict[str, Any]] = []
+    lab_error: str | None = None
+    try:
+        await session.start()
+        journal.redactor = Redactor.for_session(session)
+        lab_error = getattr(session, "lab_error", None)
+        if lab_error is None:
+            assert session.faults is not None
+            for scenario in scenarios:
+                if scenario.needs_lab and session.lab is None:
+                    results.append({"id": scenario.id, "title": scenario.title,
+                                    "status": "error", "reason": "needs the embedded lab",
+                                    "duration_s": 0.0, "checks": [], "metrics": {},
+                                    "faults": []})
+                    continue
+                result = await run_scenario(scenario, session, session.faults, run_id)
+                results.append(result.as_json())
+    finally:
+        interrupted = asyncio.current_task() is not None and \
+            asyncio.current_task().cancelling() > 0  # type: ignore[union-attr]
+        if interrupted:
+            session.bus.publish(Note(text="run interrupted: rolling back and healing",
+                                     level="error"))
+        await asyncio.shield(session.stop())
+        journal.close()
+        status, code = overall(results, lab_error)
+        if interrupted:
+            status, code = "error", EXIT_COULD_NOT_RUN
+        _write_reports(report_dir, run_id, inventory, journal.redactor, results, status,
+                       started_wall, time.monotonic() - started, lab_error)
+    return RunOutcome(run_id, code, status, report_dir, results)
+
+
+def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,
+                   results: list[dict[str, Any]], status: str, started_wall: float,
+                   duration: float, lab_error: str | None) -> None:
+    results = redactor.obj(results)
+    injected = [f for r in results for f in r["faults"]]
+    config_digest = (hashlib.sha256(inventory.source.read_bytes()).hexdigest()
+                     if inventory.source and inventory.source.exists() else None)
+    body = {
+        "run_id": run_id, "status": status, "target": inventory.name,
+        "config": {"file": str(inventory.source) if inventory.source else None,
+                   "sha256": config_digest},
+        "started_at": started_wall,
+        "started_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_wall)),
+        "finished_at": started_wall + duration, "duration_s": round(duration, 3),
+        "system": system_info(), "scenarios": results,
+        "faults": {"injected": len(injected),
+                   "healed": sum(1 for f in injected if f["healed_at"]),
+                   "unhealed": [f["id"] for f in injected if not f["healed_at"]]},
+        "error": redactor.text(lab_error) if lab_error else None,
+        "journal": journal_section(report_dir / "journal.jsonl"),
+    }
+    doc = sign_transcript(body, load_or_create_key())
+    write_json(report_dir / "transcript.json", doc)
+    write_junit(results, report_dir / "junit.xml")
+    write_markdown(doc, report_dir / "report.md")

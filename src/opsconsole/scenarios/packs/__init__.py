@@ -1,0 +1,1 @@
+"""Scenario packs, one module per system under test."""
