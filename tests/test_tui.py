@@ -13,7 +13,7 @@ from opsconsole.core.events import FaultInjected, Note, VaultNodeSampled
 from opsconsole.lab.ports import free_ports
 from opsconsole.session import ConsoleSession
 from opsconsole.tui.app import READ_ONLY_REASON, OpsConsoleApp
-from opsconsole.tui.screens import CatalogScreen, ConfirmScreen, EventLogScreen, HelpScreen
+from opsconsole.tui.screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen
 
 from .tui_fixtures import T0, healthy_cluster, idle_session, load_report, make_app
 
@@ -97,7 +97,7 @@ async def test_read_only_refuses_faults_with_a_visible_reason() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         assert "READ-ONLY" in app.sub_title
         await pilot.press("f")
-        assert isinstance(app.screen, CatalogScreen)
+        assert isinstance(app.screen, PickScreen)
         assert READ_ONLY_REASON in str(app.screen.query_one("#catalog-notice", Static).render())
         await pilot.press("escape")
         await pilot.press("H")
@@ -188,3 +188,45 @@ async def test_console_stays_responsive_when_every_target_is_down() -> None:
         await pilot.press("q")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_read_only_refuses_scenarios_too() -> None:
+    app = make_app(idle_session(read_only=True))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("s")
+        assert isinstance(app.screen, PickScreen)
+        assert "lab.vault-leader-kill" in [o for o, _ in app.screen.items]
+        app.screen.dismiss("lab.vault-leader-kill")
+        await pilot.pause()
+        assert any("scenarios inject faults" in n.message for n in app._notifications)
+        assert app.session.state.scenario is None  # nothing ran
+
+
+def test_sparkline_marks_points_inside_fault_windows() -> None:
+    from opsconsole.tui.fmt import spark_text
+
+    points = [(100.0 + i, float(i)) for i in range(10)]
+    text = spark_text(points, [(103.0, 105.0), (108.0, None)], width=10)
+    marked = [i for i in range(10) if any(s.start <= i < s.end and "red" in str(s.style)
+                                          for s in text.spans)]
+    assert marked == [3, 4, 5, 8, 9]
+
+
+async def test_replay_shows_a_recorded_run(tmp_path) -> None:
+    from opsconsole.replay import ReplaySession
+    from opsconsole.report.journal import Journal
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    session = idle_session()
+    session.bus.subscribe(journal.append)
+    healthy_cluster(session)
+    journal.close()
+    replay = ReplaySession(tmp_path / "journal.jsonl", speed=1000)
+    app = OpsConsoleApp(replay, show_clock=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await replay.finished.wait()
+        await pilot.pause(0.4)
+        assert "vault/vault-1" in _cells(app, "pane-health")
+        assert "replay of" in app.title
+        await pilot.press("f")
+        assert READ_ONLY_REASON in str(app.screen.query_one("#catalog-notice", Static).render())

@@ -222,24 +222,17 @@ def cmd_heal(args: argparse.Namespace) -> int:
                                  start_lab=False, probes=False)
         await session.start()  # heals what crashed runs left behind
         assert session.faults is not None
-        recovered = await session.faults.recover()
+        recovered = session.recovered
         rest = await session.faults.heal_all()
         await session.stop(heal=False)
         return recovered, rest
 
     recovered, rest = asyncio.run(main())
-    from .faults.ledger import FaultLedger
-
-    healed = {r.id for r in [*recovered, *rest]}
-    records = FaultLedger().records()
-    failed = [r for r in records.values() if r.open]
-    for fid in sorted(healed):
-        rec = records.get(fid)
-        if rec is not None:
-            print(f"{rec.status:<11} {rec.fault} on {rec.target} ({fid}): {rec.note}")
-    if not healed:
+    for rec in [*recovered, *rest]:
+        print(f"{rec.status:<11} {rec.fault} on {rec.target} ({rec.id}): {rec.note}")
+    if not recovered and not rest:
         print("no open faults")
-    return 1 if failed else 0
+    return 1 if any(r.status != "healed" for r in [*recovered, *rest]) else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -56,46 +56,78 @@ def overall(results: list[dict[str, Any]], lab_error: str | None) -> tuple[str, 
     return "pass", EXIT_PASS
 
 
+class RunRecorder:
+    """Journal a run from the session's bus; on finish, write the signed reports.
+
+    Headless runs and runs launched from the console use the same recorder, so a
+    scenario leaves the same evidence wherever it was started.
+    """
+
+    def __init__(self, session: ConsoleSession, run_id: str, report_dir: Path) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.report_dir = report_dir
+        report_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(report_dir / "journal.jsonl", Redactor.for_session(session))
+        self._unsubscribe = session.bus.subscribe(self.journal.append)
+        self.started_wall, self.started = time.time(), time.monotonic()
+
+    def refresh_redactor(self) -> None:
+        """Pick up secrets created after the recorder started (a lab just built)."""
+        self.journal.redactor = Redactor.for_session(self.session)
+
+    def finish(self, results: list[dict[str, Any]], status: str,
+               error: str | None = None) -> Path:
+        self._unsubscribe()
+        self.journal.close()
+        _write_reports(self.report_dir, self.run_id, self.session.inventory,
+                       self.journal.redactor, results, status, self.started_wall,
+                       time.monotonic() - self.started, error)
+        return self.report_dir
+
+
+async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
+                        run_id: str) -> list[dict[str, Any]]:
+    """Run scenarios one after another on a started session; results as JSON dicts."""
+    assert session.faults is not None
+    results: list[dict[str, Any]] = []
+    for scenario in scenarios:
+        if scenario.needs_lab and session.lab is None:
+            results.append({"id": scenario.id, "title": scenario.title, "status": "error",
+                            "reason": "needs the embedded lab", "duration_s": 0.0,
+                            "checks": [], "metrics": {}, "faults": []})
+            continue
+        result = await run_scenario(scenario, session, session.faults, run_id)
+        results.append(result.as_json())
+    return results
+
+
 async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path | None = None,
                        lab_state_dir: str | None = None) -> RunOutcome:
     scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
     run_id = uuid.uuid4().hex[:12]
     report_dir = report_dir or default_report_dir(run_id)
-    report_dir.mkdir(parents=True, exist_ok=True)
     session = ConsoleSession(inventory, lab_state_dir=lab_state_dir)
-    journal = Journal(report_dir / "journal.jsonl")
-    session.bus.subscribe(journal.append)
-    started_wall, started = time.time(), time.monotonic()
+    recorder = RunRecorder(session, run_id, report_dir)
     results: list[dict[str, Any]] = []
     lab_error: str | None = None
     try:
         await session.start()
-        journal.redactor = Redactor.for_session(session)
+        recorder.refresh_redactor()
         lab_error = getattr(session, "lab_error", None)
         if lab_error is None:
-            assert session.faults is not None
-            for scenario in scenarios:
-                if scenario.needs_lab and session.lab is None:
-                    results.append({"id": scenario.id, "title": scenario.title,
-                                    "status": "error", "reason": "needs the embedded lab",
-                                    "duration_s": 0.0, "checks": [], "metrics": {},
-                                    "faults": []})
-                    continue
-                result = await run_scenario(scenario, session, session.faults, run_id)
-                results.append(result.as_json())
+            results = await run_scenarios(session, scenarios, run_id)
     finally:
-        interrupted = asyncio.current_task() is not None and \
-            asyncio.current_task().cancelling() > 0  # type: ignore[union-attr]
+        task = asyncio.current_task()
+        interrupted = task is not None and task.cancelling() > 0
         if interrupted:
             session.bus.publish(Note(text="run interrupted: rolling back and healing",
                                      level="error"))
         await asyncio.shield(session.stop())
-        journal.close()
         status, code = overall(results, lab_error)
         if interrupted:
             status, code = "error", EXIT_COULD_NOT_RUN
-        _write_reports(report_dir, run_id, inventory, journal.redactor, results, status,
-                       started_wall, time.monotonic() - started, lab_error)
+        recorder.finish(results, status, lab_error)
     return RunOutcome(run_id, code, status, report_dir, results)
 
 

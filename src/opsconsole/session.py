@@ -43,6 +43,7 @@ class ConsoleSession:
         self.runner: ProbeRunner | None = None
         self.faults: FaultManager | None = None
         self.aws_credentials: dict[str, str] | None = None
+        self.recovered: list = []  # faults healed at start, left by crashed runs
 
     @property
     def target_name(self) -> str:
@@ -75,8 +76,10 @@ class ConsoleSession:
         self.http = aiohttp.ClientSession()
         ctx = FaultContext(self.resolved_inventory, self.http, self.lab, self.aws_credentials)
         self.faults = FaultManager(ctx, self.bus, ledger=self._ledger, read_only=self.read_only)
+        self.recovered = []
         if not self.read_only:
-            for rec in await self.faults.recover():
+            self.recovered = await self.faults.recover()
+            for rec in self.recovered:
                 self.bus.publish(Note(text=f"healed {rec.fault} on {rec.target} left by an "
                                       f"earlier run ({rec.id})", level="warn"))
             self.faults.start_watcher()

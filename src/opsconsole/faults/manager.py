@@ -69,7 +69,8 @@ class FaultManager:
             ok = True
         except Exception as exc:  # a heal failure stays in the ledger for the next try
             how, ok = f"{type(exc).__name__}: {exc}", False
-        self.ledger.mark(rec.id, "healed" if ok else "heal_failed", note=how)
+        rec.status, rec.note = ("healed" if ok else "heal_failed"), how
+        self.ledger.mark(rec.id, rec.status, note=how)
         self.bus.publish(FaultHealed(fault_id=rec.id, fault=rec.fault, target=rec.target,
                                      how=how, ok=ok))
         return ok

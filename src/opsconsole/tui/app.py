@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -11,10 +12,12 @@ from textual.containers import Container
 from textual.widgets import Footer, Header, Tab, Tabs
 
 from .. import catalog
+from ..errors import UserError
+from ..scenarios import resolve  # importing scenarios also fills the catalogue
 from ..session import ConsoleSession
 from .palette import ConsoleCommands
 from .panes import PANES, Pane
-from .screens import CatalogScreen, ConfirmScreen, EventLogScreen, HelpScreen
+from .screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen, catalog_items
 
 REFRESH_S = 0.25  # UI updates are batched: at most 4 per second
 NARROW = (120, 32)  # below this many columns or rows the panes become tabs
@@ -104,7 +107,11 @@ class OpsConsoleApp(App[None]):
         self._update_subtitle()
 
     def _update_subtitle(self) -> None:
-        parts = [f"faults active: {self.session.state.active_faults}"]
+        state = self.session.state
+        parts = [f"faults active: {state.active_faults}"]
+        progress = state.scenario
+        if progress is not None and progress.status == "running":
+            parts.append(f"▶ {progress.scenario} · {progress.phase}: {progress.step}")
         if self.session.read_only:
             parts.append("READ-ONLY")
         self.sub_title = " · ".join(parts)
@@ -138,20 +145,36 @@ class OpsConsoleApp(App[None]):
                 break
 
     def action_scenarios(self) -> None:
-        self.push_screen(CatalogScreen("Scenarios", catalog.scenarios()), self._picked_scenario)
+        self.push_screen(PickScreen("Scenarios", catalog_items(catalog.scenarios())),
+                         self._picked_scenario)
 
     def action_faults(self) -> None:
         if self.session.read_only:
             self.notify(READ_ONLY_REASON, title="Faults refused", severity="warning")
-            self.push_screen(CatalogScreen("Faults", [], notice=READ_ONLY_REASON))
+            self.push_screen(PickScreen("Faults", [], notice=READ_ONLY_REASON))
             return
-        self.push_screen(CatalogScreen("Faults", catalog.faults()), self._picked_fault)
+        self.push_screen(PickScreen("Faults", catalog_items(catalog.faults())),
+                         self._picked_fault)
 
     def action_heal_all(self) -> None:
         if self.session.read_only:
             self.notify(READ_ONLY_REASON, title="Heal refused", severity="warning")
             return
-        self.notify("No active faults to heal.", title="Heal all")
+        if self.session.faults is None:
+            self.notify("The console is still starting.", title="Heal all")
+            return
+        self.heal_all()
+
+    @work(exclusive=True, group="heal", exit_on_error=False)
+    async def heal_all(self) -> None:
+        assert self.session.faults is not None
+        healed = await self.session.faults.heal_all()
+        failed = [r for r in self.session.faults.ledger.open_records()]
+        if not healed:
+            self.notify("No active faults to heal.", title="Heal all")
+        else:
+            self.notify(f"Healed {len(healed) - len(failed)} of {len(healed)} fault(s).",
+                        title="Heal all", severity="error" if failed else "information")
 
     def action_event_log(self) -> None:
         self.push_screen(EventLogScreen(self.session.state))
@@ -175,15 +198,77 @@ class OpsConsoleApp(App[None]):
         self.push_screen(ConfirmScreen(f"{active} fault(s) are active and will be healed. "
                                        "Quit anyway?"), answered)
 
+    # ------------------------------------------------------- scenarios
     def launch_scenario(self, scenario_id: str) -> None:
-        self.notify(f"scenario {scenario_id}: the scenario engine is not built yet",
-                    severity="warning")
+        if self.session.read_only:
+            self.notify(f"{scenario_id}: scenarios inject faults; {READ_ONLY_REASON}",
+                        title="Scenario refused", severity="warning")
+            return
+        if self.session.faults is None:
+            self.notify("The console is still starting.", title="Scenario")
+            return
+        self.run_scenario(scenario_id)
 
+    @work(exclusive=True, group="scenario", exit_on_error=False)
+    async def run_scenario(self, scenario_id: str) -> None:
+        from ..runner import RunRecorder, default_report_dir, overall, run_scenarios
+
+        scenarios = resolve(scenario_id)
+        run_id = uuid.uuid4().hex[:12]
+        recorder = RunRecorder(self.session, run_id, default_report_dir(run_id))
+        self.notify(f"{scenario_id} started (run {run_id})", title="Scenario")
+        results: list[dict] = []
+        try:
+            results = await run_scenarios(self.session, scenarios, run_id)
+        finally:
+            status, _ = overall(results, None)
+            path = recorder.finish(results, status)
+        self.notify(f"{scenario_id}: {status.upper()} · report {path}", title="Scenario",
+                    severity="information" if status == "pass" else "error", timeout=15)
+
+    # ---------------------------------------------------------- faults
     def launch_fault(self, fault_id: str) -> None:
         if self.session.read_only:
             self.notify(READ_ONLY_REASON, title="Fault refused", severity="warning")
             return
-        self.notify(f"fault {fault_id}: the fault ledger is not built yet", severity="warning")
+        if self.session.faults is None:
+            self.notify("The console is still starting.", title="Faults")
+            return
+        kind = self.session.faults.kind(fault_id)
+        targets = kind.targets(self.session.faults.ctx)
+        if fault_id.startswith("ec2."):
+            targets = sorted(self.session.state.instances)
+        self.push_screen(PickScreen(f"Target for {fault_id}", [(t, t) for t in targets],
+                                    empty="No targets in the inventory for this fault."),
+                         lambda target: self._picked_target(fault_id, target))
+
+    def _picked_target(self, fault_id: str, target: str | None) -> None:
+        if not target:
+            return
+        assert self.session.faults is not None
+        kind = self.session.faults.kind(fault_id)
+        params = {"confirm": True} if fault_id == "ec2.terminate" else {}
+        if not kind.destructive:
+            self.inject_fault(fault_id, target, params)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.inject_fault(fault_id, target, params)
+
+        self.push_screen(ConfirmScreen(f"Inject {fault_id} on {target}? {kind.title}."),
+                         answered)
+
+    @work(group="faults", exit_on_error=False)
+    async def inject_fault(self, fault_id: str, target: str, params: dict) -> None:
+        assert self.session.faults is not None
+        try:
+            rec = await self.session.faults.inject(fault_id, target, params)
+        except UserError as exc:
+            self.notify(str(exc), title="Fault refused", severity="error")
+            return
+        self.notify(f"{fault_id} on {target} ({rec.id}); H heals it", title="Fault injected",
+                    severity="warning")
 
     def _picked_scenario(self, scenario_id: str | None) -> None:
         if scenario_id:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 DASH = "—"
 
@@ -17,6 +19,18 @@ def sparkline(values: list[float], width: int = 16) -> str:
     if top <= 0:
         return BLOCKS[0] * len(tail)
     return "".join(BLOCKS[min(len(BLOCKS) - 1, int(v / top * (len(BLOCKS) - 1)))] for v in tail)
+
+
+def spark_text(points: list[tuple[float, float]], windows: list[tuple[float, float | None]],
+               width: int = 16) -> Text:
+    """Sparkline whose points inside a fault window are marked (red, underlined)."""
+    tail = points[-width:]
+    plain = sparkline([v for _, v in tail], width)
+    text = Text(plain)
+    for i, (ts, _) in enumerate(tail):
+        if any(start <= ts and (end is None or ts <= end) for start, end in windows):
+            text.stylize("bold red underline", i, i + 1)
+    return text
 
 
 def rate(value: float | None) -> str:

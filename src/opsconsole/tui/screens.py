@@ -96,31 +96,37 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class CatalogScreen(ModalScreen[str | None]):
-    """Pick a scenario or a fault; says plainly when none is registered or allowed."""
+class PickScreen(ModalScreen[str | None]):
+    """Pick one item (a scenario, a fault kind, a target); says plainly when there is
+    nothing to pick or when picking is not allowed."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="catalog.close")]
+    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="pick.close")]
 
-    def __init__(self, title: str, entries: list[CatalogEntry], notice: str = "") -> None:
+    def __init__(self, title: str, items: list[tuple[str, str]], notice: str = "",
+                 empty: str = "") -> None:
         super().__init__()
         self.title_text = title
-        self.entries = entries
+        self.items = items
         self.notice = notice
+        self.empty = empty or f"No {title.lower()} are registered yet."
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="catalog-title")
             if self.notice:
                 yield Static(Text(self.notice, style="bold yellow"), id="catalog-notice")
-            if self.entries:
-                yield OptionList(*[Option(f"{e.id} — {e.title}", id=e.id) for e in self.entries])
+            elif self.items:
+                yield OptionList(*[Option(label, id=item_id) for item_id, label in self.items])
             else:
-                yield Static(f"No {self.title_text.lower()} are registered yet.",
-                             id="catalog-empty")
-            yield Label("Enter launches · Esc closes", classes="hint")
+                yield Static(self.empty, id="catalog-empty")
+            yield Label("Enter picks · Esc closes", classes="hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+def catalog_items(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
+    return [(e.id, f"{e.id} — {e.title}") for e in entries]

@@ -7,15 +7,19 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from ...core.state import State
-from ..fmt import DASH, count, rate, sparkline
+from ..fmt import DASH, count, rate, spark_text
 from .base import Cell, Pane, sync_table
 
 SPARK = 10  # points per sparkline: the pane must fit 78 columns
 
 
-def _flow(last: float | None, history: list[float]) -> str:
-    """Rate and its recent history in one cell, e.g. ``158/s ▃▅▇███▇▆▅▅``."""
-    return f"{rate(last):>7} {sparkline(history, SPARK)}" if history else rate(last)
+def _flow(last: float | None, points: list[tuple[float, float]],
+          windows: list[tuple[float, float | None]]) -> Cell:
+    """Rate and its recent history in one cell, e.g. ``158/s ▃▅▇███▇▆▅▅``; points
+    recorded while a fault was active are marked."""
+    if not points:
+        return rate(last)
+    return Text.assemble(f"{rate(last):>7} ", spark_text(points, windows, SPARK))
 
 
 class RelayPane(Pane):
@@ -31,6 +35,7 @@ class RelayPane(Pane):
 
     def render_state(self, state: State, now: float) -> None:
         rows: dict[str, list[Cell]] = {}
+        windows = [(w.start, w.end) for w in state.fault_windows]
         for name in sorted(state.leaves):
             view = state.leaves[name]
             s = view.sample
@@ -41,8 +46,8 @@ class RelayPane(Pane):
                 hub = Text("no hub link", style="bold red")
             rows[name] = [
                 name, hub,
-                _flow(view.to_local.rate.last, view.to_local.rate.values()),
-                _flow(view.to_central.rate.last, view.to_central.rate.values()),
+                _flow(view.to_local.rate.last, list(view.to_local.rate.points), windows),
+                _flow(view.to_central.rate.last, list(view.to_central.rate.points), windows),
                 count(view.lost), count(view.duplicated)]
         sync_table(self.query_one(DataTable), rows)
         self.border_subtitle = f"{len(rows)} leaves" if rows else DASH
