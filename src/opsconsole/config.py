@@ -262,6 +262,7 @@ class SshHost(_Model):
     tunnel: str | None = None
     faults: StrictBool = False
     known_hosts: ConfigPath | None = None
+    identity_file: ConfigPath | None = None  # else ~/.ssh/config, the agent, ~/.ssh/id_*
     host_key: str | None = Field(
         default=None, pattern=r"^[a-z0-9@.-]+\s+AAAA[A-Za-z0-9+/]+=*(\s+\S.*)?$"
     )

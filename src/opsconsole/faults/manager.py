@@ -10,7 +10,7 @@ from typing import Any
 from ..core.bus import EventBus
 from ..core.events import FaultHealed, FaultInjected
 from ..errors import UserError
-from .kinds import REGISTRY, FaultContext, FaultKind
+from .kinds import REGISTRY, FaultContext, FaultKind, NothingApplied
 from .ledger import FaultLedger, FaultRecord
 
 DEFAULT_TTL_S = 300.0
@@ -47,6 +47,9 @@ class FaultManager:
         rec = self.ledger.open_fault(fault, target, params, ttl_s, heal=heal, run_id=run_id)
         try:
             await kind.inject(self.ctx, target, params, heal)
+        except NothingApplied as exc:
+            self.ledger.mark(rec.id, "healed", note=f"injection failed, nothing applied: {exc}")
+            raise
         except Exception:
             # It may have half-happened: heal now from the recorded spec, then report.
             await self.heal(rec)
