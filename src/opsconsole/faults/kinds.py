@@ -134,12 +134,7 @@ class ProcessRestart(ProcessKill):
     one_shot = True
 
     async def inject(self, ctx, target, params, heal):
-        from ..lab.procs import stop_processes
-
-        lab = _attach(heal)
-        with contextlib.suppress(psutil.Error):
-            stop_processes([psutil.Process(heal["pid"])], grace=5)
-        lab.start_node(target)
+        _attach(heal).restart_node(target)
 
 
 @register
@@ -318,12 +313,7 @@ class VaultSeal(FaultKind):
         lab = _attach(spec)
         if lab.dir.load().phase != "up":
             return "lab is down; nothing to unseal"
-        rec = lab.process(spec["node"])
-        if rec is not None:
-            from ..lab.procs import stop_processes
-
-            stop_processes([psutil.Process(rec.pid)], grace=5)
-        new = lab.start_node(spec["node"])
+        new = lab.restart_node(spec["node"])
         return f"restarted {spec['node']} (pid {new.pid}); static seal unseals it"
 
 

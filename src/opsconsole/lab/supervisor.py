@@ -312,6 +312,13 @@ class Lab:
             self.dir.save(state)  # durable before the next spawn
         return missing
 
+    def restart_node(self, name: str, grace: float = 5.0) -> ProcRecord:
+        """Stop one node gracefully (if running), then start it on its recorded ports."""
+        rec = self.process(name)
+        if rec is not None:
+            procs.stop_processes([psutil.Process(rec.pid)], grace=grace)
+        return self.start_node(name)
+
     def start_node(self, name: str) -> ProcRecord:
         """(Re)start one recorded lab node on its recorded ports (used by faults)."""
         with self.dir.locked():
