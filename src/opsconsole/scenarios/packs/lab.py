@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -253,8 +254,9 @@ class VaultPartition(Scenario):
         while time.monotonic() < deadline:
             status = subprocess.run([*prefix, binaries.bao(), "status", "-format=json"],
                                     capture_output=True, text=True, env=env, timeout=10)
-            if '"is_self": true' in status.stdout or '"ha_mode": "active"' in status.stdout:
-                became_leader = True
+            with contextlib.suppress(json.JSONDecodeError):
+                if json.loads(status.stdout or "{}").get("is_self") is True:
+                    became_leader = True
             time.sleep(0.5)
         error = (write.stderr.strip().splitlines() or [""])[-1][:160]
         return {"node": victim, "write_exit": write.returncode, "write_error": error,

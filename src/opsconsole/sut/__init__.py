@@ -1,0 +1,1 @@
+"""Reference services the lab runs as the system under test."""
