@@ -67,6 +67,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         asyncio.run(lab.down())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def lab_status(lab: Lab) -> dict:
+    """Fresh per test: other tests kill and restart nodes (pids and leaders change)."""
     return asyncio.run(lab.status())

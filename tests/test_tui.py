@@ -230,3 +230,21 @@ async def test_replay_shows_a_recorded_run(tmp_path) -> None:
         assert "replay of" in app.title
         await pilot.press("f")
         assert READ_ONLY_REASON in str(app.screen.query_one("#catalog-notice", Static).render())
+
+
+async def test_relay_pane_shows_canary_loss_once_canaries_report() -> None:
+    from opsconsole.core.events import CanaryReport
+
+    session = idle_session()
+    app = make_app(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        healthy_cluster(session)
+        await pilot.pause(0.4)
+        assert _cells(app, "pane-relay")["leaf-u1"][4:6] == ["—", "—"]  # no canary yet
+        for path, lost in (("c2l", 3), ("l2c", 2)):
+            session.bus.publish(CanaryReport(ts=T0 + 9, leaf="leaf-u1", path=path, sent=100,
+                                             delivered=95, lost=lost, duplicated=1,
+                                             reordered=0, settled=90))
+        await pilot.pause(0.4)
+        assert _cells(app, "pane-relay")["leaf-u1"][4:6] == ["5", "2"]
+        assert _cells(app, "pane-relay")["leaf-u2"][4:6] == ["—", "—"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Inventory
-from .core.events import Note
+from .core.events import CanaryReport, Event, Note
 from .report.journal import Journal
 from .report.redact import Redactor
 from .report.signing import load_or_create_key
@@ -70,7 +70,33 @@ class RunRecorder:
         report_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(report_dir / "journal.jsonl", Redactor.for_session(session))
         self._unsubscribe = session.bus.subscribe(self.journal.append)
+        self._unsubscribe_canary = session.bus.subscribe(self._on_event)
+        self.canary_first: dict[tuple[str, str], CanaryReport] = {}
+        self.canary_last: dict[tuple[str, str], CanaryReport] = {}
         self.started_wall, self.started = time.time(), time.monotonic()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, CanaryReport):
+            key = (event.leaf, event.path)
+            self.canary_first.setdefault(key, event)
+            self.canary_last[key] = event
+
+    def canary_summary(self) -> dict[str, dict[str, Any]]:
+        """Relay canary counters over this run's window, per leaf and direction.
+
+        Counted on settled messages only (their fate is known), so within the
+        window ``messages == delivered + lost`` holds exactly.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for key, last in sorted(self.canary_last.items()):
+            first = self.canary_first[key]
+            settled, lost = last.settled - first.settled, last.lost - first.lost
+            out.setdefault(key[0], {})[key[1]] = {
+                "messages": settled, "delivered": settled - lost, "lost": lost,
+                "duplicated": last.duplicated - first.duplicated,
+                "reordered": last.reordered - first.reordered,
+                "p50_ms": last.p50_ms, "p99_ms": last.p99_ms}
+        return out
 
     def refresh_redactor(self) -> None:
         """Pick up secrets created after the recorder started (a lab just built)."""
@@ -79,10 +105,11 @@ class RunRecorder:
     def finish(self, results: list[dict[str, Any]], status: str,
                error: str | None = None) -> Path:
         self._unsubscribe()
+        self._unsubscribe_canary()
         self.journal.close()
         _write_reports(self.report_dir, self.run_id, self.session.inventory,
                        self.journal.redactor, results, status, self.started_wall,
-                       time.monotonic() - self.started, error)
+                       time.monotonic() - self.started, error, self.canary_summary())
         return self.report_dir
 
 
@@ -133,7 +160,8 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,
                    results: list[dict[str, Any]], status: str, started_wall: float,
-                   duration: float, lab_error: str | None) -> None:
+                   duration: float, lab_error: str | None,
+                   canary: dict[str, dict[str, Any]] | None = None) -> None:
     results = redactor.obj(results)
     injected = [f for r in results for f in r["faults"]]
     config_digest = (hashlib.sha256(inventory.source.read_bytes()).hexdigest()
@@ -150,6 +178,7 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
                    "healed": sum(1 for f in injected if f["healed_at"]),
                    "unhealed": [f["id"] for f in injected if not f["healed_at"]]},
         "error": redactor.text(lab_error) if lab_error else None,
+        "canary": canary or {},
         "journal": journal_section(report_dir / "journal.jsonl"),
     }
     doc = sign_transcript(body, load_or_create_key())

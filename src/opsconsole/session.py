@@ -24,7 +24,7 @@ from .probes import ProbeRunner, build_probes
 class ConsoleSession:
     def __init__(self, inventory: Inventory, *, lab_state_dir: str | None = None,
                  start_lab: bool = True, read_only: bool = False, probes: bool = True,
-                 ledger: FaultLedger | None = None) -> None:
+                 ledger: FaultLedger | None = None, canaries: bool | None = None) -> None:
         self.inventory = inventory
         self.resolved_inventory = inventory  # with the lab's targets once started
         self.read_only = read_only or inventory.read_only
@@ -44,6 +44,9 @@ class ConsoleSession:
         self.faults: FaultManager | None = None
         self.aws_credentials: dict[str, str] | None = None
         self.recovered: list = []  # faults healed at start, left by crashed runs
+        # Relay canaries need NATS access to both sides: on by default on the lab.
+        self.with_canaries = (inventory.lab is not None) if canaries is None else canaries
+        self.canaries: list = []
 
     @property
     def target_name(self) -> str:
@@ -87,6 +90,24 @@ class ConsoleSession:
             self.runner = ProbeRunner(self.bus, build_probes(self.resolved_inventory,
                                                              self.http, self.aws_credentials))
             await self.runner.start()
+        if self.with_canaries and self.lab_error is None:
+            await self._start_canaries()
+
+    async def _start_canaries(self) -> None:
+        from .load.canary import RelayCanary
+
+        inv = self.resolved_inventory
+        if not inv.nats or not inv.leaves:
+            return
+        central = inv.nats[0].nodes[0].client_url
+        for leaf in inv.leaves:
+            canary = RelayCanary(self.bus, leaf.name, leaf.user, central, leaf.client_url)
+            try:
+                await canary.start()
+            except Exception as exc:  # the console is useful without canaries
+                self.bus.publish(Note(text=f"canary {leaf.name}: {exc}", level="warn"))
+                continue
+            self.canaries.append(canary)
 
     async def stop(self, heal: bool = True) -> None:
         """Stop probing; heal every fault this process still owns (Ctrl-C, quit)."""
@@ -96,6 +117,8 @@ class ConsoleSession:
                 for rec in self.faults.ledger.open_records():
                     if rec.owner_alive() and rec.owner_pid == os.getpid():
                         await self.faults.heal(rec)
+        for canary in self.canaries:
+            await canary.stop()
         if self.runner is not None:
             await self.runner.stop()
         if self.http is not None:

@@ -221,3 +221,20 @@ class ScenarioFinished(Event):
     status: str  # pass | fail | error
     duration_s: float = 0.0
     reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CanaryReport(Event):
+    """Cumulative relay-canary counters for one leaf and direction (c2l or l2c)."""
+
+    kind: ClassVar[str] = "canary.report"
+    leaf: str
+    path: str
+    sent: int
+    delivered: int
+    lost: int
+    settled: int = 0  # fate known (older than the grace window): settled = delivered + lost
+    duplicated: int
+    reordered: int
+    p50_ms: float | None = None
+    p99_ms: float | None = None

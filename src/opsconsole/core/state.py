@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .events import (
+    CanaryReport,
     CheckResult,
     Event,
     FaultHealed,
@@ -76,9 +77,16 @@ class LeafView:
     sample: LeafSampled
     to_local: Counter = field(default_factory=Counter)
     to_central: Counter = field(default_factory=Counter)
-    # Filled by relay canaries once they exist; None renders as "—", never as 0.
-    lost: int | None = None
-    duplicated: int | None = None
+    # Filled by relay canaries; None (no canary yet) renders as "—", never as 0.
+    canary: dict[str, CanaryReport] = field(default_factory=dict)  # by path: c2l, l2c
+
+    @property
+    def lost(self) -> int | None:
+        return sum(c.lost for c in self.canary.values()) if self.canary else None
+
+    @property
+    def duplicated(self) -> int | None:
+        return sum(c.duplicated for c in self.canary.values()) if self.canary else None
 
 
 @dataclass
@@ -251,6 +259,15 @@ class State:
                   + (f": {ev.reason}" if ev.reason else ""),
                   "info" if ev.status == "pass" else "error")
 
+    def _canary(self, ev: CanaryReport) -> None:
+        view = self.leaves.get(ev.leaf)
+        if view is None:
+            return
+        old = view.canary.get(ev.path)
+        if old is not None and ev.lost > old.lost:
+            self.note(ev.ts, f"canary {ev.leaf} {ev.path}: {ev.lost - old.lost} lost", "warn")
+        view.canary[ev.path] = ev
+
     def _note(self, ev: Note) -> None:
         self.note(ev.ts, ev.text, ev.level)
 
@@ -273,6 +290,7 @@ _HANDLERS = {
     ProbeFailed: State._probe_failed,
     LoadReport: State._load,
     Note: State._note,
+    CanaryReport: State._canary,
     FaultInjected: State._fault_injected,
     FaultHealed: State._fault_healed,
     ScenarioStarted: State._scenario_started,

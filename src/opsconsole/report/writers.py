@@ -56,6 +56,20 @@ def write_markdown(doc: dict[str, Any], path: Path) -> None:
         passed = sum(c["status"] == "pass" for c in sc["checks"])
         lines.append(f"| {sc['id']} | {sc['status']} | {sc['duration_s']:.1f} s | "
                      f"{passed}/{len(sc['checks'])} |")
+    if doc.get("canary"):
+        lines += ["", "## Relay canaries (this run's window)", "",
+                  "Messages whose fate was known (older than 5 s) during the run; "
+                  "latency percentiles over the canary's recent messages.", "",
+                  "| leaf | path | messages | delivered | lost | dup | reordered | p50 ms | "
+                  "p99 ms |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for leaf, directions in doc["canary"].items():
+            for direction, c in directions.items():
+                p50 = "—" if c["p50_ms"] is None else f"{c['p50_ms']:.1f}"
+                p99 = "—" if c["p99_ms"] is None else f"{c['p99_ms']:.1f}"
+                lines.append(f"| {leaf} | {direction} | {c['messages']} | {c['delivered']} | "
+                             f"{c['lost']} | {c['duplicated']} | {c['reordered']} | {p50} | "
+                             f"{p99} |")
     for sc in doc["scenarios"]:
         lines += ["", f"## {sc['id']} — {sc['status'].upper()}", "", sc["title"], ""]
         if sc["reason"]:

@@ -1,0 +1,1 @@
+"""Load and traffic generators (relay canaries now; open-loop generators later)."""

@@ -1,0 +1,156 @@
+"""Relay canaries: constant-rate, sequence-numbered messages across each leaf link.
+
+Per leaf and direction (``c2l`` central→local, ``l2c`` local→central) a publisher
+stamps ``{seq, ts}`` and a subscriber on the far side tracks what arrives:
+delivered, duplicated (a sequence number seen twice), reordered (older than one
+already seen), lost (sent, older than the grace window, never seen) and latency
+(same host clock on both ends). Publishing goes through nats-py, which buffers
+while disconnected, so a reconnect shows up as latency rather than loss when the
+buffer holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import nats
+
+from ..core.bus import EventBus
+from ..core.events import CanaryReport
+
+GRACE_S = 5.0  # a message not seen this long after it was sent counts as lost
+WARMUP_S = 10.0  # start counting anyway after this long without a warm-up crossing
+
+
+@dataclass
+class PathTracker:
+    sent: int = 0
+    delivered: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    max_seq: int = -1
+    seen: set[int] = field(default_factory=set)
+    sent_at: dict[int, float] = field(default_factory=dict)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    lost: int = 0
+    settled: int = 0  # messages whose fate is known (delivered or lost): settled - lost
+
+    def on_sent(self, seq: int, at: float) -> None:
+        self.sent += 1
+        self.sent_at[seq] = at
+
+    def on_received(self, seq: int, sent_ts: float, now: float) -> None:
+        if seq in self.seen:
+            self.duplicated += 1
+            return
+        self.seen.add(seq)
+        self.delivered += 1
+        if seq < self.max_seq:
+            self.reordered += 1
+        self.max_seq = max(self.max_seq, seq)
+        self.latencies_ms.append((now - sent_ts) * 1000)
+
+    def settle(self, now: float) -> None:
+        """Count as lost what was sent over GRACE_S ago and never seen; forget old state."""
+        for seq, at in list(self.sent_at.items()):
+            if now - at < GRACE_S:
+                break  # insertion order is send order
+            if seq not in self.seen:
+                self.lost += 1
+            self.settled += 1
+            self.seen.discard(seq)
+            del self.sent_at[seq]
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+
+class RelayCanary:
+    """Canaries for one leaf, both directions, until stopped."""
+
+    def __init__(self, bus: EventBus, leaf: str, user: str, central_url: str, leaf_url: str,
+                 rate: float = 10.0) -> None:
+        self.bus, self.leaf, self.user = bus, leaf, user
+        self.central_url, self.leaf_url = central_url, leaf_url
+        self.rate = rate
+        self.paths = {"c2l": PathTracker(), "l2c": PathTracker()}
+        # Counting starts once a warm-up message has crossed: interest across a leaf
+        # link propagates asynchronously, and start-up is not loss.
+        self.ready = {"c2l": asyncio.Event(), "l2c": asyncio.Event()}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conns: list[nats.NATS] = []
+
+    def subject(self, path: str) -> str:
+        return f"OwnerSpace.{self.user}.canary.{path}"
+
+    async def start(self) -> None:
+        opts = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.2,
+                "inbox_prefix": f"_INBOX_{self.user}", "connect_timeout": 2}
+        central = await nats.connect(self.central_url, **opts)
+        local = await nats.connect(self.leaf_url, **opts)
+        self._conns = [central, local]
+        for path, sub_nc in (("c2l", local), ("l2c", central)):
+            await sub_nc.subscribe(self.subject(path), cb=self._receiver(path))
+        self._tasks = [asyncio.create_task(self._publish("c2l", central)),
+                       asyncio.create_task(self._publish("l2c", local)),
+                       asyncio.create_task(self._report())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for nc in self._conns:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    def _receiver(self, path: str):
+        tracker = self.paths[path]
+
+        async def on_msg(msg) -> None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                body = json.loads(msg.data)
+                seq = int(body["seq"])
+                self.ready[path].set()
+                if seq >= 0:  # seq -1 is a warm-up message
+                    tracker.on_received(seq, float(body["ts"]), time.time())
+
+        return on_msg
+
+    async def _publish(self, path: str, nc: nats.NATS) -> None:
+        tracker, subject, interval = self.paths[path], self.subject(path), 1 / self.rate
+        deadline = time.monotonic() + WARMUP_S
+        while not self.ready[path].is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                await nc.publish(subject, json.dumps({"seq": -1, "ts": time.time()}).encode())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready[path].wait(), 0.1)
+        seq, next_at = 0, time.monotonic()
+        while True:
+            now = time.time()
+            tracker.on_sent(seq, now)
+            with contextlib.suppress(Exception):  # counted as sent; its loss will show
+                await nc.publish(subject, json.dumps({"seq": seq, "ts": now}).encode())
+            seq += 1
+            next_at += interval  # constant rate: no drift from slow publishes
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for path, t in self.paths.items():
+                t.settle(now)
+                self.bus.publish(CanaryReport(
+                    leaf=self.leaf, path=path, sent=t.sent, delivered=t.delivered,
+                    settled=t.settled, lost=t.lost, duplicated=t.duplicated, reordered=t.reordered,
+                    p50_ms=t.percentile(0.5), p99_ms=t.percentile(0.99)))
