@@ -281,6 +281,8 @@ class LabSpec(_Model):
     state_dir: ConfigPath | None = None
     aws_region: Region = "us-east-1"
     moto_seed: StrictInt = 42
+    # Members who may own a vault instance (each gets a NATS account in the lab).
+    members: list[Annotated[str, AfterValidator(_check_leaf_user)]] = ["alice", "bob", "carol"]
     # OpenBao nodes in their own network namespaces (real partitions): needs root.
     vault_netns: Literal["auto", "on", "off"] = "auto"
 

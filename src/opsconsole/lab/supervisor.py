@@ -9,10 +9,12 @@ always find and stop what a killed console left behind.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
 import urllib.error
@@ -24,6 +26,8 @@ from typing import Any
 
 import aiohttp
 import psutil
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import LabSpec
 from ..errors import UserError
@@ -58,7 +62,9 @@ PORT_ROLES = {
     "leaf": ("client", "monitor"),
     "vault": ("api", "cluster"),
     "moto": ("http",),
+    "provisioner": ("http",),
 }
+NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 
 
@@ -72,6 +78,7 @@ class Topology:
     moto_port: int
     proxy_control: int
     links: dict[str, int]  # fault-proxy link name -> its listen port
+    provisioner_port: int
 
     netns: NetnsPlan | None = None
 
@@ -88,11 +95,16 @@ class Topology:
             vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
         proxy = dict(ports["netproxy"])
         control = proxy.pop("control")
-        return cls(central, leaves, vault, ports["moto"]["http"], control, proxy, netns_plan)
+        return cls(central, leaves, vault, ports["moto"]["http"], control, proxy,
+                   ports["provisioner"]["http"], netns_plan)
 
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def provisioner_url(self) -> str:
+        return f"http://127.0.0.1:{self.provisioner_port}"
 
     @property
     def proxy_url(self) -> str:
@@ -117,7 +129,7 @@ def node_names(spec: LabSpec, kind: str) -> list[str]:
         return [f"leaf-{u}" for u in spec.leaf_users]
     if kind == "vault":
         return [f"vault-{i + 1}" for i in range(spec.vault_nodes)]
-    return [kind]  # netproxy, moto: one each
+    return [kind]  # netproxy, moto, provisioner: one each
 
 
 def link_names(spec: LabSpec) -> list[str]:
@@ -188,6 +200,7 @@ class Lab:
                     self._wait_nats(session, topo, timeout),
                     self._bring_up_vault(session, topo, timeout),
                     self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
+                    self._wait_provisioner(session, topo, timeout),
                 )
             if started or state.phase != "up":
                 state.phase = "up"
@@ -250,6 +263,17 @@ class Lab:
         for user in self.spec.leaf_users:
             self.dir.write_secret(f"nats-leaf-{user}.password", secrets.token_urlsafe(18))
         self.dir.write_secret("nats-admin.password", secrets.token_urlsafe(18))
+        for member in self.spec.members:
+            self.dir.write_secret(f"nats-member-{member}.password", secrets.token_urlsafe(18))
+        tokens = {m: secrets.token_urlsafe(24) for m in [*self.spec.members, NO_ACCOUNT_MEMBER]}
+        self.dir.write_secret("provisioning-tokens.json", json.dumps(tokens))
+        operator = Ed25519PrivateKey.generate()
+        self.dir.write_secret("control-key.pem", operator.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        public = base64.b64encode(operator.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+        (self.dir.root / "control-keys.json").write_text(json.dumps({"lab-operator": public}))
         self.dir.write_secret(SEAL_KEY_FILE, os.urandom(32))
         self.dir.save(state)
         return state
@@ -257,6 +281,10 @@ class Lab:
     def _write_configs(self, topo: Topology) -> None:
         passwords = {u: self.dir.read_secret(f"nats-leaf-{u}.password") or ""
                      for u in self.spec.leaf_users}
+        revoked = self.revoked_members()
+        central_users = {**passwords, **{
+            m: self.dir.read_secret(f"nats-member-{m}.password") or ""
+            for m in self.spec.members if m not in revoked}}
         admin = self.dir.read_secret("nats-admin.password") or ""
         (self.dir.root / "netproxy").mkdir(exist_ok=True)
         (self.dir.root / "netproxy" / "links.json").write_text(
@@ -265,7 +293,7 @@ class Lab:
             d = self._node_dir("nats", node.name)
             routes = [topo.links[f"route.{node.name}.{peer.name}"]
                       for peer in topo.central if peer != node]
-            text = central_config(node, routes, d / "jetstream", passwords, admin)
+            text = central_config(node, routes, d / "jetstream", central_users, admin)
             self.dir.write_private(d / "nats.conf", text)
         for leaf in topo.leaves:
             d = self._node_dir("nats", leaf.name)
@@ -298,6 +326,9 @@ class Lab:
             cmds[vnode.name] = ("vault", [*prefix, bao_bin, "server", f"-config={conf}"])
         cmds["moto"] = ("moto", [*binaries.moto_server(), "-H", "127.0.0.1",
                                  "-p", str(topo.moto_port)])
+        cmds["provisioner"] = ("sut", [sys.executable, "-m", "opsconsole.sut.provisioning",
+                                       "--lab-dir", str(self.dir.root),
+                                       "--port", str(topo.provisioner_port)])
         return cmds
 
     def _start_missing(self, state: LabState, topo: Topology) -> list[str]:
@@ -410,6 +441,15 @@ class Lab:
         await ensure_instances(topo.moto_url, self.spec.aws_region, list(self.spec.leaf_users),
                                DUMMY_AWS_KEY)
 
+    async def _wait_provisioner(self, session: aiohttp.ClientSession, topo: Topology,
+                                timeout: float) -> None:
+        async def ready() -> bool:
+            async with session.get(f"{topo.provisioner_url}/healthz",
+                                   timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+
+        await wait_for("the provisioning service", ready, timeout)
+
     # --------------------------------------------------------------- status
     @staticmethod
     def _in_netns(topo: Topology, name: str) -> bool:
@@ -420,6 +460,34 @@ class Lab:
         if not state.ports:
             return None
         return self._plan(state)
+
+    # ------------------------------------------------------ member accounts
+    def revoked_members(self) -> set[str]:
+        try:
+            return set(json.loads((self.dir.root / "nats" / "revoked.json").read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return set()
+
+    def member_password(self, member: str) -> str | None:
+        if member not in self.spec.members or member in self.revoked_members():
+            return None
+        return self.dir.read_secret(f"nats-member-{member}.password")
+
+    def set_member_account(self, member: str, active: bool) -> None:
+        """Grant or revoke a member's NATS account: rewrite central auth and reload
+        every central node (SIGHUP); a revoked member's connections drop at once."""
+        with self.dir.locked():
+            revoked = self.revoked_members()
+            revoked = revoked - {member} if active else revoked | {member}
+            path = self.dir.root / "nats" / "revoked.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(sorted(revoked)))
+            state = self.dir.load()
+            self._write_configs(self._plan(state))
+            for name in node_names(self.spec, "nats"):
+                rec = state.procs.get(name)
+                if rec is not None and procs.is_alive(rec):
+                    os.kill(rec.pid, signal.SIGHUP)
 
     def set_vault_link(self, node: str, up: bool) -> None:
         """Partition one Vault node from everything (down) or reconnect it (up)."""

@@ -1,0 +1,396 @@
+"""Reference provisioning service for vault instances (the lab's system under test).
+
+Contract (bearer token per member):
+  POST /vault/provision   → {instance_id, status, region, availability_zone, private_ip?,
+                             estimated_ready_at}; one per member (409), own security group,
+                             arm64 AMI, tags; needs an active NATS account (403).
+  POST /vault/initialize  → {status, local_nats_status, central_nats_status,
+                             owner_space_id, message_space_id}; 409 if EC2 is not ready.
+  GET  /vault/health      → {status, uptime_seconds, local_nats, central_nats,
+                             vault_manager, last_event_at}; 404 when none provisioned.
+  POST /vault/stop        → graceful: manager drains and flushes, leaf disconnects, EC2 stops,
+                             state kept; POST /vault/start brings it back.
+  POST /vault/terminate   → EC2 terminated, security group deleted, NATS account revoked;
+                             idempotent.
+
+EC2 goes through aioboto3 (moto in the lab: instances are ``running`` at once, so
+the ``pending`` phase is modelled here for ``pending_s``). Each initialised
+instance runs a real leaf nats-server (the instance's local NATS, a leaf of
+central with the member's credentials) and a real Vault Manager process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import aiohttp
+import psutil
+from aiohttp import web
+
+from ..lab import Lab, binaries, procs
+from ..lab.ports import free_ports
+from ..lab.supervisor import DUMMY_AWS_KEY
+
+PROVISION_TIMEOUT_S = 120.0
+AMI_NAME = "opsconsole-hardened-arm64"
+
+
+@dataclass
+class Instance:
+    member: str
+    instance_id: str
+    security_group: str
+    status: str  # provisioning | running | failed | initialized | stopped | terminated
+    created_at: float
+    ready_at: float
+    availability_zone: str = ""
+    private_ip: str = ""
+    owner_space_id: str = ""
+    message_space_id: str = ""
+    leaf_client: int = 0
+    leaf_monitor: int = 0
+    manager_port: int = 0
+    pids: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    initialized_at: float | None = None
+
+
+class Provisioner:
+    def __init__(self, lab: Lab, pending_s: float = 2.0) -> None:
+        self.lab = lab
+        self.pending_s = pending_s
+        self.dir = lab.dir.root / "instances"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file = self.dir / "instances.json"
+        self.instances: dict[str, Instance] = self._load()
+        tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
+        self.members_by_token = {token: member for member, token in tokens.items()}
+        topo = lab.topology()
+        assert topo is not None
+        self.topo = topo
+        self.region = lab.spec.aws_region
+        self.aws = aioboto3.Session(aws_access_key_id=DUMMY_AWS_KEY,
+                                    aws_secret_access_key=DUMMY_AWS_KEY, region_name=self.region)
+
+    # ----------------------------------------------------------------- state
+    def _load(self) -> dict[str, Instance]:
+        try:
+            return {m: Instance(**d) for m, d in json.loads(self.state_file.read_text()).items()}
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({m: asdict(i) for m, i in self.instances.items()}, indent=1))
+        os.replace(tmp, self.state_file)
+
+    def ec2(self):
+        return self.aws.client("ec2", endpoint_url=self.topo.moto_url)
+
+    def refresh(self, inst: Instance) -> None:
+        """Model EC2's pending phase (moto is running at once) and the 2-minute limit."""
+        now = time.time()
+        if inst.status == "provisioning":
+            if now >= inst.ready_at:
+                inst.status = "running"
+            elif now - inst.created_at > PROVISION_TIMEOUT_S:
+                inst.status, inst.error = "failed", "provisioning exceeded 2 minutes"
+            self.save()
+
+    # ------------------------------------------------------------- handlers
+    def member(self, request: web.Request) -> str:
+        auth = request.headers.get("Authorization", "")
+        member = self.members_by_token.get(auth.removeprefix("Bearer ").strip())
+        if not auth.startswith("Bearer ") or member is None:
+            raise web.HTTPUnauthorized(text=json.dumps({"error": "invalid or missing token"}),
+                                       content_type="application/json")
+        return member
+
+    def current(self, member: str) -> Instance:
+        inst = self.instances.get(member)
+        if inst is None or inst.status == "terminated":
+            raise web.HTTPNotFound(text=json.dumps({"error": "no vault provisioned"}),
+                                   content_type="application/json")
+        self.refresh(inst)
+        return inst
+
+    async def provision(self, request: web.Request) -> web.Response:
+        member = self.member(request)
+        existing = self.instances.get(member)
+        if existing is not None and existing.status not in ("terminated", "failed"):
+            return web.json_response({"error": "this member already has a vault",
+                                      "instance_id": existing.instance_id}, status=409)
+        if self.lab.member_password(member) is None:
+            return web.json_response({"status": "failed",
+                                      "error": "no active NATS account for this member"},
+                                     status=403)
+        pending = float(request.query.get("pending_s", self.pending_s))  # lab knob
+        async with self.ec2() as ec2:
+            ami = await self._hardened_ami(ec2)
+            sg = await ec2.create_security_group(
+                GroupName=f"vault-{member}-{uuid.uuid4().hex[:8]}",
+                Description=f"vault instance of {member}")
+            tags = [{"Key": "role", "Value": "vault-instance"}, {"Key": "owner", "Value": member},
+                    {"Key": "env", "Value": "lab"}, {"Key": "Name", "Value": f"vault-{member}"},
+                    {"Key": "managed-by", "Value": "opsconsole-provisioner"}]
+            run = await ec2.run_instances(
+                ImageId=ami, InstanceType="t4g.nano", MinCount=1, MaxCount=1,
+                SecurityGroupIds=[sg["GroupId"]],
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        raw = run["Instances"][0]
+        now = time.time()
+        inst = Instance(member, raw["InstanceId"], sg["GroupId"], "provisioning", now,
+                        now + pending, raw.get("Placement", {}).get("AvailabilityZone", ""),
+                        raw.get("PrivateIpAddress", ""))
+        self.instances[member] = inst
+        self.save()
+        return web.json_response(self._summary(inst), status=202)
+
+    async def _hardened_ami(self, ec2) -> str:
+        images = await ec2.describe_images(Filters=[{"Name": "name", "Values": [AMI_NAME]}])
+        if images["Images"]:
+            return images["Images"][0]["ImageId"]
+        base = await ec2.describe_images(Filters=[{"Name": "architecture",
+                                                   "Values": ["arm64"]}])
+        copy = await ec2.copy_image(Name=AMI_NAME, SourceImageId=base["Images"][0]["ImageId"],
+                                    SourceRegion=self.region,
+                                    Description="hardened arm64 base for vault instances")
+        return copy["ImageId"]
+
+    def _summary(self, inst: Instance) -> dict[str, Any]:
+        return {"instance_id": inst.instance_id, "status": inst.status, "region": self.region,
+                "availability_zone": inst.availability_zone, "private_ip": inst.private_ip,
+                "estimated_ready_at": inst.ready_at, "security_group": inst.security_group,
+                **({"error": inst.error} if inst.error else {})}
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self._summary(self.current(self.member(request))))
+
+    async def initialize(self, request: web.Request) -> web.Response:
+        inst = self.current(self.member(request))
+        if inst.status in ("initialized", "stopped"):
+            return web.json_response({"error": f"vault is {inst.status}"}, status=409)
+        if inst.status != "running":
+            return web.json_response({"status": "failed", "error":
+                                      f"EC2 instance not ready (status {inst.status})"},
+                                     status=409)
+        password = self.lab.member_password(inst.member)
+        if password is None:
+            return web.json_response({"status": "failed",
+                                      "error": "no active NATS account"}, status=403)
+        inst.owner_space_id = f"OwnerSpace.{inst.member}"
+        inst.message_space_id = f"MessageSpace.{inst.member}.{uuid.uuid4().hex[:8]}"
+        inst.leaf_client, inst.leaf_monitor, inst.manager_port = free_ports(3)
+        try:
+            await self._start_processes(inst, password)
+        except Exception as exc:  # nothing half-done: stop what started, stay "running"
+            self._stop_processes(inst)
+            inst.owner_space_id = inst.message_space_id = ""
+            self.save()
+            return web.json_response({"status": "failed", "error": str(exc)}, status=500)
+        inst.status, inst.initialized_at = "initialized", time.time()
+        self.save()
+        return web.json_response({"status": "initialized", "local_nats_status": "running",
+                                  "central_nats_status": "connected",
+                                  "owner_space_id": inst.owner_space_id,
+                                  "message_space_id": inst.message_space_id})
+
+    def _instance_dir(self, inst: Instance) -> Path:
+        return self.dir / inst.instance_id
+
+    async def _start_processes(self, inst: Instance, password: str) -> None:
+        d = self._instance_dir(inst)
+        urls = ", ".join(json.dumps(f"nats-leaf://{inst.member}:{password}@127.0.0.1:{h.leaf}")
+                         for h in self.topo.central)
+        conf = (f'server_name: "vault-{inst.member}"\nlisten: "127.0.0.1:{inst.leaf_client}"\n'
+                f'http: "127.0.0.1:{inst.leaf_monitor}"\nping_interval: "2s"\nping_max: 2\n'
+                f'leafnodes {{\n  reconnect: "100ms"\n  remotes: [ {{ urls: [{urls}] }} ]\n}}\n')
+        self.lab.dir.write_private(d / "nats.conf", conf)  # credentials installed, 0600
+        leaf = procs.spawn(f"vault-{inst.member}-nats", "instance",
+                           [binaries.nats_server(), "-c", str(d / "nats.conf")],
+                           d / "nats.log", self.lab.marker)
+        manager = procs.spawn(
+            f"vault-{inst.member}-manager", "instance",
+            [sys.executable, "-m", "opsconsole.sut.vault_manager",
+             "--nats", f"nats://127.0.0.1:{inst.leaf_client}", "--user", inst.member,
+             "--monitor-port", str(inst.manager_port), "--state-dir", str(d / "manager"),
+             "--authorized-keys", str(self.lab.dir.root / "control-keys.json")],
+            d / "manager.log", self.lab.marker)
+        inst.pids = {"nats": leaf.pid, "manager": manager.pid}
+        self.save()
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                health = await self._probe(http, inst)
+                if health["central"] == "connected" and health["manager"].get("status") == \
+                        "healthy":
+                    return
+                await asyncio.sleep(0.1)
+        raise RuntimeError("local NATS or Vault Manager did not come up within 20 s")
+
+    async def _probe(self, http: aiohttp.ClientSession, inst: Instance) -> dict[str, Any]:
+        out: dict[str, Any] = {"local": "stopped", "connections": 0, "central": "disconnected",
+                               "rtt_ms": None, "manager": {}}
+        timeout = aiohttp.ClientTimeout(total=1)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with http.get(f"http://127.0.0.1:{inst.leaf_monitor}/varz",
+                                timeout=timeout) as r:
+                out["connections"] = (await r.json()).get("connections", 0)
+                out["local"] = "running"
+            async with http.get(f"http://127.0.0.1:{inst.leaf_monitor}/leafz",
+                                timeout=timeout) as r:
+                links = (await r.json()).get("leafs", [])
+                if links:
+                    out["central"] = "connected"
+                    out["rtt_ms"] = _rtt_ms(links[0].get("rtt", ""))
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with http.get(f"http://127.0.0.1:{inst.manager_port}/health",
+                                timeout=timeout) as r:
+                out["manager"] = await r.json()
+        return out
+
+    async def health(self, request: web.Request) -> web.Response:
+        inst = self.current(self.member(request))
+        if inst.status not in ("initialized", "stopped"):
+            return web.json_response({"status": "unhealthy", "error":
+                                      f"vault not initialized (status {inst.status})"},
+                                     status=409)
+        async with aiohttp.ClientSession() as http:
+            p = await self._probe(http, inst)
+        manager = p["manager"]
+        problems = [what for what, bad in (
+            ("local NATS not running", p["local"] != "running"),
+            ("central NATS disconnected", p["central"] != "connected"),
+            ("vault manager not healthy", manager.get("status") != "healthy")) if bad]
+        status = "healthy" if not problems else (
+            "unhealthy" if p["local"] != "running" or not manager else "degraded")
+        body = {"status": status, "uptime_seconds": round(time.time() -
+                                                          (inst.initialized_at or time.time())),
+                "local_nats": {"status": p["local"], "connections": p["connections"]},
+                "central_nats": {"status": p["central"], "latency_ms": p["rtt_ms"]},
+                "vault_manager": {"status": manager.get("status", "down"),
+                                  "memory_mb": manager.get("memory_mb"),
+                                  "cpu_percent": manager.get("cpu_percent"),
+                                  "handlers_loaded": manager.get("handlers_loaded", 0),
+                                  "handlers": manager.get("handlers", {}),
+                                  "nats": manager.get("nats", {})},
+                "last_event_at": manager.get("last_event_at")}
+        if problems:
+            body["details"] = problems
+        return web.json_response(body, status=200 if status == "healthy" else 503)
+
+    def _stop_processes(self, inst: Instance) -> None:
+        running = []
+        for pid in inst.pids.values():
+            with contextlib.suppress(psutil.Error):
+                running.append(psutil.Process(pid))
+        # Manager first (SIGTERM: drain in-flight events, flush state), then its NATS.
+        procs.stop_processes(running[1:], grace=10)
+        procs.stop_processes(running[:1], grace=5)
+        inst.pids = {}
+
+    async def stop(self, request: web.Request) -> web.Response:
+        inst = self.current(self.member(request))
+        if inst.status != "initialized":
+            return web.json_response({"error": f"cannot stop a vault that is {inst.status}"},
+                                     status=409)
+        self._stop_processes(inst)
+        async with self.ec2() as ec2:
+            await ec2.stop_instances(InstanceIds=[inst.instance_id])
+        inst.status = "stopped"
+        self.save()
+        return web.json_response({"status": "stopped", "state_preserved": True,
+                                  "instance_id": inst.instance_id})
+
+    async def start(self, request: web.Request) -> web.Response:
+        inst = self.current(self.member(request))
+        if inst.status != "stopped":
+            return web.json_response({"error": f"cannot start a vault that is {inst.status}"},
+                                     status=409)
+        password = self.lab.member_password(inst.member)
+        if password is None:
+            return web.json_response({"error": "no active NATS account"}, status=403)
+        async with self.ec2() as ec2:
+            await ec2.start_instances(InstanceIds=[inst.instance_id])
+        inst.leaf_client, inst.leaf_monitor, inst.manager_port = free_ports(3)
+        await self._start_processes(inst, password)
+        inst.status = "initialized"
+        self.save()
+        return web.json_response({"status": "initialized", "restarted": True})
+
+    async def terminate(self, request: web.Request) -> web.Response:
+        member = self.member(request)
+        inst = self.instances.get(member)
+        if inst is None:
+            return web.json_response({"error": "no vault provisioned"}, status=404)
+        if inst.status != "terminated":
+            self._stop_processes(inst)
+            async with self.ec2() as ec2:
+                await ec2.terminate_instances(InstanceIds=[inst.instance_id])
+                with contextlib.suppress(Exception):  # moto keeps the ENI briefly
+                    await ec2.delete_security_group(GroupId=inst.security_group)
+            await asyncio.to_thread(self.lab.set_member_account, member, False)
+            inst.status = "terminated"
+            self.save()
+        return web.json_response({"status": "terminated", "instance_id": inst.instance_id,
+                                  "security_group_deleted": True,
+                                  "nats_credentials_revoked": True})
+
+
+def _rtt_ms(text: str) -> float | None:
+    """NATS durations like '312µs' or '1.2ms'."""
+    for unit, factor in (("µs", 0.001), ("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            with contextlib.suppress(ValueError):
+                return round(float(text[: -len(unit)]) * factor, 3)
+    return None
+
+
+def make_app(prov: Provisioner) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
+    app.router.add_post("/vault/provision", prov.provision)
+    app.router.add_get("/vault/status", prov.status)
+    app.router.add_post("/vault/initialize", prov.initialize)
+    app.router.add_get("/vault/health", prov.health)
+    app.router.add_post("/vault/stop", prov.stop)
+    app.router.add_post("/vault/start", prov.start)
+    app.router.add_post("/vault/terminate", prov.terminate)
+    return app
+
+
+async def serve(lab_dir: str, port: int) -> None:
+    prov = Provisioner(Lab.attach(lab_dir))
+    runner = web.AppRunner(make_app(prov), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="provisioner")
+    parser.add_argument("--lab-dir", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.lab_dir, args.port))
+
+
+if __name__ == "__main__":
+    main()
