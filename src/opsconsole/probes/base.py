@@ -46,6 +46,20 @@ class ProbeRunner:
         for probe in self.probes:
             self._tasks.append(asyncio.create_task(self._loop(probe), name=probe.name))
 
+    def add(self, probe: Probe) -> asyncio.Task[None]:
+        """Probe a target discovered at run time (e.g. a freshly provisioned instance)."""
+        self.probes.append(probe)
+        task = asyncio.create_task(self._loop(probe), name=probe.name)
+        self._tasks.append(task)
+        return task
+
+    async def remove(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if task in self._tasks:
+            self._tasks.remove(task)
+
     async def stop(self) -> None:
         self._stop.set()
         for task in self._tasks:

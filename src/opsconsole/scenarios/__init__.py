@@ -6,8 +6,10 @@ from .. import catalog
 from ..errors import UserError
 from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
 from .packs import lab as lab_pack
+from .packs import vault_instance
 
-PACKS: dict[str, list[type[Scenario]]] = {"lab": lab_pack.SCENARIOS}
+PACKS: dict[str, list[type[Scenario]]] = {"lab": lab_pack.SCENARIOS,
+                                          "vault-instance": vault_instance.SCENARIOS}
 
 
 def all_scenarios() -> list[Scenario]:

@@ -1,0 +1,542 @@
+"""The `vault-instance` pack: the provisioning contract, the relay and the Vault Manager.
+
+Every check is one JUnit testcase. On the lab the pack talks to the reference
+provisioning service (base URL and member tokens from the lab state dir); each
+scenario provisions its own instance and terminates it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import nats
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ...sut.vault_manager import control_message
+from ..checks import nats_roundtrip
+from ..engine import Abort, Check, Outcome, Run, Scenario
+
+MEMBER = "alice"
+NO_ACCOUNT = "dave"
+
+
+class InstanceApi:
+    """The provisioning API as one member sees it (bearer token)."""
+
+    def __init__(self, run: Run, member: str = MEMBER) -> None:
+        lab = run.lab
+        topo = lab.topology()
+        assert topo is not None
+        self.run = run
+        self.lab = lab
+        self.base = topo.provisioner_url
+        self.tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
+        self.member = member
+        self.central = {n.name: n.client_url for n in topo.central}
+        self.monitors = {n.name: n.monitor_url for n in topo.central}
+
+    async def call(self, method: str, path: str, member: str | None = None,
+                   token: str | None = None) -> tuple[int, dict[str, Any]]:
+        token = token if token is not None else self.tokens[member or self.member]
+        async with self.run.http.request(method, self.base + path,
+                                         headers={"Authorization": f"Bearer {token}"},
+                                         timeout=aiohttp.ClientTimeout(total=30)) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def ready_instance(self) -> dict[str, Any]:
+        """Provision and initialise an instance (waiting out the pending phase)."""
+        status, prov = await self.call("POST", "/vault/provision?pending_s=1")
+        if status != 202:
+            raise Abort(f"provision returned {status}: {prov}")
+        await self.run.wait_until("EC2 running", self._running, 30)
+        status, init = await self.call("POST", "/vault/initialize")
+        if status != 200:
+            raise Abort(f"initialize returned {status}: {init}")
+        return {**prov, **init}
+
+    async def _running(self) -> bool:
+        return (await self.call("GET", "/vault/status"))[1].get("status") == "running"
+
+    async def cleanup(self) -> None:
+        """Terminate whatever this member has and give the NATS account back (lab)."""
+        await self.call("POST", "/vault/terminate")
+        self.lab.set_member_account(self.member, True)
+
+    async def hub_of(self, member: str) -> str | None:
+        """The central node the member's instance leaf is attached to (a dead node is
+        simply not it)."""
+        for name, url in self.monitors.items():
+            try:
+                async with self.run.http.get(f"{url}/leafz",
+                                             timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    links = (await r.json()).get("leafs", [])
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                continue
+            if any(link.get("name") == f"vault-{member}" for link in links):
+                return name
+        return None
+
+    async def connect(self, node: str | None = None) -> nats.NATS:
+        url = self.central[node] if node else next(iter(self.central.values()))
+        return await nats.connect(url, inbox_prefix=f"_INBOX_{self.member}",
+                                  max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+
+    async def request(self, nc: nats.NATS, event: dict[str, Any],
+                      timeout: float = 2.0) -> dict[str, Any]:
+        reply = await nc.request(f"OwnerSpace.{self.member}.forVault",
+                                 json.dumps(event).encode(), timeout=timeout)
+        return json.loads(reply.data)
+
+    def signed(self, command: str, key: Ed25519PrivateKey | None = None) -> bytes:
+        if key is None:
+            key = serialization.load_pem_private_key(
+                (self.lab.dir.secrets / "control-key.pem").read_bytes(), password=None)
+        nonce, ts = uuid.uuid4().hex, time.time()
+        sig = key.sign(control_message(command, nonce, ts, self.member))  # type: ignore[union-attr]
+        return json.dumps({"command": command, "nonce": nonce, "ts": ts,
+                           "key_id": "lab-operator",
+                           "signature": base64.b64encode(sig).decode()}).encode()
+
+
+def verdict(ok: bool, **evidence: Any) -> Outcome:
+    return ("pass" if ok else "fail"), evidence
+
+
+async def record(run: Run, name: str, outcome: Outcome) -> None:
+    """Record an already-measured outcome as a check (does not abort the method)."""
+    async def fn(_: Run) -> Outcome:
+        return outcome
+
+    await run.check(Check(name, fn))
+
+
+class InstanceScenario(Scenario):
+    async def rollback(self, run: Run) -> None:
+        await InstanceApi(run).cleanup()
+
+
+class Provision(InstanceScenario):
+    id = "vault-instance.provision"
+    title = "provision: auth, one per member, security group, arm64 AMI, tags, limits"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        s, _body = await api.call("POST", "/vault/provision", token="wrong-token")
+        await record(run, "provision: unauthenticated request rejected",
+                     verdict(s == 401, status=s))
+        s, prov = await api.call("POST", "/vault/provision?pending_s=1")
+        await record(run, "provision: authenticated member provisioned",
+                     verdict(s == 202, status=s))
+        await record(run, "provision: returns instance_id and status", verdict(
+            bool(prov.get("instance_id")) and prov.get("status") in
+            ("provisioning", "running"), instance_id=prov.get("instance_id"),
+            status=prov.get("status")))
+        s2, _dup = await api.call("POST", "/vault/provision")
+        await record(run, "provision: duplicate rejected", verdict(s2 == 409, status=s2))
+        ec2 = await _describe(run, prov["instance_id"])
+        groups = [g["GroupId"] for g in ec2["instance"].get("SecurityGroups", [])]
+        await record(run, "provision: unique security group", verdict(
+            groups == [prov.get("security_group")] and ec2["sg_users"] == 1, groups=groups))
+        await record(run, "provision: ARM64 hardened AMI", verdict(
+            ec2["image"]["Architecture"] == "arm64" and "hardened" in ec2["image"]["Name"],
+            arch=ec2["image"]["Architecture"], ami=ec2["image"]["Name"]))
+        tags = {t["Key"]: t["Value"] for t in ec2["instance"].get("Tags", [])}
+        await record(run, "provision: correct tags", verdict(
+            tags.get("owner") == MEMBER and tags.get("role") == "vault-instance"
+            and "env" in tags, tags=tags))
+        s3, no_acct = await api.call("POST", "/vault/provision", member=NO_ACCOUNT)
+        await record(run, "provision: needs a NATS account", verdict(
+            s3 == 403 and "NATS account" in no_acct.get("error", ""), status=s3))
+        await api.cleanup()
+        _s4, _slow = await api.call("POST", "/vault/provision?pending_s=30&timeout_s=1")
+
+        async def failed() -> bool:
+            return (await api.call("GET", "/vault/status"))[1].get("status") == "failed"
+
+        took = await run.wait_until("a slow provision to time out", failed, 15)
+        _, st = await api.call("GET", "/vault/status")
+        await record(run, "provision: exceeding the time limit fails", verdict(
+            st.get("status") == "failed" and "exceeded" in st.get("error", ""),
+            error=st.get("error"), waited_s=round(took, 2),
+            note="lab compresses the 120 s contract limit to timeout_s=1"))
+
+
+async def _describe(run: Run, instance_id: str) -> dict[str, Any]:
+    import aioboto3
+
+    from ...lab.supervisor import DUMMY_AWS_KEY
+
+    aws = run.inventory.aws
+    assert aws is not None
+    session = aioboto3.Session(aws_access_key_id=DUMMY_AWS_KEY,
+                               aws_secret_access_key=DUMMY_AWS_KEY, region_name=aws.region)
+    async with session.client("ec2", endpoint_url=aws.endpoint_url) as ec2:
+        inst = (await ec2.describe_instances(InstanceIds=[instance_id]))[
+            "Reservations"][0]["Instances"][0]
+        image = (await ec2.describe_images(ImageIds=[inst["ImageId"]]))["Images"][0]
+        groups = {g["GroupId"] for g in (await ec2.describe_security_groups())[
+            "SecurityGroups"]}
+        sg_users = 0
+        for g in inst.get("SecurityGroups", []):
+            found = await ec2.describe_instances(Filters=[
+                {"Name": "instance.group-id", "Values": [g["GroupId"]]}])
+            sg_users = sum(len(r["Instances"]) for r in found["Reservations"])
+    return {"instance": inst, "image": image, "groups": groups, "sg_users": sg_users}
+
+
+class Initialize(InstanceScenario):
+    id = "vault-instance.initialize"
+    title = "initialize: namespaces, local NATS, central link, credentials, clean failure"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        s, _ = await api.call("POST", "/vault/provision?pending_s=3")
+        s, early = await api.call("POST", "/vault/initialize")
+        await record(run, "initialize: fails gracefully if EC2 is not ready", verdict(
+            s == 409 and early.get("status") == "failed", status=s, error=early.get("error")))
+        await run.wait_until("EC2 running", api._running, 30)
+        await record(run, "initialize: only after EC2 running", verdict(True, waited=True))
+        s, init = await api.call("POST", "/vault/initialize")
+        await record(run, "initialize: status returned", verdict(
+            s == 200 and init.get("status") == "initialized", status=s))
+        await record(run, "initialize: OwnerSpace assigned", verdict(
+            init.get("owner_space_id") == f"OwnerSpace.{MEMBER}",
+            owner_space_id=init.get("owner_space_id")))
+        await record(run, "initialize: MessageSpace assigned", verdict(
+            str(init.get("message_space_id", "")).startswith(f"MessageSpace.{MEMBER}."),
+            message_space_id=init.get("message_space_id")))
+        await record(run, "initialize: local NATS started", verdict(
+            init.get("local_nats_status") == "running"))
+        await record(run, "initialize: central connected", verdict(
+            init.get("central_nats_status") == "connected"))
+        hub = await api.hub_of(MEMBER)
+        await record(run, "initialize: credentials installed (central accepts the leaf)",
+                     verdict(hub is not None, hub=hub))
+
+
+class Health(InstanceScenario):
+    id = "vault-instance.health"
+    title = "health: fields, manager metrics, unhealthy with details, needs a vault"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        s, _none = await api.call("GET", "/vault/health")
+        await record(run, "health: requires a provisioned vault",
+                     verdict(s in (404, 409), status=s))
+        await api.ready_instance()
+        s, h = await api.call("GET", "/vault/health")
+        await record(run, "health: healthy when running",
+                     verdict(s == 200 and h.get("status") == "healthy", status=s))
+        await record(run, "health: local NATS status", verdict(
+            h.get("local_nats", {}).get("status") == "running", local=h.get("local_nats")))
+        await record(run, "health: central NATS status", verdict(
+            h.get("central_nats", {}).get("status") == "connected",
+            central=h.get("central_nats")))
+        vm = h.get("vault_manager", {})
+        await record(run, "health: vault manager status",
+                     verdict(vm.get("status") == "healthy", status=vm.get("status")))
+        await record(run, "health: memory and CPU reported", verdict(
+            (vm.get("memory_mb") or 0) > 0 and vm.get("cpu_percent") is not None,
+            memory_mb=vm.get("memory_mb"), cpu_percent=vm.get("cpu_percent")))
+        nc = await api.connect()
+        try:
+            await api.request(nc, {"id": "stop-it", "type": "ping"}, timeout=5)
+            await nc.publish(f"OwnerSpace.{MEMBER}.control", api.signed("shutdown"))
+            await nc.flush()
+        finally:
+            await nc.close()
+
+        async def reports_unhealthy() -> bool:
+            st, body = await api.call("GET", "/vault/health")
+            return st != 200 and bool(body.get("details"))
+
+        await run.wait_until("health to report the stopped manager", reports_unhealthy, 15)
+        s, bad = await api.call("GET", "/vault/health")
+        await record(run, "health: unhealthy with details on failure", verdict(
+            s == 503 and bad.get("status") in ("degraded", "unhealthy")
+            and bool(bad.get("details")), status=bad.get("status"),
+            details=bad.get("details")))
+
+
+class Stop(InstanceScenario):
+    id = "vault-instance.stop"
+    title = "stop: graceful, flushes pending events, disconnects, keeps state"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        await api.ready_instance()
+        nc = await api.connect()
+        answers: list[dict[str, Any]] = []
+
+        async def on_app(msg) -> None:
+            answers.append(json.loads(msg.data))
+
+        await nc.subscribe(f"OwnerSpace.{MEMBER}.forApp", cb=on_app)
+        try:
+            await api.request(nc, {"id": "warm", "type": "ping"}, timeout=5)
+            ids = [f"pending-{i}" for i in range(20)]
+            for i, eid in enumerate(ids):
+                await nc.publish(f"OwnerSpace.{MEMBER}.forVault", json.dumps(
+                    {"id": eid, "type": "kv.put", "payload": {"key": f"k{i}", "value": i}}
+                ).encode())
+            await nc.flush()
+            s, stopped = await api.call("POST", "/vault/stop")
+            await record(run, "stop: graceful", verdict(
+                s == 200 and stopped.get("status") == "stopped", status=s))
+            with contextlib.suppress(Abort):  # drained answers are still crossing the relay
+                await run.wait_until("answers to the pending events", lambda: set(ids) <= {
+                    a.get("id") for a in answers}, 5)
+            answered = {a.get("id") for a in answers}
+            await record(run, "stop: flushes pending events", verdict(
+                set(ids) <= answered, sent=len(ids), answered=len(set(ids) & answered)))
+            hub = await api.hub_of(MEMBER)
+            await record(run, "stop: disconnects from central", verdict(hub is None, hub=hub))
+            s, _started = await api.call("POST", "/vault/start")
+
+            async def has_state() -> bool:
+                try:
+                    r = await api.request(nc, {"id": "after", "type": "kv.get",
+                                               "payload": {"key": "k19"}}, timeout=0.5)
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                    return False
+                return r.get("result", {}).get("value") == 19
+
+            await run.check(Check("stop: state preserved for restart",
+                                  lambda _: _bool(has_state, restarted=s == 200), within=20))
+        finally:
+            await nc.close()
+
+
+async def _bool(cond, **evidence: Any) -> Outcome:
+    return verdict(await cond(), **evidence)
+
+
+class Terminate(InstanceScenario):
+    id = "vault-instance.terminate"
+    title = "terminate: EC2 gone, security group removed, NATS credentials revoked"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        ready = await api.ready_instance()
+        s, term = await api.call("POST", "/vault/terminate")
+        await record(run, "terminate: status terminated", verdict(
+            s == 200 and term.get("status") == "terminated", status=s))
+        ec2 = await _describe(run, ready["instance_id"])
+        await record(run, "terminate: EC2 terminated", verdict(
+            ec2["instance"]["State"]["Name"] == "terminated",
+            state=ec2["instance"]["State"]["Name"]))
+        await record(run, "terminate: security group removed", verdict(
+            ready["security_group"] not in ec2["groups"], group=ready["security_group"]))
+        password = api.lab.dir.read_secret(f"nats-member-{MEMBER}.password")
+        url = next(iter(api.central.values())).replace("nats://",
+                                                       f"nats://{MEMBER}:{password}@")
+        try:
+            nc = await nats.connect(url, allow_reconnect=False, connect_timeout=2,
+                                    max_reconnect_attempts=0)
+            await nc.close()
+            revoked = False
+        except Exception:
+            revoked = True
+        await record(run, "terminate: NATS credentials revoked", verdict(revoked))
+        s2, again = await api.call("POST", "/vault/terminate")
+        await record(run, "terminate: idempotent", verdict(
+            s2 == 200 and again.get("status") == "terminated", status=s2))
+
+
+class Lifecycle(InstanceScenario):
+    id = "vault-instance.lifecycle"
+    title = "lifecycle: end to end, restart, recovery from a failed initialize, concurrency"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        steps: dict[str, int] = {}
+        s, _ = await api.call("POST", "/vault/provision?pending_s=1")
+        steps["provision"] = s
+        await run.wait_until("EC2 running", api._running, 30)
+        api.lab.set_member_account(MEMBER, False)  # initialize now fails for a real reason
+        s, failed = await api.call("POST", "/vault/initialize")
+        api.lab.set_member_account(MEMBER, True)
+        s2, _recovered = await api.call("POST", "/vault/initialize")
+        await record(run, "lifecycle: recovery from initialization failure", verdict(
+            s == 403 and s2 == 200, first=s, first_error=failed.get("error"), retry=s2))
+        steps["initialize"] = s2
+        results = await asyncio.gather(*(api.call("GET", "/vault/health") for _ in range(10)))
+        await record(run, "lifecycle: concurrent health checks", verdict(
+            all(r[0] == 200 and r[1].get("status") == "healthy" for r in results),
+            statuses=[r[0] for r in results]))
+        steps["health"] = results[0][0]
+        steps["stop"] = (await api.call("POST", "/vault/stop"))[0]
+        s3, _restarted = await api.call("POST", "/vault/start")
+        s4, h = await api.call("GET", "/vault/health")
+        await record(run, "lifecycle: restart after stop", verdict(
+            s3 == 200 and s4 == 200 and h.get("status") == "healthy", start=s3, health=s4))
+        steps["terminate"] = (await api.call("POST", "/vault/terminate"))[0]
+        await record(run, "lifecycle: provision → initialize → health → stop → terminate",
+                     verdict(steps == {"provision": 202, "initialize": 200, "health": 200,
+                                       "stop": 200, "terminate": 200}, steps=steps))
+
+
+class Relay(InstanceScenario):
+    id = "vault-instance.relay"
+    title = "relay: both ways, hub loss handled, reconnect, buffered messages measured"
+
+    async def method(self, run: Run) -> None:
+        from ...load.canary import GRACE_S, RelayCanary
+
+        api = InstanceApi(run)
+        await api.ready_instance()
+        leaf_url = await _instance_leaf_url(api)
+        hub = await api.hub_of(MEMBER)
+        other = next(n for n in api.central if n != hub)
+        ok_in, t_in = await nats_roundtrip(api.central[other], leaf_url,
+                                           f"OwnerSpace.{MEMBER}.relay.in", timeout=10)
+        await record(run, "relay: central → local", verdict(ok_in, seconds=round(t_in, 3)))
+        ok_out, t_out = await nats_roundtrip(leaf_url, api.central[other],
+                                             f"OwnerSpace.{MEMBER}.relay.out", timeout=10)
+        await record(run, "relay: local → central", verdict(ok_out, seconds=round(t_out, 3)))
+        canary = RelayCanary(run.session.bus, f"vault-{MEMBER}", MEMBER, api.central[other],
+                             leaf_url, rate=20)
+        await canary.start()
+        probe = await _probe_instance_leaf(run, api)  # the relay pane shows it live
+        try:
+            await asyncio.sleep(2)
+            started = time.monotonic()
+            fault = await run.inject("process.kill", hub)
+
+            async def moved() -> bool:
+                return (await api.hub_of(MEMBER)) not in (None, hub)
+
+            await run.check(Check("relay: central disconnection handled (leaf moves hub)",
+                                  lambda _: _bool(moved, killed=hub), within=30))
+            run.metric("reconnect_seconds", time.monotonic() - started)
+            await run.heal(fault)
+            ok_again, _ = await nats_roundtrip(api.central[other], leaf_url,
+                                               f"OwnerSpace.{MEMBER}.relay.again", timeout=15)
+            await record(run, "relay: automatic reconnect after a network fault",
+                         verdict(ok_again))
+            await asyncio.sleep(GRACE_S + 1.5)  # let every canary message settle
+        finally:
+            await canary.stop()
+            if probe is not None and run.session.runner is not None:
+                await run.session.runner.remove(probe)
+        evidence: dict[str, Any] = {}
+        for path, t in canary.paths.items():
+            t.settle(time.time() + GRACE_S)
+            evidence[path] = {"sent": t.sent, "delivered": t.delivered, "lost": t.lost,
+                              "duplicated": t.duplicated, "reordered": t.reordered}
+            run.metric(f"relay_{path}_lost", t.lost)
+            run.metric(f"relay_{path}_duplicated", t.duplicated)
+        await record(run, "relay: messages during reconnection measured (sent, delivered, "
+                          "lost, duplicated per direction)",
+                     verdict(all(v["sent"] > 0 and v["delivered"] > 0
+                                 for v in evidence.values()), **evidence))
+
+
+def _instance_ports(api: InstanceApi) -> dict[str, Any]:
+    return json.loads((api.lab.dir.root / "instances" / "instances.json").read_text())[MEMBER]
+
+
+async def _instance_leaf_url(api: InstanceApi) -> str:
+    return f"nats://127.0.0.1:{_instance_ports(api)['leaf_client']}"
+
+
+async def _probe_instance_leaf(run: Run, api: InstanceApi) -> asyncio.Task[None] | None:
+    from ...config import LeafNode
+    from ...probes.nats import LeafProbe
+
+    if run.session.runner is None or run.session.http is None:
+        return None
+    ports = _instance_ports(api)
+    leaf = LeafNode(name=f"vault-{MEMBER}", user=MEMBER,
+                    client_url=f"nats://127.0.0.1:{ports['leaf_client']}",
+                    monitor_url=f"http://127.0.0.1:{ports['leaf_monitor']}")
+    return run.session.runner.add(LeafProbe(run.session.http, leaf))
+
+
+class Manager(InstanceScenario):
+    id = "vault-instance.manager"
+    title = "Vault Manager: events, malformed input, rate limit, signed control, health"
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        await api.ready_instance()
+        nc = await api.connect()
+        answers: list[dict[str, Any]] = []
+
+        async def on_app(msg) -> None:
+            answers.append(json.loads(msg.data))
+
+        await nc.subscribe(f"OwnerSpace.{MEMBER}.forApp", cb=on_app)
+        try:
+            async def ping() -> bool:
+                try:
+                    return (await api.request(nc, {"id": "p", "type": "ping"}, 0.5))["ok"]
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                    return False
+
+            await run.check(Check("manager: forVault processed",
+                                  lambda _: _bool(ping), within=15))
+            await run.wait_until("the ping's forApp copy", lambda: any(
+                a.get("id") == "p" for a in answers), 5)
+            await record(run, "manager: forApp published", verdict(True, answers=len(answers)))
+            await nc.publish(f"OwnerSpace.{MEMBER}.forVault", b"{not json")
+            await run.wait_until("an answer to the malformed event", lambda: any(
+                not a["ok"] and "malformed" in a.get("error", "") for a in answers), 5)
+            await record(run, "manager: malformed events answered with an error, no crash",
+                         verdict(await ping()))
+            for i in range(200):
+                await nc.publish(f"OwnerSpace.{MEMBER}.forVault",
+                                 json.dumps({"id": f"burst-{i}", "type": "echo"}).encode())
+            await nc.flush()
+            await run.wait_until("burst answers", lambda: sum(
+                1 for a in answers if str(a.get("id", "")).startswith("burst-")) >= 200, 10)
+            limited = sum(1 for a in answers if a.get("error") == "rate limited")
+            await record(run, "manager: rate limit enforced", verdict(
+                limited > 0, burst=200, rate_limited=limited))
+            bad = json.loads((await nc.request(
+                f"OwnerSpace.{MEMBER}.control", api.signed("backup", Ed25519PrivateKey.generate()),
+                timeout=5)).data)
+            await record(run, "manager: unauthorised command rejected", verdict(
+                not bad["ok"] and "unauthorised" in bad.get("error", ""),
+                error=bad.get("error")))
+            backup = json.loads((await nc.request(f"OwnerSpace.{MEMBER}.control",
+                                                  api.signed("backup"), timeout=5)).data)
+            await record(run, "manager: control accepted",
+                         verdict(backup["ok"], type=backup.get("type")))
+            await record(run, "manager: backup processed", verdict(
+                backup["ok"] and bool(backup.get("result", {}).get("backup")),
+                result=backup.get("result")))
+            s, h = await api.call("GET", "/vault/health")
+            vm = h.get("vault_manager", {})
+            await record(run, "manager: health reported", verdict(
+                s == 200 and vm.get("status") == "healthy", status=vm.get("status")))
+            await record(run, "manager: handler metrics present", verdict(
+                vm.get("handlers", {}).get("echo", {}).get("count", 0) >= 1,
+                echo=vm.get("handlers", {}).get("echo")))
+            await record(run, "manager: NATS metrics present", verdict(
+                vm.get("nats", {}).get("in_msgs", 0) > 0 and "reconnects" in vm.get("nats", {}),
+                nats=vm.get("nats")))
+            down = json.loads((await nc.request(f"OwnerSpace.{MEMBER}.control",
+                                                api.signed("shutdown"), timeout=5)).data)
+
+            async def manager_gone() -> bool:
+                _, body = await api.call("GET", "/vault/health")
+                return body.get("vault_manager", {}).get("status") == "down"
+
+            await run.check(Check("manager: shutdown processed",
+                                  lambda _: _bool(manager_gone, accepted=down["ok"]),
+                                  within=15))
+        finally:
+            await nc.close()
+
+
+SCENARIOS: list[type[Scenario]] = [Provision, Initialize, Health, Stop, Terminate, Lifecycle,
+                                   Relay, Manager]
