@@ -112,7 +112,7 @@ def test_kill9_during_a_pause_then_heal_resumes_the_node(lab: Lab, tmp_path: Pat
     victim = psutil.Process(lab.dir.load().procs["nats-3"].pid)
     try:
         wait_until(lambda: any(r.fault == "process.pause" and r.status == "active"
-                               for r in FaultLedger().open_records()), 60,
+                               for r in FaultLedger().open_records()), 120,
                    "the run to pause nats-3")
         assert victim.status() == psutil.STATUS_STOPPED
     finally:

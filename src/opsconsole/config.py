@@ -254,6 +254,23 @@ class AwsTarget(_Model):
     instance_tag_value: str = "vault-instance"
 
 
+class ProvisionerTarget(_Model):
+    """The vault-instance provisioning API: the `vault-instance` pack and instance health."""
+
+    base_url: HttpUrl
+    admin_token: SecretRef | None = None  # lists every instance's health
+    member_tokens: SecretRef | None = None  # a JSON object {member: bearer token}
+    control_key: SecretRef | None = None  # PEM Ed25519 key the Vault Managers authorise
+    control_key_id: str = "lab-operator"
+    member: str = "alice"  # the member the pack acts as
+    no_account_member: str | None = None  # has a token but no NATS account (negative check)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refs(cls, data: Any) -> Any:
+        return _fold_refs(data, "admin_token", "member_tokens", "control_key")
+
+
 class SshHost(_Model):
     name: Name
     host: Annotated[str, AfterValidator(_check_host)]
@@ -302,6 +319,7 @@ class Inventory(_Model):
     leaves: list[LeafNode] = []
     vault: VaultCluster | None = None
     aws: AwsTarget | None = None
+    provisioner: ProvisionerTarget | None = None
     ssh: SshConfig = SshConfig()
     read_only: StrictBool = False
 

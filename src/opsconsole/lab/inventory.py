@@ -8,12 +8,13 @@ from ..config import (
     LeafNode,
     NatsCluster,
     NatsNode,
+    ProvisionerTarget,
     SecretRef,
     VaultCluster,
     VaultNode,
 )
 from .nats_topology import CLUSTER_NAME
-from .supervisor import DUMMY_AWS_KEY, Lab
+from .supervisor import DUMMY_AWS_KEY, NO_ACCOUNT_MEMBER, Lab
 from .vault_topology import ROOT_TOKEN_FILE
 
 
@@ -32,6 +33,12 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
                                      for v in topo.vault],
                               token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE)),
         "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
+        "provisioner": ProvisionerTarget(
+            base_url=topo.provisioner_url,
+            admin_token=SecretRef(file=lab.dir.secrets / "provisioning-admin-token"),
+            member_tokens=SecretRef(file=lab.dir.secrets / "provisioning-tokens.json"),
+            control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
+            member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER),
     })
 
 

@@ -267,6 +267,7 @@ class Lab:
             self.dir.write_secret(f"nats-member-{member}.password", secrets.token_urlsafe(18))
         tokens = {m: secrets.token_urlsafe(24) for m in [*self.spec.members, NO_ACCOUNT_MEMBER]}
         self.dir.write_secret("provisioning-tokens.json", json.dumps(tokens))
+        self.dir.write_secret("provisioning-admin-token", secrets.token_urlsafe(24))
         operator = Ed25519PrivateKey.generate()
         self.dir.write_secret("control-key.pem", operator.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -20,5 +20,5 @@ def build_probes(inv: Inventory, session: aiohttp.ClientSession,
     if inv.vault is not None:
         probes.append(VaultClusterProbe(session, inv.vault, inv.vault.token))
     if inv.aws is not None:
-        probes.append(InstanceProbe(inv.aws, aws_credentials))
+        probes.append(InstanceProbe(inv.aws, aws_credentials, inv.provisioner, session))
     return probes

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import aioboto3
+import aiohttp
 
-from ..config import AwsTarget
+from ..config import AwsTarget, ProvisionerTarget
 from ..core.events import Event, InstanceSampled, ProbeFailed
 from .base import Probe
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts)) if ts else ""
 
 
 def _tags(instance: dict[str, Any]) -> dict[str, str]:
@@ -21,9 +27,13 @@ class InstanceProbe(Probe):
     timeout = 10.0
     max_backoff = 15.0
 
-    def __init__(self, aws: AwsTarget, credentials: dict[str, str] | None = None) -> None:
+    def __init__(self, aws: AwsTarget, credentials: dict[str, str] | None = None,
+                 provisioner: ProvisionerTarget | None = None,
+                 http: aiohttp.ClientSession | None = None) -> None:
         self.name = "aws:instances"
         self.aws = aws
+        self.provisioner = provisioner
+        self.http = http
         self.credentials = credentials or {}
         self._stack = contextlib.AsyncExitStack()
         self._ec2: Any = None
@@ -41,18 +51,40 @@ class InstanceProbe(Probe):
         flt = [{"Name": f"tag:{self.aws.instance_tag_key}",
                 "Values": [self.aws.instance_tag_value]}]
         events: list[Event] = []
+        health = await self._instance_health()
         paginator = self._ec2.get_paginator("describe_instances")
         async for page in paginator.paginate(Filters=flt):
             for reservation in page.get("Reservations", []):
                 for inst in reservation.get("Instances", []):
                     tags = _tags(inst)
+                    own = health.get(inst["InstanceId"], {})
+                    hub = own.get("hub")
                     events.append(InstanceSampled(
                         instance_id=inst["InstanceId"], owner=tags.get("owner", "?"),
                         state=inst.get("State", {}).get("Name", "?"),
                         instance_type=inst.get("InstanceType", ""),
                         arch=inst.get("Architecture", ""),
-                        private_ip=inst.get("PrivateIpAddress", "")))
+                        private_ip=inst.get("PrivateIpAddress", ""),
+                        local_nats=own.get("local_nats", "—"),
+                        central_link=(f"→{hub}" if hub else own.get("central_nats", "—")),
+                        manager=own.get("manager", "—"),
+                        last_event=_clock(own.get("last_event_at"))))
         return events
+
+    async def _instance_health(self) -> dict[str, dict[str, Any]]:
+        """Each instance's own health from the provisioning service, when configured."""
+        p = self.provisioner
+        if p is None or p.admin_token is None or self.http is None:
+            return {}
+        try:
+            async with self.http.get(f"{str(p.base_url).rstrip('/')}/admin/instances",
+                                     headers={"Authorization":
+                                              f"Bearer {p.admin_token.resolve()}"},
+                                     timeout=aiohttp.ClientTimeout(total=5)) as r:
+                rows = await r.json(content_type=None) if r.status == 200 else []
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}  # EC2 rows still show; their own health reads "—"
+        return {row["instance_id"]: row for row in rows if isinstance(row, dict)}
 
     def unreachable(self, why: str) -> list[Event]:
         return [ProbeFailed(probe=self.name, reason=f"unreachable: {why}")]

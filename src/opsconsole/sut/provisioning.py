@@ -78,6 +78,7 @@ class Provisioner:
         self.instances: dict[str, Instance] = self._load()
         tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
         self.members_by_token = {token: member for member, token in tokens.items()}
+        self.admin_token = lab.dir.read_secret("provisioning-admin-token")
         topo = lab.topology()
         assert topo is not None
         self.topo = topo
@@ -260,6 +261,7 @@ class Provisioner:
                 links = (await r.json()).get("leafs", [])
                 if links:
                     out["central"] = "connected"
+                    out["hub"] = links[0].get("name", "")
                     out["rtt_ms"] = _rtt_ms(links[0].get("rtt", ""))
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
             async with http.get(f"http://127.0.0.1:{inst.manager_port}/health",
@@ -336,6 +338,26 @@ class Provisioner:
         self.save()
         return web.json_response({"status": "initialized", "restarted": True})
 
+    async def admin_instances(self, request: web.Request) -> web.Response:
+        """Operator view: every instance with its own health (admin token)."""
+        auth = request.headers.get("Authorization", "")
+        if not self.admin_token or auth != f"Bearer {self.admin_token}":
+            return web.json_response({"error": "admin token required"}, status=401)
+        rows = []
+        async with aiohttp.ClientSession() as http:
+            for inst in list(self.instances.values()):
+                self.refresh(inst)
+                row = {"member": inst.member, "instance_id": inst.instance_id,
+                       "status": inst.status}
+                if inst.status in ("initialized", "stopped"):
+                    p = await self._probe(http, inst)
+                    row |= {"local_nats": p["local"], "central_nats": p["central"],
+                            "hub": p.get("hub", ""),
+                            "manager": p["manager"].get("status", "down"),
+                            "last_event_at": p["manager"].get("last_event_at")}
+                rows.append(row)
+        return web.json_response(rows)
+
     async def terminate(self, request: web.Request) -> web.Response:
         member = self.member(request)
         inst = self.instances.get(member)
@@ -374,6 +396,7 @@ def make_app(prov: Provisioner) -> web.Application:
     app.router.add_post("/vault/stop", prov.stop)
     app.router.add_post("/vault/start", prov.start)
     app.router.add_post("/vault/terminate", prov.terminate)
+    app.router.add_get("/admin/instances", prov.admin_instances)
     return app
 
 

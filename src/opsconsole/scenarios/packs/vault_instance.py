@@ -24,24 +24,27 @@ from ...sut.vault_manager import control_message
 from ..checks import nats_roundtrip
 from ..engine import Abort, Check, Outcome, Run, Scenario
 
-MEMBER = "alice"
 NO_ACCOUNT = "dave"
 
 
 class InstanceApi:
     """The provisioning API as one member sees it (bearer token)."""
 
-    def __init__(self, run: Run, member: str = MEMBER) -> None:
-        lab = run.lab
+    def __init__(self, run: Run) -> None:
+        target = run.inventory.provisioner
+        if target is None or target.member_tokens is None:
+            raise Abort("the inventory has no [provisioner] with member_tokens")
+        lab = run.lab  # member-account grants and instance ports: lab-only for now
         topo = lab.topology()
         assert topo is not None
         self.run = run
         self.lab = lab
-        self.base = topo.provisioner_url
-        self.tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
-        self.member = member
-        self.central = {n.name: n.client_url for n in topo.central}
-        self.monitors = {n.name: n.monitor_url for n in topo.central}
+        self.target = target
+        self.base = str(target.base_url).rstrip("/")
+        self.tokens = json.loads(target.member_tokens.resolve())
+        self.member = target.member
+        self.central = {n.name: n.client_url for c in run.inventory.nats for n in c.nodes}
+        self.monitors = {n.name: n.monitor_url for c in run.inventory.nats for n in c.nodes}
 
     async def call(self, method: str, path: str, member: str | None = None,
                    token: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -97,12 +100,14 @@ class InstanceApi:
 
     def signed(self, command: str, key: Ed25519PrivateKey | None = None) -> bytes:
         if key is None:
+            if self.target.control_key is None:
+                raise Abort("the inventory's [provisioner] has no control_key")
             key = serialization.load_pem_private_key(
-                (self.lab.dir.secrets / "control-key.pem").read_bytes(), password=None)
+                self.target.control_key.resolve().encode(), password=None)
         nonce, ts = uuid.uuid4().hex, time.time()
         sig = key.sign(control_message(command, nonce, ts, self.member))  # type: ignore[union-attr]
         return json.dumps({"command": command, "nonce": nonce, "ts": ts,
-                           "key_id": "lab-operator",
+                           "key_id": self.target.control_key_id,
                            "signature": base64.b64encode(sig).decode()}).encode()
 
 
@@ -150,9 +155,10 @@ class Provision(InstanceScenario):
             arch=ec2["image"]["Architecture"], ami=ec2["image"]["Name"]))
         tags = {t["Key"]: t["Value"] for t in ec2["instance"].get("Tags", [])}
         await record(run, "provision: correct tags", verdict(
-            tags.get("owner") == MEMBER and tags.get("role") == "vault-instance"
+            tags.get("owner") == api.member and tags.get("role") == "vault-instance"
             and "env" in tags, tags=tags))
-        s3, no_acct = await api.call("POST", "/vault/provision", member=NO_ACCOUNT)
+        s3, no_acct = await api.call("POST", "/vault/provision",
+                                     member=api.target.no_account_member or NO_ACCOUNT)
         await record(run, "provision: needs a NATS account", verdict(
             s3 == 403 and "NATS account" in no_acct.get("error", ""), status=s3))
         await api.cleanup()
@@ -208,16 +214,16 @@ class Initialize(InstanceScenario):
         await record(run, "initialize: status returned", verdict(
             s == 200 and init.get("status") == "initialized", status=s))
         await record(run, "initialize: OwnerSpace assigned", verdict(
-            init.get("owner_space_id") == f"OwnerSpace.{MEMBER}",
+            init.get("owner_space_id") == f"OwnerSpace.{api.member}",
             owner_space_id=init.get("owner_space_id")))
         await record(run, "initialize: MessageSpace assigned", verdict(
-            str(init.get("message_space_id", "")).startswith(f"MessageSpace.{MEMBER}."),
+            str(init.get("message_space_id", "")).startswith(f"MessageSpace.{api.member}."),
             message_space_id=init.get("message_space_id")))
         await record(run, "initialize: local NATS started", verdict(
             init.get("local_nats_status") == "running"))
         await record(run, "initialize: central connected", verdict(
             init.get("central_nats_status") == "connected"))
-        hub = await api.hub_of(MEMBER)
+        hub = await api.hub_of(api.member)
         await record(run, "initialize: credentials installed (central accepts the leaf)",
                      verdict(hub is not None, hub=hub))
 
@@ -249,7 +255,7 @@ class Health(InstanceScenario):
         nc = await api.connect()
         try:
             await api.request(nc, {"id": "stop-it", "type": "ping"}, timeout=5)
-            await nc.publish(f"OwnerSpace.{MEMBER}.control", api.signed("shutdown"))
+            await nc.publish(f"OwnerSpace.{api.member}.control", api.signed("shutdown"))
             await nc.flush()
         finally:
             await nc.close()
@@ -279,12 +285,12 @@ class Stop(InstanceScenario):
         async def on_app(msg) -> None:
             answers.append(json.loads(msg.data))
 
-        await nc.subscribe(f"OwnerSpace.{MEMBER}.forApp", cb=on_app)
+        await nc.subscribe(f"OwnerSpace.{api.member}.forApp", cb=on_app)
         try:
             await api.request(nc, {"id": "warm", "type": "ping"}, timeout=5)
             ids = [f"pending-{i}" for i in range(20)]
             for i, eid in enumerate(ids):
-                await nc.publish(f"OwnerSpace.{MEMBER}.forVault", json.dumps(
+                await nc.publish(f"OwnerSpace.{api.member}.forVault", json.dumps(
                     {"id": eid, "type": "kv.put", "payload": {"key": f"k{i}", "value": i}}
                 ).encode())
             await nc.flush()
@@ -297,7 +303,7 @@ class Stop(InstanceScenario):
             answered = {a.get("id") for a in answers}
             await record(run, "stop: flushes pending events", verdict(
                 set(ids) <= answered, sent=len(ids), answered=len(set(ids) & answered)))
-            hub = await api.hub_of(MEMBER)
+            hub = await api.hub_of(api.member)
             await record(run, "stop: disconnects from central", verdict(hub is None, hub=hub))
             s, _started = await api.call("POST", "/vault/start")
 
@@ -335,9 +341,9 @@ class Terminate(InstanceScenario):
             state=ec2["instance"]["State"]["Name"]))
         await record(run, "terminate: security group removed", verdict(
             ready["security_group"] not in ec2["groups"], group=ready["security_group"]))
-        password = api.lab.dir.read_secret(f"nats-member-{MEMBER}.password")
+        password = api.lab.dir.read_secret(f"nats-member-{api.member}.password")
         url = next(iter(api.central.values())).replace("nats://",
-                                                       f"nats://{MEMBER}:{password}@")
+                                                       f"nats://{api.member}:{password}@")
         try:
             nc = await nats.connect(url, allow_reconnect=False, connect_timeout=2,
                                     max_reconnect_attempts=0)
@@ -361,9 +367,9 @@ class Lifecycle(InstanceScenario):
         s, _ = await api.call("POST", "/vault/provision?pending_s=1")
         steps["provision"] = s
         await run.wait_until("EC2 running", api._running, 30)
-        api.lab.set_member_account(MEMBER, False)  # initialize now fails for a real reason
+        api.lab.set_member_account(api.member, False)  # initialize now fails for a real reason
         s, failed = await api.call("POST", "/vault/initialize")
-        api.lab.set_member_account(MEMBER, True)
+        api.lab.set_member_account(api.member, True)
         s2, _recovered = await api.call("POST", "/vault/initialize")
         await record(run, "lifecycle: recovery from initialization failure", verdict(
             s == 403 and s2 == 200, first=s, first_error=failed.get("error"), retry=s2))
@@ -394,15 +400,15 @@ class Relay(InstanceScenario):
         api = InstanceApi(run)
         await api.ready_instance()
         leaf_url = await _instance_leaf_url(api)
-        hub = await api.hub_of(MEMBER)
+        hub = await api.hub_of(api.member)
         other = next(n for n in api.central if n != hub)
         ok_in, t_in = await nats_roundtrip(api.central[other], leaf_url,
-                                           f"OwnerSpace.{MEMBER}.relay.in", timeout=10)
+                                           f"OwnerSpace.{api.member}.relay.in", timeout=10)
         await record(run, "relay: central → local", verdict(ok_in, seconds=round(t_in, 3)))
         ok_out, t_out = await nats_roundtrip(leaf_url, api.central[other],
-                                             f"OwnerSpace.{MEMBER}.relay.out", timeout=10)
+                                             f"OwnerSpace.{api.member}.relay.out", timeout=10)
         await record(run, "relay: local → central", verdict(ok_out, seconds=round(t_out, 3)))
-        canary = RelayCanary(run.session.bus, f"vault-{MEMBER}", MEMBER, api.central[other],
+        canary = RelayCanary(run.session.bus, f"vault-{api.member}", api.member, api.central[other],
                              leaf_url, rate=20)
         await canary.start()
         probe = await _probe_instance_leaf(run, api)  # the relay pane shows it live
@@ -412,14 +418,14 @@ class Relay(InstanceScenario):
             fault = await run.inject("process.kill", hub)
 
             async def moved() -> bool:
-                return (await api.hub_of(MEMBER)) not in (None, hub)
+                return (await api.hub_of(api.member)) not in (None, hub)
 
             await run.check(Check("relay: central disconnection handled (leaf moves hub)",
                                   lambda _: _bool(moved, killed=hub), within=30))
             run.metric("reconnect_seconds", time.monotonic() - started)
             await run.heal(fault)
             ok_again, _ = await nats_roundtrip(api.central[other], leaf_url,
-                                               f"OwnerSpace.{MEMBER}.relay.again", timeout=15)
+                                               f"OwnerSpace.{api.member}.relay.again", timeout=15)
             await record(run, "relay: automatic reconnect after a network fault",
                          verdict(ok_again))
             await asyncio.sleep(GRACE_S + 1.5)  # let every canary message settle
@@ -441,7 +447,7 @@ class Relay(InstanceScenario):
 
 
 def _instance_ports(api: InstanceApi) -> dict[str, Any]:
-    return json.loads((api.lab.dir.root / "instances" / "instances.json").read_text())[MEMBER]
+    return json.loads((api.lab.dir.root / "instances" / "instances.json").read_text())[api.member]
 
 
 async def _instance_leaf_url(api: InstanceApi) -> str:
@@ -455,7 +461,7 @@ async def _probe_instance_leaf(run: Run, api: InstanceApi) -> asyncio.Task[None]
     if run.session.runner is None or run.session.http is None:
         return None
     ports = _instance_ports(api)
-    leaf = LeafNode(name=f"vault-{MEMBER}", user=MEMBER,
+    leaf = LeafNode(name=f"vault-{api.member}", user=api.member,
                     client_url=f"nats://127.0.0.1:{ports['leaf_client']}",
                     monitor_url=f"http://127.0.0.1:{ports['leaf_monitor']}")
     return run.session.runner.add(LeafProbe(run.session.http, leaf))
@@ -474,7 +480,7 @@ class Manager(InstanceScenario):
         async def on_app(msg) -> None:
             answers.append(json.loads(msg.data))
 
-        await nc.subscribe(f"OwnerSpace.{MEMBER}.forApp", cb=on_app)
+        await nc.subscribe(f"OwnerSpace.{api.member}.forApp", cb=on_app)
         try:
             async def ping() -> bool:
                 try:
@@ -487,13 +493,13 @@ class Manager(InstanceScenario):
             await run.wait_until("the ping's forApp copy", lambda: any(
                 a.get("id") == "p" for a in answers), 5)
             await record(run, "manager: forApp published", verdict(True, answers=len(answers)))
-            await nc.publish(f"OwnerSpace.{MEMBER}.forVault", b"{not json")
+            await nc.publish(f"OwnerSpace.{api.member}.forVault", b"{not json")
             await run.wait_until("an answer to the malformed event", lambda: any(
                 not a["ok"] and "malformed" in a.get("error", "") for a in answers), 5)
             await record(run, "manager: malformed events answered with an error, no crash",
                          verdict(await ping()))
             for i in range(200):
-                await nc.publish(f"OwnerSpace.{MEMBER}.forVault",
+                await nc.publish(f"OwnerSpace.{api.member}.forVault",
                                  json.dumps({"id": f"burst-{i}", "type": "echo"}).encode())
             await nc.flush()
             await run.wait_until("burst answers", lambda: sum(
@@ -501,13 +507,13 @@ class Manager(InstanceScenario):
             limited = sum(1 for a in answers if a.get("error") == "rate limited")
             await record(run, "manager: rate limit enforced", verdict(
                 limited > 0, burst=200, rate_limited=limited))
-            bad = json.loads((await nc.request(
-                f"OwnerSpace.{MEMBER}.control", api.signed("backup", Ed25519PrivateKey.generate()),
-                timeout=5)).data)
+            forged = api.signed("backup", Ed25519PrivateKey.generate())
+            bad = json.loads((await nc.request(f"OwnerSpace.{api.member}.control", forged,
+                                               timeout=5)).data)
             await record(run, "manager: unauthorised command rejected", verdict(
                 not bad["ok"] and "unauthorised" in bad.get("error", ""),
                 error=bad.get("error")))
-            backup = json.loads((await nc.request(f"OwnerSpace.{MEMBER}.control",
+            backup = json.loads((await nc.request(f"OwnerSpace.{api.member}.control",
                                                   api.signed("backup"), timeout=5)).data)
             await record(run, "manager: control accepted",
                          verdict(backup["ok"], type=backup.get("type")))
@@ -524,7 +530,7 @@ class Manager(InstanceScenario):
             await record(run, "manager: NATS metrics present", verdict(
                 vm.get("nats", {}).get("in_msgs", 0) > 0 and "reconnects" in vm.get("nats", {}),
                 nats=vm.get("nats")))
-            down = json.loads((await nc.request(f"OwnerSpace.{MEMBER}.control",
+            down = json.loads((await nc.request(f"OwnerSpace.{api.member}.control",
                                                 api.signed("shutdown"), timeout=5)).data)
 
             async def manager_gone() -> bool:

@@ -29,8 +29,11 @@ class InstancesPane(Pane):
     def render_state(self, state: State, now: float) -> None:
         leaves_by_user = {v.sample.user: v.sample for v in state.leaves.values()}
         rows: dict[str, list[Cell]] = {}
+        gone = [i for i in state.instances.values() if i.state == "terminated"]
         for iid in sorted(state.instances):
             inst = state.instances[iid]
+            if inst.state == "terminated":  # EC2 keeps these records; count them instead
+                continue
             local, link = inst.local_nats, inst.central_link
             leaf = leaves_by_user.get(inst.owner)
             if leaf is not None and local == DASH:  # the instance's NATS is a known leaf
@@ -43,4 +46,5 @@ class InstancesPane(Pane):
         if err:
             self.border_subtitle = f"EC2: {err}"
         else:
-            self.border_subtitle = f"{len(rows)} instances" if rows else "no instances found"
+            shown = f"{len(rows)} instances" if rows else "no instances found"
+            self.border_subtitle = shown + (f" (+{len(gone)} terminated)" if gone else "")
