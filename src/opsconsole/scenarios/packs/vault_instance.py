@@ -92,6 +92,17 @@ class InstanceApi:
         return await nats.connect(url, inbox_prefix=f"_INBOX_{self.member}",
                                   max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
+    async def listen(self) -> tuple[nats.NATS, list[dict[str, Any]]]:
+        """A central connection collecting every forApp answer the manager publishes."""
+        nc = await self.connect()
+        answers: list[dict[str, Any]] = []
+
+        async def on_app(msg) -> None:
+            answers.append(json.loads(msg.data))
+
+        await nc.subscribe(f"OwnerSpace.{self.member}.forApp", cb=on_app)
+        return nc, answers
+
     async def request(self, nc: nats.NATS, event: dict[str, Any],
                       timeout: float = 2.0) -> dict[str, Any]:
         reply = await nc.request(f"OwnerSpace.{self.member}.forVault",
@@ -279,13 +290,7 @@ class Stop(InstanceScenario):
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
         await api.ready_instance()
-        nc = await api.connect()
-        answers: list[dict[str, Any]] = []
-
-        async def on_app(msg) -> None:
-            answers.append(json.loads(msg.data))
-
-        await nc.subscribe(f"OwnerSpace.{api.member}.forApp", cb=on_app)
+        nc, answers = await api.listen()
         try:
             await api.request(nc, {"id": "warm", "type": "ping"}, timeout=5)
             ids = [f"pending-{i}" for i in range(20)]
@@ -474,13 +479,7 @@ class Manager(InstanceScenario):
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
         await api.ready_instance()
-        nc = await api.connect()
-        answers: list[dict[str, Any]] = []
-
-        async def on_app(msg) -> None:
-            answers.append(json.loads(msg.data))
-
-        await nc.subscribe(f"OwnerSpace.{api.member}.forApp", cb=on_app)
+        nc, answers = await api.listen()
         try:
             async def ping() -> bool:
                 try:
