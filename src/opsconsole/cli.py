@@ -258,6 +258,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vault_health(args: argparse.Namespace) -> int:
+    """Every Vault node's health in one table; exit 0 only when all are healthy."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .vault_health import cluster_health
+
+    inv = _load_inventory(args)
+    rows, healthy = asyncio.run(cluster_health(inv, args.state_dir))
+    table = Table(title=f"Vault cluster · {inv.name}")
+    for col in ("node", "address", "health", "role", "sealed", "voter", "version"):
+        table.add_column(col)
+    for r in rows:
+        colour = "green" if r["healthy"] else "red"
+        table.add_row(r["name"], r["api_addr"], f"[{colour}]{r['health']}[/]", r["role"],
+                      r["sealed"], r["voter"], r["version"])
+    Console().print(table)
+    verdict = "[green]all nodes healthy[/]" if healthy else "[red]NOT healthy[/]"
+    Console().print(verdict)
+    return 0 if healthy else 1
+
+
 # -------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -328,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("journal", type=Path)
     rep.add_argument("--speed", type=float, default=1.0, help="playback speed multiplier")
     rep.set_defaults(func=cmd_replay)
+
+    vault = sub.add_parser("vault", help="the Vault/OpenBao cluster")
+    vault_sub = vault.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
+    vault_sub.add_parser("health", parents=[common],
+                         help="health of every node; exit 1 if any is sealed or down"
+                         ).set_defaults(func=cmd_vault_health)
 
     cfg = sub.add_parser("config", help="inventory files")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)

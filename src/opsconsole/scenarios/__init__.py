@@ -6,10 +6,11 @@ from .. import catalog
 from ..errors import UserError
 from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
 from .packs import lab as lab_pack
-from .packs import vault_instance
+from .packs import vault_ha, vault_instance
 
 PACKS: dict[str, list[type[Scenario]]] = {"lab": lab_pack.SCENARIOS,
-                                          "vault-instance": vault_instance.SCENARIOS}
+                                          "vault-instance": vault_instance.SCENARIOS,
+                                          "vault-ha": vault_ha.SCENARIOS}
 
 
 def all_scenarios() -> list[Scenario]:
