@@ -37,12 +37,16 @@ async def test_vault_health_exits_1_while_a_node_is_sealed(lab: Lab, tmp_path) -
 
 
 def test_vault_ha_pack_first_part_passes(lab: Lab, tmp_path) -> None:
+    """Includes split-brain: a real network-namespace partition (CI runs as root)."""
     out = run_cli("run", "vault-ha", "--report", str(tmp_path / "out"), "--json",
                   "--state-dir", str(lab.dir.root), timeout=300)
     assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
     results = {r["id"]: r for r in json.loads(out.stdout)}
-    assert set(results) == {"vault-ha.health", "vault-ha.failover", "vault-ha.backup-restore",
-                            "vault-ha.audit"}
+    assert set(results) == {"vault-ha.health", "vault-ha.failover", "vault-ha.split-brain",
+                            "vault-ha.backup-restore", "vault-ha.audit"}
+    split = results["vault-ha.split-brain"]
+    assert {"stale_reads_from_minority", "leader_partition_failover_seconds"} <= set(
+        split["metrics"])
     assert 0 < results["vault-ha.failover"]["metrics"]["failover_seconds"] < 30
     backup = results["vault-ha.backup-restore"]["metrics"]
     assert backup["snapshot_bytes"] > 0 and "restore_seconds" in backup

@@ -195,4 +195,115 @@ class Audit(Scenario):
             bytes_checked=len(raw)))
 
 
-SCENARIOS: list[type[Scenario]] = [Health, Failover, BackupRestore, Audit]
+
+
+def _in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tuple[int, str]:
+    """Run `bao ARGS` inside a node's own network namespace, against that node."""
+    import os
+    import subprocess
+
+    from ...lab import binaries
+
+    topo = run.lab.topology()
+    if topo is None or topo.netns is None:
+        raise Abort("needs the lab's Vault nodes in network namespaces (root)")
+    env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
+           "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
+    proc = subprocess.run(["ip", "netns", "exec", topo.netns.namespaces[node], binaries.bao(),
+                           *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
+
+
+def _kv_get(run: Run, node: str, path: str) -> str | None:
+    code, out = _in_namespace(run, node, "kv", "get", "-format=json", f"secret/{path}")
+    if code != 0:
+        return None
+    try:
+        return json.loads(out)["data"]["data"]["v"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+class SplitBrain(Scenario):
+    id = "vault-ha.split-brain"
+    title = "two-way partitions of a follower and of the leader: no second leader, no " \
+            "minority writes, stale reads measured, same data after healing"
+
+    def steady_state(self):
+        return [vault_one_leader(), vault_write_read()]
+
+    def plan(self):
+        return ["partition a follower: minority refuses writes, never leads; count stale reads",
+                "heal: same data", "partition the leader: majority elects a new one",
+                "the isolated old leader cannot commit", "heal: it rejoins as a follower"]
+
+    async def method(self, run: Run) -> None:
+        import asyncio
+
+        key = f"opsconsole/split-{uuid.uuid4().hex[:8]}"
+
+        async def write(value: str) -> int:
+            addr = leader_addr(run)
+            return (await vault_request(run, addr, "POST", f"secret/data/{key}",
+                                        {"data": {"v": value}}))[0] if addr else 0
+
+        await write("before")
+        follower = next(n for n in _nodes(run) if not run.state.vault[n].leader)
+        fault = await run.inject("vault.partition", follower)
+        majority_ok = await write("during")
+        await _record(run, "follower partitioned: majority keeps writing",
+                      _outcome(majority_ok == 200, status=majority_ok))
+        code, err = await asyncio.to_thread(_in_namespace, run, follower, "kv", "put",
+                                            f"secret/{key}-minority", "v=minority")
+        await _record(run, "follower partitioned: minority accepts no writes",
+                      _outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
+        reads = [await asyncio.to_thread(_kv_get, run, follower, key) for _ in range(5)]
+        # OpenBao standbys may serve reads locally: report stale reads, do not hide them.
+        run.metric("stale_reads_from_minority", sum(1 for r in reads if r == "before"))
+        run.metric("minority_reads_refused", sum(1 for r in reads if r is None))
+        code, status = await asyncio.to_thread(_in_namespace, run, follower, "status",
+                                               "-format=json")
+        led = code == 0 and json.loads(status or "{}").get("is_self") is True
+        await _record(run, "follower partitioned: never became leader", _outcome(not led))
+        await run.heal(fault)
+
+        async def same_data(_: Run, node: str = follower) -> Outcome:
+            got = await asyncio.to_thread(_kv_get, run, node, key)
+            return _outcome(got == "during", node=node, value=got)
+
+        await run.expect("follower healed: same data as the majority", same_data, within=30)
+
+        old = run.state.vault_leader
+        if old is None:
+            raise Abort("no leader before the leader partition")
+        started = time.monotonic()
+        fault = await run.inject("vault.partition", old)
+        await run.wait_until("the majority to elect a new leader",
+                             lambda: run.state.vault_leader not in (None, old), 30)
+        run.metric("leader_partition_failover_seconds", time.monotonic() - started)
+        status = await write("after-leader-partition")
+        await _record(run, "leader partitioned: majority elects a new leader and writes",
+                      _outcome(status == 200, new_leader=run.state.vault_leader,
+                               status=status))
+        code, err = await asyncio.to_thread(_in_namespace, run, old, "kv", "put",
+                                            f"secret/{key}-old-leader", "v=old")
+        await _record(run, "leader partitioned: the isolated old leader commits nothing",
+                      _outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
+        await run.heal(fault)
+
+        async def rejoined(_: Run) -> Outcome:
+            view = run.state.vault.get(old)
+            got = await asyncio.to_thread(_kv_get, run, old, key)
+            ok = bool(view and view.reachable and not view.leader
+                      and got == "after-leader-partition")
+            return _outcome(ok, node=old, value=got)
+
+        await run.expect("old leader healed: rejoins as a follower with the same data",
+                         rejoined, within=30)
+        lost = [suffix for suffix in ("-minority", "-old-leader")
+                if await asyncio.to_thread(_kv_get, run, next(
+                    n for n in _nodes(run) if n not in (old, follower)), key + suffix)]
+        run.metric("partitioned_writes_applied_after_heal", len(lost))
+
+
+SCENARIOS: list[type[Scenario]] = [Health, Failover, SplitBrain, BackupRestore, Audit]
