@@ -87,6 +87,9 @@ def test_missing_binary_is_one_line_exit_2(tmp_path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing binary" in lines[0] and "OPSCONSOLE_NATS_SERVER" in lines[0]
     assert find_marked(str(tmp_path / "lab")) == []  # nothing half-started
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    state = StateDir(tmp_path / "lab").load()
+    assert state.netns is None or not any(ns in netns for ns in state.netns["namespaces"].values())
 
 
 def test_lab_command_on_a_non_lab_config_is_refused(tmp_path) -> None:

@@ -185,28 +185,44 @@ class Lab:
         began = time.monotonic()
         with self.dir.locked():
             state = self.dir.load()
-            if state.phase != "up" or not state.ports:
+            fresh = state.phase != "up" or not state.ports
+            if fresh:
                 # Never resume a half-built lab: its vault may be initialised
                 # with a token we never saved. Clean it and start from scratch.
                 self._stop_everything(state)
+                binaries.nats_server(), binaries.bao(), binaries.moto_server()  # fail early
                 state = self._fresh_state()
-            topo = self._plan(state)
-            if topo.netns is not None:
-                netns.create(topo.netns)
-            self._write_configs(topo)
-            started = self._start_missing(state, topo)
-            async with aiohttp.ClientSession() as session:
-                await asyncio.gather(
-                    self._wait_nats(session, topo, timeout),
-                    self._bring_up_vault(session, topo, timeout),
-                    self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
-                    self._wait_provisioner(session, topo, timeout),
-                )
+            try:
+                started = await self._bring_up(state, timeout)
+            except BaseException:
+                if fresh:  # nothing half-built is left behind: no process, no namespace
+                    self._stop_everything(self.dir.load(), grace=1.5)
+                    failed = self.dir.load()
+                    failed.phase, failed.procs = "down", {}
+                    self.dir.save(failed)
+                raise
             if started or state.phase != "up":
                 state.phase = "up"
                 state.up_seconds = round(time.monotonic() - began, 2)
                 self.dir.save(state)
         return await self.status()
+
+    async def _bring_up(self, state: LabState, timeout: float) -> list[str]:
+        """Create what is missing and wait for health; return the nodes started."""
+        topo = self._plan(state)
+        cmds = self.commands(topo)  # resolves every binary before anything is created
+        if topo.netns is not None:
+            netns.create(topo.netns)
+        self._write_configs(topo)
+        started = self._start_missing(state, topo, cmds)
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(
+                self._wait_nats(session, topo, timeout),
+                self._bring_up_vault(session, topo, timeout),
+                self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
+                self._wait_provisioner(session, topo, timeout),
+            )
+        return started
 
     async def down(self) -> list[str]:
         """Stop every lab process (recorded or marked); return the names stopped."""
@@ -332,8 +348,8 @@ class Lab:
                                        "--port", str(topo.provisioner_port)])
         return cmds
 
-    def _start_missing(self, state: LabState, topo: Topology) -> list[str]:
-        cmds = self.commands(topo)  # resolves binaries first: fail before spawning anything
+    def _start_missing(self, state: LabState, topo: Topology,
+                       cmds: dict[str, tuple[str, list[str]]]) -> list[str]:
         missing = [n for n in cmds if n not in state.procs or not procs.is_alive(state.procs[n])]
         ensure_free({f"{n} {role}": port for n in missing if not self._in_netns(topo, n)
                      for role, port in state.ports[n].items()})
