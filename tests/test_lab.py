@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -42,10 +41,9 @@ async def _collect(nc: nats.NATS, subject: str) -> list[str]:
 async def _publish_until_seen(nc: nats.NATS, subject: str, seen: list[str]) -> None:
     """Leaf interest propagates asynchronously: publish until delivery, with a deadline."""
 
-    async def delivered() -> bool:
+    async def delivered() -> bool:  # the poll interval gives delivery its time
         await nc.publish(subject, b"probe")
         await nc.flush()
-        await asyncio.sleep(0.05)
         return subject in seen
 
     await async_wait_until(delivered, 10, f"{subject} to be delivered")
