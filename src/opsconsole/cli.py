@@ -24,6 +24,11 @@ from .errors import UserError
 
 
 def _load_inventory(args: argparse.Namespace) -> Inventory:
+    if args.config is None and not DEFAULT_CONFIG.exists():
+        # Installed without the source tree (no config/lab.toml): the lab's defaults.
+        from .config import LabSpec
+
+        return Inventory(name="lab", lab=LabSpec())
     return load_config(args.config or DEFAULT_CONFIG)
 
 

@@ -169,7 +169,7 @@ class OpsConsoleApp(App[None]):
     async def heal_all(self) -> None:
         assert self.session.faults is not None
         healed = await self.session.faults.heal_all()
-        failed = [r for r in self.session.faults.ledger.open_records()]
+        failed = [r for r in healed if r.status != "healed"]
         if not healed:
             self.notify("No active faults to heal.", title="Heal all")
         else:
