@@ -18,6 +18,7 @@ import psutil
 
 from ..errors import UserError
 from ..netproxy import ProxyClient
+from ..targets.vault import VaultApi
 
 if TYPE_CHECKING:
     from ..config import Inventory
@@ -285,10 +286,9 @@ def _vault_nodes(ctx: FaultContext) -> dict[str, str]:
 
 async def _vault_call(ctx: FaultContext, addr: str, method: str, path: str) -> int:
     vault = ctx.inventory.vault
-    token = vault.token.resolve() if vault and vault.token else ""
-    async with ctx.http.request(method, f"{addr}/v1/{path}", headers={"X-Vault-Token": token},
-                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
-        return resp.status
+    token = vault.token.resolve() if vault and vault.token else None
+    status, _ = await VaultApi(ctx.http, addr, token, timeout=10).call(method, path)
+    return status
 
 
 @register

@@ -37,23 +37,10 @@ async def health(session: aiohttp.ClientSession, node: VaultNodeSpec) -> Json | 
     return await VaultApi(session, node.api_addr).try_health()
 
 
-async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str | None = None,
-                body: Json | None = None) -> tuple[int, Json]:
-    headers = {"X-Vault-Token": token} if token else {}
-    async with session.request(method, url, json=body, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=10)) as resp:
-        text = await resp.text()
-        try:
-            data = await resp.json(content_type=None) if text else {}
-        except ValueError:
-            data = {"raw": text[:200]}
-        return resp.status, data or {}
-
-
 async def initialise(session: aiohttp.ClientSession, leader: VaultNodeSpec) -> tuple[str, str]:
     """Init with one recovery share (static seal); return (root_token, recovery_key)."""
-    status, data = await _call(session, "PUT", f"{leader.api_addr}/v1/sys/init",
-                               body={"recovery_shares": 1, "recovery_threshold": 1})
+    status, data = await VaultApi(session, leader.api_addr, timeout=10).call(
+        "PUT", "sys/init", {"recovery_shares": 1, "recovery_threshold": 1})
     if status != 200:
         errors = "; ".join(data.get("errors", [])) or f"HTTP {status}"
         raise UserError(f"lab: OpenBao init on {leader.name} failed: {errors}", exit_code=2)
@@ -63,9 +50,8 @@ async def initialise(session: aiohttp.ClientSession, leader: VaultNodeSpec) -> t
 async def join(session: aiohttp.ClientSession, node: VaultNodeSpec,
                leader: VaultNodeSpec) -> None:
     async def joined() -> bool:
-        status, data = await _call(session, "POST",
-                                   f"{node.api_addr}/v1/sys/storage/raft/join",
-                                   body={"leader_api_addr": leader.api_addr})
+        status, data = await VaultApi(session, node.api_addr, timeout=10).call(
+            "POST", "sys/storage/raft/join", {"leader_api_addr": leader.api_addr})
         return status == 200 and bool(data.get("joined"))
 
     await wait_for(f"{node.name} to join the raft cluster", joined, timeout=20, interval=0.3)
@@ -82,17 +68,17 @@ async def raft_servers(session: aiohttp.ClientSession, node: VaultNodeSpec,
 async def tune_autopilot(session: aiohttp.ClientSession, leader: VaultNodeSpec,
                          token: str) -> None:
     """Promote new nodes to voters after 2 s instead of the default 10 s."""
-    await _call(session, "POST", f"{leader.api_addr}/v1/sys/storage/raft/autopilot/configuration",
-                token, body={"server_stabilization_time": "2s",
-                             "cleanup_dead_servers": False})
+    await VaultApi(session, leader.api_addr, token, timeout=10).call(
+        "POST", "sys/storage/raft/autopilot/configuration",
+        {"server_stabilization_time": "2s", "cleanup_dead_servers": False})
 
 
 async def enable_kv(session: aiohttp.ClientSession, leader: VaultNodeSpec, token: str) -> None:
-    status, data = await _call(session, "GET", f"{leader.api_addr}/v1/sys/mounts", token)
-    mounts = data.get("data", data)
-    if "secret/" in mounts:
+    api = VaultApi(session, leader.api_addr, token, timeout=10)
+    _, data = await api.call("GET", "sys/mounts")
+    if "secret/" in data.get("data", data):
         return
-    status, data = await _call(session, "POST", f"{leader.api_addr}/v1/sys/mounts/secret", token,
-                               body={"type": "kv", "options": {"version": "2"}})
+    status, _ = await api.call("POST", "sys/mounts/secret",
+                               {"type": "kv", "options": {"version": "2"}})
     if status not in (200, 204):
         raise UserError(f"lab: enabling KV v2 at secret/ failed: HTTP {status}", exit_code=2)

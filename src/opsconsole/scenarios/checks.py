@@ -9,9 +9,9 @@ import time
 import uuid
 from typing import Any
 
-import aiohttp
 import nats
 
+from ..targets.vault import VaultApi
 from .engine import Check, Outcome, Run
 
 FRESH_S = 5.0  # a sample older than this says nothing about "now"
@@ -71,16 +71,15 @@ def vault_one_leader(within: float = 15.0) -> Check:
     return Check("vault: all unsealed voters, exactly one leader", fn, within)
 
 
+def vault_token(run: Run) -> str | None:
+    vault = run.inventory.vault
+    return vault.token.resolve() if vault and vault.token else None
+
+
 async def vault_request(run: Run, addr: str, method: str, path: str,
                         body: dict[str, Any] | None = None,
                         timeout: float = 3.0) -> tuple[int, dict[str, Any]]:
-    vault = run.inventory.vault
-    token = vault.token.resolve() if vault and vault.token else ""
-    async with run.http.request(method, f"{addr}/v1/{path}", json=body,
-                                headers={"X-Vault-Token": token},
-                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-        text = await resp.text()
-        return resp.status, (await resp.json(content_type=None)) if text.strip() else {}
+    return await VaultApi(run.http, addr, vault_token(run), timeout).call(method, path, body)
 
 
 def leader_addr(run: Run) -> str | None:

@@ -18,6 +18,19 @@ class VaultApi:
     def _headers(self) -> dict[str, str] | None:
         return {"X-Vault-Token": self.token} if self.token else None
 
+    async def call(self, method: str, path: str, body: Json | None = None,
+                   timeout: float | None = None) -> tuple[int, Json]:
+        """Any API call (``path`` below /v1/): (HTTP status, JSON body or {})."""
+        async with self.session.request(
+                method, f"{self.addr}/v1/{path}", json=body, headers=self._headers(),
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
+            text = await resp.text()
+            try:
+                data = await resp.json(content_type=None) if text.strip() else {}
+            except ValueError:
+                data = {"raw": text[:200]}
+            return resp.status, data if isinstance(data, dict) else {"data": data}
+
     async def health(self) -> Json:
         """``sys/health`` whatever the status code (501 uninit, 503 sealed, 429 standby).
 

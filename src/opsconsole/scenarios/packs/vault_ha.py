@@ -13,7 +13,13 @@ from typing import Any
 
 import aiohttp
 
-from ..checks import leader_addr, vault_one_leader, vault_request, vault_write_read
+from ..checks import (
+    leader_addr,
+    vault_one_leader,
+    vault_request,
+    vault_token,
+    vault_write_read,
+)
 from ..engine import Abort, Check, Outcome, Run, Scenario
 from .lab import VaultLeaderKill
 
@@ -124,14 +130,9 @@ class BackupRestore(Scenario):
         run.metric("verify_seconds", time.monotonic() - t)
 
 
-async def _token(run: Run) -> str:
-    vault = run.inventory.vault
-    return vault.token.resolve() if vault and vault.token else ""
-
-
 async def _snapshot(run: Run, addr: str) -> bytes:
     async with run.http.get(f"{addr}/v1/sys/storage/raft/snapshot",
-                            headers={"X-Vault-Token": await _token(run)},
+                            headers={"X-Vault-Token": vault_token(run) or ""},
                             timeout=aiohttp.ClientTimeout(total=60)) as r:
         if r.status != 200:
             raise Abort(f"snapshot: HTTP {r.status}")
@@ -140,7 +141,7 @@ async def _snapshot(run: Run, addr: str) -> bytes:
 
 async def _restore(run: Run, addr: str, snapshot: bytes) -> None:
     async with run.http.post(f"{addr}/v1/sys/storage/raft/snapshot", data=snapshot,
-                             headers={"X-Vault-Token": await _token(run)},
+                             headers={"X-Vault-Token": vault_token(run) or ""},
                              timeout=aiohttp.ClientTimeout(total=120)) as r:
         if r.status not in (200, 204):
             raise Abort(f"restore: HTTP {r.status}: {(await r.text())[:200]}")
