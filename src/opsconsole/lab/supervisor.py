@@ -29,8 +29,10 @@ import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..config import LabSpec
+from ..config import LabSpec, SecretRef, VaultCluster, VaultNode
+from ..core.events import VaultNodeSampled
 from ..errors import UserError
+from ..probes.vault import VaultClusterProbe
 from ..targets.http import NETWORK_ERRORS, reason
 from ..targets.nats import NatsMonitor
 from . import binaries, netns, procs
@@ -431,11 +433,11 @@ class Lab:
                                                           for s in servers) == 1
 
         await wait_for("OpenBao raft voters", cluster_ready, timeout)
-        leader = await self._vault_leader(session, topo, token)
+        leader = await self._vault_leader(session, topo)
         await enable_kv(session, leader, token)
 
-    async def _vault_leader(self, session: aiohttp.ClientSession, topo: Topology,
-                            token: str) -> VaultNodeSpec:
+    async def _vault_leader(self, session: aiohttp.ClientSession,
+                            topo: Topology) -> VaultNodeSpec:
         for node in topo.vault:
             h = await health(session, node)
             if h and h.get("standby") is False and not h.get("sealed"):
@@ -535,13 +537,12 @@ class Lab:
         if topo is None:
             out["healthy"] = False
             return out
-        token = self.root_token()
         async with aiohttp.ClientSession() as session:
             nats, leaves, vault, aws = await asyncio.gather(
                 asyncio.gather(*(nats_node_status(session, n, len(topo.central))
                                  for n in topo.central)),
                 asyncio.gather(*(leaf_status(session, lf) for lf in topo.leaves)),
-                vault_status(session, topo.vault, token),
+                vault_status(session, topo.vault, self.dir.secrets / ROOT_TOKEN_FILE),
                 moto_status(session, topo.moto_url, self.spec.aws_region),
             )
         out.update(nats=list(nats), leaves=list(leaves), vault=vault, aws=aws)
@@ -624,25 +625,19 @@ async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[
 
 
 async def vault_status(session: aiohttp.ClientSession, nodes: list[VaultNodeSpec],
-                       token: str | None) -> list[dict[str, Any]]:
-    healths = await asyncio.gather(*(health(session, n) for n in nodes))
-    servers: list[dict[str, Any]] = []
-    if token:
-        for node, h in zip(nodes, healths, strict=True):
-            if h and not h.get("sealed"):
-                servers = await raft_servers(session, node, token)
-                if servers:
-                    break
-    by_id = {s.get("node_id"): s for s in servers}
+                       token_file: Path) -> list[dict[str, Any]]:
+    """The lab's Vault rows, read by the same probe the console uses."""
+    cluster = VaultCluster(nodes=[VaultNode(name=n.name, api_addr=n.api_addr) for n in nodes])
+    token = SecretRef(file=token_file) if token_file.exists() else None
+    samples = await VaultClusterProbe(session, cluster, token).sample()
     rows = []
-    for node, h in zip(nodes, healths, strict=True):
-        raft = by_id.get(node.name, {})
-        row = {"name": node.name, "api_addr": node.api_addr,
-               "sealed": None if h is None else bool(h.get("sealed")),
-               "leader": bool(raft.get("leader", False)),
-               "voter": bool(raft.get("voter", False)),
-               "healthy": bool(h and h.get("initialized") and not h.get("sealed"))}
-        if h is None:
+    for node, sample in zip(nodes, samples, strict=True):
+        assert isinstance(sample, VaultNodeSampled)
+        row: dict[str, Any] = {
+            "name": node.name, "api_addr": node.api_addr, "sealed": sample.sealed,
+            "leader": sample.leader, "voter": sample.voter,
+            "healthy": bool(sample.reachable and sample.initialized and not sample.sealed)}
+        if not sample.reachable:
             row["error"] = "unreachable"
         rows.append(row)
     return rows
