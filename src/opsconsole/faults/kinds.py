@@ -89,6 +89,12 @@ def _attach(spec: dict[str, Any]) -> Lab:
     return Lab.attach(spec["lab_dir"])
 
 
+def _live_lab(spec: dict[str, Any]) -> Lab | None:
+    """The lab a heal spec names, or None when it has been stopped (nothing to heal)."""
+    lab = _attach(spec)
+    return lab if lab.dir.load().phase == "up" else None
+
+
 def _same_process(pid: int, started: float) -> psutil.Process | None:
     try:
         proc = psutil.Process(pid)
@@ -119,8 +125,8 @@ class ProcessKill(FaultKind):
         os.kill(heal["pid"], signal.SIGKILL)
 
     async def heal(self, ctx, spec):
-        lab = _attach(spec)
-        if lab.dir.load().phase != "up":
+        lab = _live_lab(spec)
+        if lab is None:
             return "lab is down; nothing to restart"
         if lab.process(spec["node"]) is not None:
             return f"{spec['node']} already running"
@@ -310,8 +316,8 @@ class VaultSeal(FaultKind):
             raise UserError(f"{self.id}: sealing {target} failed: HTTP {status}")
 
     async def heal(self, ctx, spec):
-        lab = _attach(spec)
-        if lab.dir.load().phase != "up":
+        lab = _live_lab(spec)
+        if lab is None:
             return "lab is down; nothing to unseal"
         new = lab.restart_node(spec["node"])
         return f"restarted {spec['node']} (pid {new.pid}); static seal unseals it"
@@ -361,9 +367,8 @@ class VaultPartition(FaultKind):
         _attach(heal).set_vault_link(target, up=False)
 
     async def heal(self, ctx, spec):
-        lab = _attach(spec)
-        topo = lab.topology()
-        if topo is None or topo.netns is None or lab.dir.load().phase != "up":
+        lab = _live_lab(spec)
+        if lab is None:
             return "lab is down; namespaces are gone"
         lab.set_vault_link(spec["node"], up=True)
         return f"reconnected {spec['node']}"

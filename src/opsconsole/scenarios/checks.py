@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import nats
 
 from ..targets.vault import VaultApi
-from .engine import Check, Outcome, Run
+from .engine import Abort, Check, Outcome, Run
 
 FRESH_S = 5.0  # a sample older than this says nothing about "now"
 
@@ -153,3 +155,19 @@ def message_crosses_relay(within: float = 15.0) -> Check:
         return ("pass" if ok_all else "fail"), evidence
 
     return Check("messages cross central ⇄ every leaf", fn, within)
+
+
+def bao_in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tuple[int, str]:
+    """Run ``bao ARGS`` inside a Vault node's own network namespace, against that node
+    (it listens on the namespace's loopback): what a client beside a partitioned node
+    sees. Returns (exit code, stdout or stderr)."""
+    from ..lab import binaries
+
+    topo = run.lab.topology()
+    if topo is None or topo.netns is None:
+        raise Abort("needs the lab's Vault nodes in network namespaces (root)")
+    env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
+           "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
+    proc = subprocess.run(["ip", "netns", "exec", topo.netns.namespaces[node], binaries.bao(),
+                           *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr

@@ -38,6 +38,11 @@ Outcome = tuple[str, Evidence]  # (pass | fail | unknown, evidence)
 CheckFn = Callable[["Run"], Awaitable[Outcome]]
 
 
+def outcome(ok: bool, **evidence: Any) -> Outcome:
+    """A pass/fail outcome with its evidence."""
+    return ("pass" if ok else "fail"), evidence
+
+
 class Abort(Exception):
     """Raised inside a method to stop it; rollbacks still run."""
 
@@ -169,6 +174,17 @@ class Run:
         self.session.bus.publish(CheckResult(
             run_id=self.run_id, scenario=self.result.id, name=check.name, status=status,
             phase=self.phase, evidence=evidence, duration_s=rec.duration_s))
+        return rec
+
+    async def record(self, name: str, result: Outcome, abort: bool = False) -> CheckRecord:
+        """Record an outcome measured by the method itself as a check; with ``abort``,
+        anything but a pass stops the method."""
+        async def fn(_: Run) -> Outcome:
+            return result
+
+        rec = await self.check(Check(name, fn))
+        if abort and rec.status != "pass":
+            raise Abort(f"check {name} {rec.status}")
         return rec
 
     async def expect(self, name: str, fn: CheckFn, within: float = 0.0) -> CheckRecord:

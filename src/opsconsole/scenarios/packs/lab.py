@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import time
 import uuid
 
-from ...lab import binaries
 from ..checks import (
+    bao_in_namespace,
     leader_addr,
     leaves_connected,
     message_crosses_relay,
@@ -21,7 +20,7 @@ from ..checks import (
     vault_request,
     vault_write_read,
 )
-from ..engine import Abort, Outcome, Run, Scenario
+from ..engine import Abort, Outcome, Run, Scenario, outcome
 
 
 def _central_urls(run: Run) -> dict[str, str]:
@@ -205,10 +204,10 @@ class VaultPartition(Scenario):
 
         await run.expect("majority accepts writes", majority_writes, within=15)
         minority = await asyncio.to_thread(self._minority_probe, run, victim)
-        await run.expect("minority refuses writes", lambda _: _done(
-            ("pass" if minority["write_exit"] != 0 else "fail"), minority))
-        await run.expect("minority never became leader", lambda _: _done(
-            ("pass" if not minority["became_leader"] else "fail"), minority))
+        await run.record("minority refuses writes",
+                         outcome(minority["write_exit"] != 0, **minority), abort=True)
+        await run.record("minority never became leader",
+                         outcome(not minority["became_leader"], **minority), abort=True)
         await run.heal(fault)
 
         async def caught_up(_: Run) -> Outcome:
@@ -242,29 +241,20 @@ class VaultPartition(Scenario):
     @staticmethod
     def _minority_probe(run: Run, victim: str) -> dict[str, object]:
         """From inside the partitioned namespace: try a write, watch for leadership."""
-        topo = run.lab.topology()
-        prefix = ["ip", "netns", "exec", topo.netns.namespaces[victim]]
-        env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
-               "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
-        write = subprocess.run([*prefix, binaries.bao(), "kv", "put",
-                                "secret/opsconsole/split-minority", "v=minority"],
-                               capture_output=True, text=True, env=env, timeout=30)
+        code, err = bao_in_namespace(run, victim, "kv", "put",
+                                     "secret/opsconsole/split-minority", "v=minority")
         became_leader = False
         deadline = time.monotonic() + 8  # longer than a raft election at multiplier 1
         while time.monotonic() < deadline:
-            status = subprocess.run([*prefix, binaries.bao(), "status", "-format=json"],
-                                    capture_output=True, text=True, env=env, timeout=10)
+            status_code, status = bao_in_namespace(run, victim, "status", "-format=json",
+                                                   timeout=10)
             with contextlib.suppress(json.JSONDecodeError):
-                if json.loads(status.stdout or "{}").get("is_self") is True:
+                if status_code == 0 and json.loads(status or "{}").get("is_self") is True:
                     became_leader = True
             time.sleep(0.5)
-        error = (write.stderr.strip().splitlines() or [""])[-1][:160]
-        return {"node": victim, "write_exit": write.returncode, "write_error": error,
+        error = (err.strip().splitlines() or [""])[-1][:160] if code else ""
+        return {"node": victim, "write_exit": code, "write_error": error,
                 "became_leader": became_leader}
-
-
-async def _done(status: str, evidence: dict) -> Outcome:
-    return status, evidence
 
 
 SCENARIOS: list[type[Scenario]] = [NatsNodeRestart, VaultLeaderKill, NatsNodePause, LeafHubCut,

@@ -14,25 +14,15 @@ from typing import Any
 import aiohttp
 
 from ..checks import (
+    bao_in_namespace,
     leader_addr,
     vault_one_leader,
     vault_request,
     vault_token,
     vault_write_read,
 )
-from ..engine import Abort, Check, Outcome, Run, Scenario
+from ..engine import Abort, Outcome, Run, Scenario, outcome
 from .lab import VaultLeaderKill
-
-
-def _outcome(ok: bool, **evidence: Any) -> Outcome:
-    return ("pass" if ok else "fail"), evidence
-
-
-async def _record(run: Run, name: str, outcome: Outcome) -> None:
-    async def fn(_: Run) -> Outcome:
-        return outcome
-
-    await run.check(Check(name, fn))
 
 
 def _nodes(run: Run) -> list[str]:
@@ -50,17 +40,17 @@ class Health(Scenario):
 
     async def method(self, run: Run) -> None:
         views = {n: run.state.vault.get(n) for n in _nodes(run)}
-        await _record(run, "every node reachable and unsealed", _outcome(
+        await run.record("every node reachable and unsealed", outcome(
             all(v and v.reachable and v.sealed is False for v in views.values()),
             **{n: (v.reason or ("sealed" if v.sealed else "ok")) if v else "no sample"
                for n, v in views.items()}))
         voters = [n for n, v in views.items() if v and v.voter]
-        await _record(run, "raft has 3 voters", _outcome(len(voters) == 3, voters=voters))
+        await run.record("raft has 3 voters", outcome(len(voters) == 3, voters=voters))
         leaders = [n for n, v in views.items() if v and v.reachable and v.leader]
-        await _record(run, "exactly one leader", _outcome(len(leaders) == 1, leaders=leaders))
+        await run.record("exactly one leader", outcome(len(leaders) == 1, leaders=leaders))
         roles = {n: ("leader" if v.leader else "standby") for n, v in views.items()
                  if v and v.reachable}
-        await _record(run, "roles identified", _outcome(
+        await run.record("roles identified", outcome(
             len(roles) == len(views) and sorted(roles.values()).count("leader") == 1,
             roles=roles))
 
@@ -107,8 +97,8 @@ class BackupRestore(Scenario):
         gone = [p for p in values
                 if (await vault_request(run, addr, "GET", f"secret/data/{p}"))[0] != 404]
         run.metric("delete_seconds", time.monotonic() - t)
-        await _record(run, "secrets deleted before the restore",
-                      _outcome(not gone, still_present=len(gone)))
+        await run.record("secrets deleted before the restore",
+                      outcome(not gone, still_present=len(gone)))
 
         t = time.monotonic()
         await _restore(run, addr, snapshot)
@@ -123,7 +113,7 @@ class BackupRestore(Scenario):
                 _, data = await vault_request(run, target, "GET", f"secret/data/{path}")
                 if data.get("data", {}).get("data", {}).get("v") != value:
                     missing.append(path)
-            return _outcome(not missing, restored=len(values) - len(missing),
+            return outcome(not missing, restored=len(values) - len(missing),
                             total=len(values))
 
         await run.expect("every secret came back after the restore", all_back, within=60)
@@ -186,37 +176,20 @@ class Audit(Scenario):
                        and bool(e.get("error")) == error for e in entries())
 
         await run.wait_until("the audit entries", lambda: find("read", error=True), 10)
-        await _record(run, "write is audited", _outcome(find("create", "update")))
-        await _record(run, "read is audited", _outcome(find("read")))
-        await _record(run, "failed auth is audited",
-                      _outcome(denied == 403 and find("read", error=True), status=denied))
+        await run.record("write is audited", outcome(find("create", "update")))
+        await run.record("read is audited", outcome(find("read")))
+        await run.record("failed auth is audited",
+                      outcome(denied == 403 and find("read", error=True), status=denied))
         raw = audit_log.read_bytes()[start:]
-        await _record(run, "secret values never in plaintext (HMAC only)", _outcome(
+        await run.record("secret values never in plaintext (HMAC only)", outcome(
             secret_value.encode() not in raw and b"hmac-sha256:" in raw,
             bytes_checked=len(raw)))
 
 
 
 
-def _in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tuple[int, str]:
-    """Run `bao ARGS` inside a node's own network namespace, against that node."""
-    import os
-    import subprocess
-
-    from ...lab import binaries
-
-    topo = run.lab.topology()
-    if topo is None or topo.netns is None:
-        raise Abort("needs the lab's Vault nodes in network namespaces (root)")
-    env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
-           "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
-    proc = subprocess.run(["ip", "netns", "exec", topo.netns.namespaces[node], binaries.bao(),
-                           *args], capture_output=True, text=True, env=env, timeout=timeout)
-    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
-
-
 def _kv_get(run: Run, node: str, path: str) -> str | None:
-    code, out = _in_namespace(run, node, "kv", "get", "-format=json", f"secret/{path}")
+    code, out = bao_in_namespace(run, node, "kv", "get", "-format=json", f"secret/{path}")
     if code != 0:
         return None
     try:
@@ -252,25 +225,25 @@ class SplitBrain(Scenario):
         follower = next(n for n in _nodes(run) if not run.state.vault[n].leader)
         fault = await run.inject("vault.partition", follower)
         majority_ok = await write("during")
-        await _record(run, "follower partitioned: majority keeps writing",
-                      _outcome(majority_ok == 200, status=majority_ok))
-        code, err = await asyncio.to_thread(_in_namespace, run, follower, "kv", "put",
+        await run.record("follower partitioned: majority keeps writing",
+                      outcome(majority_ok == 200, status=majority_ok))
+        code, err = await asyncio.to_thread(bao_in_namespace, run, follower, "kv", "put",
                                             f"secret/{key}-minority", "v=minority")
-        await _record(run, "follower partitioned: minority accepts no writes",
-                      _outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
+        await run.record("follower partitioned: minority accepts no writes",
+                      outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
         reads = [await asyncio.to_thread(_kv_get, run, follower, key) for _ in range(5)]
         # OpenBao standbys may serve reads locally: report stale reads, do not hide them.
         run.metric("stale_reads_from_minority", sum(1 for r in reads if r == "before"))
         run.metric("minority_reads_refused", sum(1 for r in reads if r is None))
-        code, status = await asyncio.to_thread(_in_namespace, run, follower, "status",
+        code, status = await asyncio.to_thread(bao_in_namespace, run, follower, "status",
                                                "-format=json")
         led = code == 0 and json.loads(status or "{}").get("is_self") is True
-        await _record(run, "follower partitioned: never became leader", _outcome(not led))
+        await run.record("follower partitioned: never became leader", outcome(not led))
         await run.heal(fault)
 
         async def same_data(_: Run, node: str = follower) -> Outcome:
             got = await asyncio.to_thread(_kv_get, run, node, key)
-            return _outcome(got == "during", node=node, value=got)
+            return outcome(got == "during", node=node, value=got)
 
         await run.expect("follower healed: same data as the majority", same_data, within=30)
 
@@ -283,13 +256,13 @@ class SplitBrain(Scenario):
                              lambda: run.state.vault_leader not in (None, old), 30)
         run.metric("leader_partition_failover_seconds", time.monotonic() - started)
         status = await write("after-leader-partition")
-        await _record(run, "leader partitioned: majority elects a new leader and writes",
-                      _outcome(status == 200, new_leader=run.state.vault_leader,
+        await run.record("leader partitioned: majority elects a new leader and writes",
+                      outcome(status == 200, new_leader=run.state.vault_leader,
                                status=status))
-        code, err = await asyncio.to_thread(_in_namespace, run, old, "kv", "put",
+        code, err = await asyncio.to_thread(bao_in_namespace, run, old, "kv", "put",
                                             f"secret/{key}-old-leader", "v=old")
-        await _record(run, "leader partitioned: the isolated old leader commits nothing",
-                      _outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
+        await run.record("leader partitioned: the isolated old leader commits nothing",
+                      outcome(code != 0, exit=code, error=err.strip().splitlines()[-1:]))
         await run.heal(fault)
 
         async def rejoined(_: Run) -> Outcome:
@@ -297,7 +270,7 @@ class SplitBrain(Scenario):
             got = await asyncio.to_thread(_kv_get, run, old, key)
             ok = bool(view and view.reachable and not view.leader
                       and got == "after-leader-partition")
-            return _outcome(ok, node=old, value=got)
+            return outcome(ok, node=old, value=got)
 
         await run.expect("old leader healed: rejoins as a follower with the same data",
                          rejoined, within=30)

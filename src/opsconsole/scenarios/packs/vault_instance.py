@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...sut.vault_manager import control_message
 from ..checks import nats_roundtrip
-from ..engine import Abort, Check, Outcome, Run, Scenario
+from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 NO_ACCOUNT = "dave"
 
@@ -122,18 +122,6 @@ class InstanceApi:
                            "signature": base64.b64encode(sig).decode()}).encode()
 
 
-def verdict(ok: bool, **evidence: Any) -> Outcome:
-    return ("pass" if ok else "fail"), evidence
-
-
-async def record(run: Run, name: str, outcome: Outcome) -> None:
-    """Record an already-measured outcome as a check (does not abort the method)."""
-    async def fn(_: Run) -> Outcome:
-        return outcome
-
-    await run.check(Check(name, fn))
-
-
 class InstanceScenario(Scenario):
     async def rollback(self, run: Run) -> None:
         await InstanceApi(run).cleanup()
@@ -146,31 +134,31 @@ class Provision(InstanceScenario):
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
         s, _body = await api.call("POST", "/vault/provision", token="wrong-token")
-        await record(run, "provision: unauthenticated request rejected",
-                     verdict(s == 401, status=s))
+        await run.record("provision: unauthenticated request rejected",
+                     outcome(s == 401, status=s))
         s, prov = await api.call("POST", "/vault/provision?pending_s=1")
-        await record(run, "provision: authenticated member provisioned",
-                     verdict(s == 202, status=s))
-        await record(run, "provision: returns instance_id and status", verdict(
+        await run.record("provision: authenticated member provisioned",
+                     outcome(s == 202, status=s))
+        await run.record("provision: returns instance_id and status", outcome(
             bool(prov.get("instance_id")) and prov.get("status") in
             ("provisioning", "running"), instance_id=prov.get("instance_id"),
             status=prov.get("status")))
         s2, _dup = await api.call("POST", "/vault/provision")
-        await record(run, "provision: duplicate rejected", verdict(s2 == 409, status=s2))
+        await run.record("provision: duplicate rejected", outcome(s2 == 409, status=s2))
         ec2 = await _describe(run, prov["instance_id"])
         groups = [g["GroupId"] for g in ec2["instance"].get("SecurityGroups", [])]
-        await record(run, "provision: unique security group", verdict(
+        await run.record("provision: unique security group", outcome(
             groups == [prov.get("security_group")] and ec2["sg_users"] == 1, groups=groups))
-        await record(run, "provision: ARM64 hardened AMI", verdict(
+        await run.record("provision: ARM64 hardened AMI", outcome(
             ec2["image"]["Architecture"] == "arm64" and "hardened" in ec2["image"]["Name"],
             arch=ec2["image"]["Architecture"], ami=ec2["image"]["Name"]))
         tags = {t["Key"]: t["Value"] for t in ec2["instance"].get("Tags", [])}
-        await record(run, "provision: correct tags", verdict(
+        await run.record("provision: correct tags", outcome(
             tags.get("owner") == api.member and tags.get("role") == "vault-instance"
             and "env" in tags, tags=tags))
         s3, no_acct = await api.call("POST", "/vault/provision",
                                      member=api.target.no_account_member or NO_ACCOUNT)
-        await record(run, "provision: needs a NATS account", verdict(
+        await run.record("provision: needs a NATS account", outcome(
             s3 == 403 and "NATS account" in no_acct.get("error", ""), status=s3))
         await api.cleanup()
         _s4, _slow = await api.call("POST", "/vault/provision?pending_s=30&timeout_s=1")
@@ -180,7 +168,7 @@ class Provision(InstanceScenario):
 
         took = await run.wait_until("a slow provision to time out", failed, 15)
         _, st = await api.call("GET", "/vault/status")
-        await record(run, "provision: exceeding the time limit fails", verdict(
+        await run.record("provision: exceeding the time limit fails", outcome(
             st.get("status") == "failed" and "exceeded" in st.get("error", ""),
             error=st.get("error"), waited_s=round(took, 2),
             note="lab compresses the 120 s contract limit to timeout_s=1"))
@@ -217,26 +205,26 @@ class Initialize(InstanceScenario):
         api = InstanceApi(run)
         s, _ = await api.call("POST", "/vault/provision?pending_s=3")
         s, early = await api.call("POST", "/vault/initialize")
-        await record(run, "initialize: fails gracefully if EC2 is not ready", verdict(
+        await run.record("initialize: fails gracefully if EC2 is not ready", outcome(
             s == 409 and early.get("status") == "failed", status=s, error=early.get("error")))
         await run.wait_until("EC2 running", api._running, 30)
-        await record(run, "initialize: only after EC2 running", verdict(True, waited=True))
+        await run.record("initialize: only after EC2 running", outcome(True, waited=True))
         s, init = await api.call("POST", "/vault/initialize")
-        await record(run, "initialize: status returned", verdict(
+        await run.record("initialize: status returned", outcome(
             s == 200 and init.get("status") == "initialized", status=s))
-        await record(run, "initialize: OwnerSpace assigned", verdict(
+        await run.record("initialize: OwnerSpace assigned", outcome(
             init.get("owner_space_id") == f"OwnerSpace.{api.member}",
             owner_space_id=init.get("owner_space_id")))
-        await record(run, "initialize: MessageSpace assigned", verdict(
+        await run.record("initialize: MessageSpace assigned", outcome(
             str(init.get("message_space_id", "")).startswith(f"MessageSpace.{api.member}."),
             message_space_id=init.get("message_space_id")))
-        await record(run, "initialize: local NATS started", verdict(
+        await run.record("initialize: local NATS started", outcome(
             init.get("local_nats_status") == "running"))
-        await record(run, "initialize: central connected", verdict(
+        await run.record("initialize: central connected", outcome(
             init.get("central_nats_status") == "connected"))
         hub = await api.hub_of(api.member)
-        await record(run, "initialize: credentials installed (central accepts the leaf)",
-                     verdict(hub is not None, hub=hub))
+        await run.record("initialize: credentials installed (central accepts the leaf)",
+                     outcome(hub is not None, hub=hub))
 
 
 class Health(InstanceScenario):
@@ -246,21 +234,21 @@ class Health(InstanceScenario):
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
         s, _none = await api.call("GET", "/vault/health")
-        await record(run, "health: requires a provisioned vault",
-                     verdict(s in (404, 409), status=s))
+        await run.record("health: requires a provisioned vault",
+                     outcome(s in (404, 409), status=s))
         await api.ready_instance()
         s, h = await api.call("GET", "/vault/health")
-        await record(run, "health: healthy when running",
-                     verdict(s == 200 and h.get("status") == "healthy", status=s))
-        await record(run, "health: local NATS status", verdict(
+        await run.record("health: healthy when running",
+                     outcome(s == 200 and h.get("status") == "healthy", status=s))
+        await run.record("health: local NATS status", outcome(
             h.get("local_nats", {}).get("status") == "running", local=h.get("local_nats")))
-        await record(run, "health: central NATS status", verdict(
+        await run.record("health: central NATS status", outcome(
             h.get("central_nats", {}).get("status") == "connected",
             central=h.get("central_nats")))
         vm = h.get("vault_manager", {})
-        await record(run, "health: vault manager status",
-                     verdict(vm.get("status") == "healthy", status=vm.get("status")))
-        await record(run, "health: memory and CPU reported", verdict(
+        await run.record("health: vault manager status",
+                     outcome(vm.get("status") == "healthy", status=vm.get("status")))
+        await run.record("health: memory and CPU reported", outcome(
             (vm.get("memory_mb") or 0) > 0 and vm.get("cpu_percent") is not None,
             memory_mb=vm.get("memory_mb"), cpu_percent=vm.get("cpu_percent")))
         nc = await api.connect()
@@ -277,7 +265,7 @@ class Health(InstanceScenario):
 
         await run.wait_until("health to report the stopped manager", reports_unhealthy, 15)
         s, bad = await api.call("GET", "/vault/health")
-        await record(run, "health: unhealthy with details on failure", verdict(
+        await run.record("health: unhealthy with details on failure", outcome(
             s == 503 and bad.get("status") in ("degraded", "unhealthy")
             and bool(bad.get("details")), status=bad.get("status"),
             details=bad.get("details")))
@@ -300,16 +288,16 @@ class Stop(InstanceScenario):
                 ).encode())
             await nc.flush()
             s, stopped = await api.call("POST", "/vault/stop")
-            await record(run, "stop: graceful", verdict(
+            await run.record("stop: graceful", outcome(
                 s == 200 and stopped.get("status") == "stopped", status=s))
             with contextlib.suppress(Abort):  # drained answers are still crossing the relay
                 await run.wait_until("answers to the pending events", lambda: set(ids) <= {
                     a.get("id") for a in answers}, 5)
             answered = {a.get("id") for a in answers}
-            await record(run, "stop: flushes pending events", verdict(
+            await run.record("stop: flushes pending events", outcome(
                 set(ids) <= answered, sent=len(ids), answered=len(set(ids) & answered)))
             hub = await api.hub_of(api.member)
-            await record(run, "stop: disconnects from central", verdict(hub is None, hub=hub))
+            await run.record("stop: disconnects from central", outcome(hub is None, hub=hub))
             s, _started = await api.call("POST", "/vault/start")
 
             async def has_state() -> bool:
@@ -327,7 +315,7 @@ class Stop(InstanceScenario):
 
 
 async def _bool(cond, **evidence: Any) -> Outcome:
-    return verdict(await cond(), **evidence)
+    return outcome(await cond(), **evidence)
 
 
 class Terminate(InstanceScenario):
@@ -338,13 +326,13 @@ class Terminate(InstanceScenario):
         api = InstanceApi(run)
         ready = await api.ready_instance()
         s, term = await api.call("POST", "/vault/terminate")
-        await record(run, "terminate: status terminated", verdict(
+        await run.record("terminate: status terminated", outcome(
             s == 200 and term.get("status") == "terminated", status=s))
         ec2 = await _describe(run, ready["instance_id"])
-        await record(run, "terminate: EC2 terminated", verdict(
+        await run.record("terminate: EC2 terminated", outcome(
             ec2["instance"]["State"]["Name"] == "terminated",
             state=ec2["instance"]["State"]["Name"]))
-        await record(run, "terminate: security group removed", verdict(
+        await run.record("terminate: security group removed", outcome(
             ready["security_group"] not in ec2["groups"], group=ready["security_group"]))
         password = api.lab.dir.read_secret(f"nats-member-{api.member}.password")
         url = next(iter(api.central.values())).replace("nats://",
@@ -356,9 +344,9 @@ class Terminate(InstanceScenario):
             revoked = False
         except Exception:
             revoked = True
-        await record(run, "terminate: NATS credentials revoked", verdict(revoked))
+        await run.record("terminate: NATS credentials revoked", outcome(revoked))
         s2, again = await api.call("POST", "/vault/terminate")
-        await record(run, "terminate: idempotent", verdict(
+        await run.record("terminate: idempotent", outcome(
             s2 == 200 and again.get("status") == "terminated", status=s2))
 
 
@@ -376,22 +364,22 @@ class Lifecycle(InstanceScenario):
         s, failed = await api.call("POST", "/vault/initialize")
         api.lab.set_member_account(api.member, True)
         s2, _recovered = await api.call("POST", "/vault/initialize")
-        await record(run, "lifecycle: recovery from initialization failure", verdict(
+        await run.record("lifecycle: recovery from initialization failure", outcome(
             s == 403 and s2 == 200, first=s, first_error=failed.get("error"), retry=s2))
         steps["initialize"] = s2
         results = await asyncio.gather(*(api.call("GET", "/vault/health") for _ in range(10)))
-        await record(run, "lifecycle: concurrent health checks", verdict(
+        await run.record("lifecycle: concurrent health checks", outcome(
             all(r[0] == 200 and r[1].get("status") == "healthy" for r in results),
             statuses=[r[0] for r in results]))
         steps["health"] = results[0][0]
         steps["stop"] = (await api.call("POST", "/vault/stop"))[0]
         s3, _restarted = await api.call("POST", "/vault/start")
         s4, h = await api.call("GET", "/vault/health")
-        await record(run, "lifecycle: restart after stop", verdict(
+        await run.record("lifecycle: restart after stop", outcome(
             s3 == 200 and s4 == 200 and h.get("status") == "healthy", start=s3, health=s4))
         steps["terminate"] = (await api.call("POST", "/vault/terminate"))[0]
-        await record(run, "lifecycle: provision → initialize → health → stop → terminate",
-                     verdict(steps == {"provision": 202, "initialize": 200, "health": 200,
+        await run.record("lifecycle: provision → initialize → health → stop → terminate",
+                     outcome(steps == {"provision": 202, "initialize": 200, "health": 200,
                                        "stop": 200, "terminate": 200}, steps=steps))
 
 
@@ -409,10 +397,10 @@ class Relay(InstanceScenario):
         other = next(n for n in api.central if n != hub)
         ok_in, t_in = await nats_roundtrip(api.central[other], leaf_url,
                                            f"OwnerSpace.{api.member}.relay.in", timeout=10)
-        await record(run, "relay: central → local", verdict(ok_in, seconds=round(t_in, 3)))
+        await run.record("relay: central → local", outcome(ok_in, seconds=round(t_in, 3)))
         ok_out, t_out = await nats_roundtrip(leaf_url, api.central[other],
                                              f"OwnerSpace.{api.member}.relay.out", timeout=10)
-        await record(run, "relay: local → central", verdict(ok_out, seconds=round(t_out, 3)))
+        await run.record("relay: local → central", outcome(ok_out, seconds=round(t_out, 3)))
         canary = RelayCanary(run.session.bus, f"vault-{api.member}", api.member, api.central[other],
                              leaf_url, rate=20)
         await canary.start()
@@ -431,8 +419,8 @@ class Relay(InstanceScenario):
             await run.heal(fault)
             ok_again, _ = await nats_roundtrip(api.central[other], leaf_url,
                                                f"OwnerSpace.{api.member}.relay.again", timeout=15)
-            await record(run, "relay: automatic reconnect after a network fault",
-                         verdict(ok_again))
+            await run.record("relay: automatic reconnect after a network fault",
+                         outcome(ok_again))
             await asyncio.sleep(GRACE_S + 1.5)  # let every canary message settle
         finally:
             await canary.stop()
@@ -445,9 +433,9 @@ class Relay(InstanceScenario):
                               "duplicated": t.duplicated, "reordered": t.reordered}
             run.metric(f"relay_{path}_lost", t.lost)
             run.metric(f"relay_{path}_duplicated", t.duplicated)
-        await record(run, "relay: messages during reconnection measured (sent, delivered, "
+        await run.record("relay: messages during reconnection measured (sent, delivered, "
                           "lost, duplicated per direction)",
-                     verdict(all(v["sent"] > 0 and v["delivered"] > 0
+                     outcome(all(v["sent"] > 0 and v["delivered"] > 0
                                  for v in evidence.values()), **evidence))
 
 
@@ -491,12 +479,12 @@ class Manager(InstanceScenario):
                                   lambda _: _bool(ping), within=15))
             await run.wait_until("the ping's forApp copy", lambda: any(
                 a.get("id") == "p" for a in answers), 5)
-            await record(run, "manager: forApp published", verdict(True, answers=len(answers)))
+            await run.record("manager: forApp published", outcome(True, answers=len(answers)))
             await nc.publish(f"OwnerSpace.{api.member}.forVault", b"{not json")
             await run.wait_until("an answer to the malformed event", lambda: any(
                 not a["ok"] and "malformed" in a.get("error", "") for a in answers), 5)
-            await record(run, "manager: malformed events answered with an error, no crash",
-                         verdict(await ping()))
+            await run.record("manager: malformed events answered with an error, no crash",
+                         outcome(await ping()))
             for i in range(200):
                 await nc.publish(f"OwnerSpace.{api.member}.forVault",
                                  json.dumps({"id": f"burst-{i}", "type": "echo"}).encode())
@@ -504,29 +492,29 @@ class Manager(InstanceScenario):
             await run.wait_until("burst answers", lambda: sum(
                 1 for a in answers if str(a.get("id", "")).startswith("burst-")) >= 200, 10)
             limited = sum(1 for a in answers if a.get("error") == "rate limited")
-            await record(run, "manager: rate limit enforced", verdict(
+            await run.record("manager: rate limit enforced", outcome(
                 limited > 0, burst=200, rate_limited=limited))
             forged = api.signed("backup", Ed25519PrivateKey.generate())
             bad = json.loads((await nc.request(f"OwnerSpace.{api.member}.control", forged,
                                                timeout=5)).data)
-            await record(run, "manager: unauthorised command rejected", verdict(
+            await run.record("manager: unauthorised command rejected", outcome(
                 not bad["ok"] and "unauthorised" in bad.get("error", ""),
                 error=bad.get("error")))
             backup = json.loads((await nc.request(f"OwnerSpace.{api.member}.control",
                                                   api.signed("backup"), timeout=5)).data)
-            await record(run, "manager: control accepted",
-                         verdict(backup["ok"], type=backup.get("type")))
-            await record(run, "manager: backup processed", verdict(
+            await run.record("manager: control accepted",
+                         outcome(backup["ok"], type=backup.get("type")))
+            await run.record("manager: backup processed", outcome(
                 backup["ok"] and bool(backup.get("result", {}).get("backup")),
                 result=backup.get("result")))
             s, h = await api.call("GET", "/vault/health")
             vm = h.get("vault_manager", {})
-            await record(run, "manager: health reported", verdict(
+            await run.record("manager: health reported", outcome(
                 s == 200 and vm.get("status") == "healthy", status=vm.get("status")))
-            await record(run, "manager: handler metrics present", verdict(
+            await run.record("manager: handler metrics present", outcome(
                 vm.get("handlers", {}).get("echo", {}).get("count", 0) >= 1,
                 echo=vm.get("handlers", {}).get("echo")))
-            await record(run, "manager: NATS metrics present", verdict(
+            await run.record("manager: NATS metrics present", outcome(
                 vm.get("nats", {}).get("in_msgs", 0) > 0 and "reconnects" in vm.get("nats", {}),
                 nats=vm.get("nats")))
             down = json.loads((await nc.request(f"OwnerSpace.{api.member}.control",
