@@ -105,24 +105,33 @@ def test_no_secret_reaches_the_report(lab: Lab, lab_run: dict) -> None:
 
 def test_kill9_during_a_pause_then_heal_resumes_the_node(lab: Lab, tmp_path: Path) -> None:
     env = {**os.environ, "OPSCONSOLE_LAB_PAUSE_S": "120"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsconsole.cli", "run", "lab.nats-node-pause", "--report",
-         str(tmp_path / "out"), "--state-dir", str(lab.dir.root)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = tmp_path / "run.stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opsconsole.cli", "run", "lab.nats-node-pause", "--report",
+             str(tmp_path / "out"), "--state-dir", str(lab.dir.root)],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     victim = psutil.Process(lab.dir.load().procs["nats-3"].pid)
+
+    def diagnosis() -> str:  # what the run and the ledger say, for a failure message
+        records = [(r.fault, r.target, r.status, r.note) for r in FaultLedger().records().values()]
+        return f"run stderr: {stderr.read_text()[-1500:]!r}; ledger: {records}"
+
     try:
+        # Generous: the run first checks the lab and the steady state (probes warm up).
         wait_until(lambda: any(r.fault == "process.pause" and r.status == "active"
-                               for r in FaultLedger().open_records()), 120,
-                   "the run to pause nats-3")
-        assert victim.status() == psutil.STATUS_STOPPED
+                               for r in FaultLedger().open_records()) or proc.poll() is not None,
+                   240, "the run to pause nats-3")
+        assert proc.poll() is None, f"the run ended before pausing: {diagnosis()}"
+        assert victim.status() == psutil.STATUS_STOPPED, diagnosis()
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert victim.status() == psutil.STATUS_STOPPED  # nobody healed it: the run died
+    assert victim.status() == psutil.STATUS_STOPPED, diagnosis()  # the run died: nobody healed
     healed = run_cli("heal", "--state-dir", str(lab.dir.root))
-    assert healed.returncode == 0, healed.stdout + healed.stderr
-    assert "process.pause on nats-3" in healed.stdout
-    assert victim.status() != psutil.STATUS_STOPPED
-    assert FaultLedger().open_records() == []
+    assert healed.returncode == 0, healed.stdout + healed.stderr + diagnosis()
+    assert "process.pause on nats-3" in healed.stdout, healed.stdout + diagnosis()
+    assert victim.status() != psutil.STATUS_STOPPED, diagnosis()
+    assert FaultLedger().open_records() == [], diagnosis()
     again = run_cli("heal", "--state-dir", str(lab.dir.root))
-    assert again.returncode == 0 and "no open faults" in again.stdout
+    assert again.returncode == 0 and "no open faults" in again.stdout, again.stdout
