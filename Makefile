@@ -7,11 +7,16 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: venv run test lint screenshots bench lab-down clean
 
 # Create .venv if missing and (re)install the package with the lab binaries and test tools.
-# tmux (Debian) drives the console in a real terminal in the tests; installed when root.
+# Debian tools the tests use, installed when root: tmux (drives the console in a real
+# terminal) and prometheus (for `promtool check rules/config` on the shipped alert rules).
 venv:
-	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q tmux >/dev/null \
-	  || { apt-get update -q >/dev/null && apt-get install -y -q tmux >/dev/null; }; } \
-	  || echo "warning: tmux missing and could not be installed; the tmux test will fail"
+	@for pair in tmux:tmux promtool:prometheus; do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null && continue; \
+	  { [ "$$(id -u)" = 0 ] && { apt-get install -y -q --no-install-recommends $$pkg >/dev/null \
+	    || { apt-get update -q >/dev/null \
+	         && apt-get install -y -q --no-install-recommends $$pkg >/dev/null; }; }; } \
+	  || echo "warning: $$cmd missing and could not be installed ($$pkg)"; \
+	done
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[lab,test]'
 	@touch $(STAMP)

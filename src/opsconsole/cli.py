@@ -177,13 +177,42 @@ def _print_results(results: list[dict[str, Any]]) -> None:
                                                     sorted(sc["metrics"].items())))
 
 
+RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return value
+    return parse
+
+
+def _mix(text: str) -> tuple[tuple[str, float], ...]:
+    """``90/10`` → read 0.9, write 0.1."""
+    try:
+        read, write = (float(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not READ/WRITE percentages, e.g. 90/10") from None
+    if read < 0 or write < 0 or abs(read + write - 100) > 1e-9:
+        raise argparse.ArgumentTypeError(f"{text!r}: the percentages must add up to 100")
+    return tuple((k, w / 100) for k, w in (("read", read), ("write", write)) if w > 0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import dry_run_plan, run_headless
     from .scenarios import resolve
 
+    options = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    scenarios = resolve(args.selector, options)  # bad selector or flag: exit 2, nothing run
     inv = _load_inventory(args)
     if args.dry_run:
-        plan = dry_run_plan(resolve(args.selector))
+        plan = dry_run_plan(scenarios)
         if args.json:
             print(json.dumps(plan, indent=2))
         else:
@@ -199,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run_headless(inv, args.selector, report_dir=args.report,
+        return await run_headless(inv, args.selector, scenarios=scenarios,
+                                  report_dir=args.report,
                                   lab_state_dir=args.state_dir)
 
     try:
@@ -298,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", metavar="DIR", default=None, help=state_help)
     parser.add_argument("--read-only", action="store_true",
                         help="refuse every fault action (safe for demos and production)")
+    metrics_help = ("serve opsconsole's client-side Vault request counters for Prometheus "
+                    "on 127.0.0.1:PORT/metrics (see config/prometheus/)")
+    parser.add_argument("--metrics-port", metavar="PORT", type=_positive(int), default=None,
+                        help=metrics_help)
     # Sub-commands accept the same options after their name; SUPPRESS keeps a value
     # given before the sub-command from being reset to the default.
     common = argparse.ArgumentParser(add_help=False)
@@ -310,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", parents=[common], help="the live console (the default)")
     tui.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                      help="refuse every fault action")
+    tui.add_argument("--metrics-port", metavar="PORT", type=_positive(int),
+                     default=argparse.SUPPRESS, help=metrics_help)
     tui.set_defaults(func=cmd_console)
 
     lab = sub.add_parser("lab", help="start, stop and inspect the embedded lab")
@@ -340,6 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report dir (default: .opsconsole/reports/<time>-<run id>)")
     run.add_argument("--json", action="store_true", help="print per-scenario results as JSON")
     run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    run.add_argument("--metrics-port", metavar="PORT", type=_positive(int),
+                     default=argparse.SUPPRESS, help=metrics_help)
+    load = run.add_argument_group("load scenarios (vault-ha.load)")
+    load.add_argument("--rate", type=_positive(float), default=None, metavar="REQ_PER_S",
+                      help="offered rate (default 500; with --find-max the first step, 250)")
+    load.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
+                      help="run length (default 30; with --find-max per step, 10)")
+    load.add_argument("--users", type=_positive(int), default=None, metavar="N",
+                      help="concurrent connections (default 32)")
+    load.add_argument("--mix", type=_mix, default=None, metavar="READ/WRITE",
+                      help="read/write percentages (default 90/10)")
+    load.add_argument("--find-max", action="store_true", default=None,
+                      help="step the rate up and report max_rps meeting p99 < 50 ms")
     run.set_defaults(func=cmd_run)
 
     heal = sub.add_parser("heal", parents=[common], help="heal every open fault in the ledger")
@@ -370,11 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve_metrics(port: int) -> None:
+    from .alerts import requests
+
+    try:
+        requests.serve(port)
+    except OSError as exc:
+        raise UserError(f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}: "
+                        f"{exc.strerror or exc}", exit_code=2) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if getattr(args, "metrics_port", None):
+            _serve_metrics(args.metrics_port)
         return func(args)
     except ConfigError as exc:
         for line in exc.problems:

@@ -239,6 +239,8 @@ class VaultCluster(_Model):
     token: SecretRef | None = None
     ca_cert: ConfigPath | None = None
     tls_skip_verify: StrictBool = False
+    #: seconds between metrics scrapes (the alert rules are evaluated after each)
+    scrape_interval: float = Field(5.0, gt=0, le=300)
 
     @model_validator(mode="before")
     @classmethod

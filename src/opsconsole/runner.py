@@ -130,8 +130,11 @@ async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
 
 
 async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path | None = None,
-                       lab_state_dir: str | None = None) -> RunOutcome:
-    scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
+                       lab_state_dir: str | None = None,
+                       scenarios: list[Scenario] | None = None) -> RunOutcome:
+    """Run ``selector`` (or the already configured ``scenarios``) on a fresh session."""
+    if scenarios is None:
+        scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
     run_id = uuid.uuid4().hex[:12]
     report_dir = report_dir or default_report_dir(run_id)
     session = ConsoleSession(inventory, lab_state_dir=lab_state_dir)

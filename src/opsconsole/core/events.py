@@ -238,3 +238,17 @@ class CanaryReport(Event):
     reordered: int
     p50_ms: float | None = None
     p99_ms: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertChanged(Event):
+    """An alert rule changed state for one instance: pending, firing or resolved."""
+
+    kind: ClassVar[str] = "alert"
+    name: str
+    instance: str
+    state: str  # pending | firing | resolved
+    value: float = 0.0
+    severity: str = ""
+    summary: str = ""
+    since: float = 0.0

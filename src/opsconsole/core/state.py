@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .events import (
+    AlertChanged,
     CanaryReport,
     CheckResult,
     Event,
@@ -124,6 +125,7 @@ class State:
     instances: dict[str, InstanceSampled] = field(default_factory=dict)
     probe_errors: dict[str, str] = field(default_factory=dict)
     load: LoadReport | None = None
+    alerts: dict[str, AlertChanged] = field(default_factory=dict)  # pending/firing, by key
     vault_leader: str | None = None
     last_vault_leader: str | None = None  # survives leaderless gaps, to name the change
     leader_changed_at: float | None = None  # set on a change, not on the first leader seen
@@ -213,6 +215,22 @@ class State:
             self.note(ev.ts, f"probe {ev.probe}: {ev.reason}", "warn")
         self.probe_errors[ev.probe] = ev.reason
 
+    def _alert(self, ev: AlertChanged) -> None:
+        key = f"{ev.name}/{ev.instance}"
+        if ev.state == "resolved":
+            if self.alerts.pop(key, None) is not None:
+                self.note(ev.ts, f"alert {ev.name} resolved ({ev.instance})")
+            return
+        if ev.state == "firing":
+            self.note(ev.ts, f"alert {ev.name} FIRING: {ev.summary}",
+                      "error" if ev.severity == "critical" else "warn")
+        self.alerts[key] = ev
+
+    @property
+    def firing_alerts(self) -> list[AlertChanged]:
+        return sorted((a for a in self.alerts.values() if a.state == "firing"),
+                      key=lambda a: (a.severity != "critical", a.name, a.instance))
+
     def _load(self, ev: LoadReport) -> None:
         if ev.final and (self.load is None or not self.load.final
                          or self.load.run_id != ev.run_id):
@@ -289,6 +307,7 @@ _HANDLERS = {
     InstanceSampled: State._instance,
     ProbeFailed: State._probe_failed,
     LoadReport: State._load,
+    AlertChanged: State._alert,
     Note: State._note,
     CanaryReport: State._canary,
     FaultInjected: State._fault_injected,

@@ -14,7 +14,7 @@ from ..config import (
     VaultNode,
 )
 from .nats_topology import CLUSTER_NAME
-from .supervisor import DUMMY_AWS_KEY, NO_ACCOUNT_MEMBER, Lab
+from .supervisor import DUMMY_AWS_KEY, LAB_SCRAPE_INTERVAL_S, NO_ACCOUNT_MEMBER, Lab
 from .vault_topology import ROOT_TOKEN_FILE
 
 
@@ -31,7 +31,8 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
                             monitor_url=lf.monitor_url) for lf in topo.leaves],
         "vault": VaultCluster(nodes=[VaultNode(name=v.name, api_addr=v.api_addr)
                                      for v in topo.vault],
-                              token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE)),
+                              token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE),
+                              scrape_interval=LAB_SCRAPE_INTERVAL_S),
         "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
         "provisioner": ProvisionerTarget(
             base_url=topo.provisioner_url,

@@ -29,6 +29,7 @@ import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..alerts import prometheus_files
 from ..config import LabSpec, SecretRef, VaultCluster, VaultNode
 from ..core.events import VaultNodeSampled
 from ..errors import UserError
@@ -66,6 +67,7 @@ PORT_ROLES = {
     "moto": ("http",),
     "provisioner": ("http",),
 }
+LAB_SCRAPE_INTERVAL_S = 2.0  # console metrics scrapes and the lab's prometheus.yml
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 
@@ -325,6 +327,8 @@ class Lab:
             text = node_config(vnode, d / "raft", self.dir.secrets / SEAL_KEY_FILE,
                                self.audit_log)
             self.dir.write_private(d / "bao.hcl", text)
+        prometheus_files.write(self.dir.root / "prometheus",
+                               [v.api_addr for v in topo.vault], LAB_SCRAPE_INTERVAL_S)
 
     def commands(self, topo: Topology) -> dict[str, tuple[str, list[str]]]:
         """name -> (kind, argv) for every lab process."""

@@ -9,6 +9,7 @@ from .base import Probe
 from .instances import InstanceProbe
 from .nats import LeafProbe, NatsNodeProbe
 from .vault import VaultClusterProbe
+from .vault_metrics import VaultMetricsProbe
 
 
 def build_probes(inv: Inventory, session: aiohttp.ClientSession,
@@ -19,6 +20,7 @@ def build_probes(inv: Inventory, session: aiohttp.ClientSession,
     probes += [LeafProbe(session, leaf) for leaf in inv.leaves]
     if inv.vault is not None:
         probes.append(VaultClusterProbe(session, inv.vault, inv.vault.token))
+        probes.append(VaultMetricsProbe(session, inv.vault))
     if inv.aws is not None:
         probes.append(InstanceProbe(inv.aws, aws_credentials, inv.provisioner, session))
     return probes

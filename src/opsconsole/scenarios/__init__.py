@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import catalog
 from ..errors import UserError
 from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
@@ -17,16 +19,30 @@ def all_scenarios() -> list[Scenario]:
     return [cls() for pack in PACKS.values() for cls in pack]
 
 
-def resolve(selector: str) -> list[Scenario]:
-    """``pack`` → every scenario in it; ``pack.name`` → that one. Exit 2 if unknown."""
+def resolve(selector: str, options: dict[str, Any] | None = None) -> list[Scenario]:
+    """``pack`` → every scenario in it; ``pack.name`` → that one. Exit 2 if unknown.
+
+    ``options`` (run flags such as ``rate``) go to the scenarios that accept them; an
+    option no selected scenario accepts is a user error naming the flag.
+    """
     if selector in PACKS:
-        return [cls() for cls in PACKS[selector]]
-    for scenario in all_scenarios():
-        if scenario.id == selector:
-            return [scenario]
-    known = ", ".join(sorted(PACKS))
-    raise UserError(f"unknown scenario or pack {selector!r} (packs: {known}; "
-                    "`opsconsole scenarios list` shows every id)", exit_code=2)
+        found = [cls() for cls in PACKS[selector]]
+    else:
+        found = [s for s in all_scenarios() if s.id == selector]
+    if not found:
+        known = ", ".join(sorted(PACKS))
+        raise UserError(f"unknown scenario or pack {selector!r} (packs: {known}; "
+                        "`opsconsole scenarios list` shows every id)", exit_code=2)
+    for name, value in (options or {}).items():
+        takers = [s for s in found if name in s.OPTIONS]
+        if not takers:
+            users = [s.id for s in all_scenarios() if name in s.OPTIONS]
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} does not apply to {selector} (it applies to: "
+                            f"{', '.join(users) or 'no scenario'})", exit_code=2)
+        for scenario in takers:
+            scenario.configure(**{name: value})
+    return found
 
 
 def _register_catalog() -> None:

@@ -96,6 +96,15 @@ class Scenario:
     description: ClassVar[str] = ""
     needs_lab: ClassVar[bool] = True
     safeguard_interval: ClassVar[float] = 1.0
+    #: run options this scenario accepts (``opsconsole run`` flags, e.g. ``rate``)
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    def configure(self, **options: Any) -> None:
+        """Apply run options (already validated by the CLI); unknown names are a bug."""
+        for name, value in options.items():
+            if name not in self.OPTIONS:
+                raise ValueError(f"{self.id} takes no option {name!r}")
+            setattr(self, name, value)
 
     def steady_state(self) -> list[Check]:
         return []

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 
+from ..alerts import requests
 from .http import NETWORK_ERRORS, Json, get_json
 
 
@@ -20,25 +23,38 @@ class VaultApi:
 
     async def call(self, method: str, path: str, body: Json | None = None,
                    timeout: float | None = None) -> tuple[int, Json]:
-        """Any API call (``path`` below /v1/): (HTTP status, JSON body or {})."""
-        async with self.session.request(
-                method, f"{self.addr}/v1/{path}", json=body, headers=self._headers(),
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
-            text = await resp.text()
-            try:
-                data = await resp.json(content_type=None) if text.strip() else {}
-            except ValueError:
-                data = {"raw": text[:200]}
-            return resp.status, data if isinstance(data, dict) else {"data": data}
+        """Any API call (``path`` below /v1/): (HTTP status, JSON body or {}).
+
+        Counted in ``opsconsole_vault_requests_total`` (a network failure or 5xx is an error).
+        """
+        try:
+            async with self.session.request(
+                    method, f"{self.addr}/v1/{path}", json=body, headers=self._headers(),
+                    timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
+                text = await resp.text()
+        except NETWORK_ERRORS:
+            requests.count(self.addr, ok=False)
+            raise
+        requests.count(self.addr, ok=resp.status < 500)
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except ValueError:
+            data = {"raw": text[:200]}
+        return resp.status, data if isinstance(data, dict) else {"data": data}
 
     async def health(self) -> Json:
         """``sys/health`` whatever the status code (501 uninit, 503 sealed, 429 standby).
 
         Raises on network failure: the caller decides what unreachable means.
         """
-        _, data = await get_json(
-            self.session, f"{self.addr}/v1/sys/health?standbyok=true&perfstandbyok=true",
-            timeout=self.timeout)
+        try:
+            _, data = await get_json(
+                self.session, f"{self.addr}/v1/sys/health?standbyok=true&perfstandbyok=true",
+                timeout=self.timeout)
+        except NETWORK_ERRORS:
+            requests.count(self.addr, ok=False)
+            raise
+        requests.count(self.addr, ok=True)  # 503 sealed / 429 standby are answers here
         return data
 
     async def try_health(self) -> Json | None:

@@ -1,7 +1,6 @@
-"""The `vault-ha` pack (first part): health, failover, backup/restore, audit.
+"""The `vault-ha` pack: health, failover, split-brain, backup/restore, audit.
 
-Still to come in this pack: split-brain with stale-read measurement, the open-loop
-load generator with HDR histograms and --find-max, metrics and alerts.
+Load lives in :mod:`.vault_ha_load`, metrics and alerts in :mod:`.vault_ha_alerts`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from ..checks import (
 )
 from ..engine import Abort, Outcome, Run, Scenario, outcome
 from .lab import VaultLeaderKill
+from .vault_ha_alerts import MetricsAlerts
+from .vault_ha_load import Load
 
 
 def _nodes(run: Run) -> list[str]:
@@ -58,6 +59,18 @@ class Health(Scenario):
 class Failover(VaultLeaderKill):
     id = "vault-ha.failover"
     title = "kill the leader: detect, new leader, first write; the node rejoins with the data"
+    target_s = 5.0
+
+    def plan(self):
+        return [*super().plan(), f"failover and write unavailability under {self.target_s:g} s"]
+
+    async def method(self, run: Run) -> None:
+        await super().method(run)
+        m = run.result.metrics
+        took = max(m.get("failover_seconds", 1e9), m.get("write_unavailable_seconds", 1e9))
+        await run.record(f"failover under {self.target_s:g} s", outcome(
+            took < self.target_s, failover_seconds=m.get("failover_seconds"),
+            write_unavailable_seconds=m.get("write_unavailable_seconds")))
 
 
 class BackupRestore(Scenario):
@@ -280,4 +293,5 @@ class SplitBrain(Scenario):
         run.metric("partitioned_writes_applied_after_heal", len(lost))
 
 
-SCENARIOS: list[type[Scenario]] = [Health, Failover, SplitBrain, BackupRestore, Audit]
+SCENARIOS: list[type[Scenario]] = [Health, Failover, SplitBrain, Load, BackupRestore, Audit,
+                                   MetricsAlerts]

@@ -66,5 +66,11 @@ class ClusterHealthPane(Pane):
                 role, sealed, f"{peers} voters{lag}" if v.voter else "not a voter",
                 DASH, DASH, DASH]
         sync_table(self.query_one(DataTable), rows)
-        self.border_subtitle = (f"vault leader: {state.vault_leader}" if state.vault_leader
-                                else "vault leader: none")
+        leader = (f"vault leader: {state.vault_leader}" if state.vault_leader
+                  else "vault leader: none")
+        firing = state.firing_alerts
+        alerts = ("alerts: " + ", ".join(f"{a.name}({a.instance})" for a in firing[:3])
+                  + (f" +{len(firing) - 3}" if len(firing) > 3 else "")) if firing \
+            else "alerts: none firing"
+        self.border_subtitle = f"{leader} · {alerts}"
+        self.set_class(bool(firing), "-alerting")

@@ -1,0 +1,1 @@
+"""Vault alert rules, evaluated live by the console exactly as the shipped Prometheus file."""

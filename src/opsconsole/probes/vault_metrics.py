@@ -1,0 +1,54 @@
+"""Scrape every Vault node's Prometheus metrics and evaluate the alert rules live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from ..alerts import requests
+from ..alerts.rules import AlertEngine, ErrorRateWindow, Round
+from ..alerts.scrape import Scrape
+from ..config import VaultCluster
+from ..core.events import Event
+from ..targets.http import NETWORK_ERRORS
+from .base import Probe
+
+METRICS_PATH = "/v1/sys/metrics?format=prometheus"
+
+
+async def scrape(session: aiohttp.ClientSession, addr: str, token: str | None,
+                 timeout: float = 3.0) -> Scrape | None:
+    """One node's metrics, or None when the scrape fails (Prometheus: ``up == 0``)."""
+    headers = {"X-Vault-Token": token} if token else None
+    try:
+        async with session.get(addr.rstrip("/") + METRICS_PATH, headers=headers,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            if r.status != 200:
+                return None
+            return Scrape.parse(await r.text())
+    except NETWORK_ERRORS:
+        return None
+
+
+class VaultMetricsProbe(Probe):
+    def __init__(self, session: aiohttp.ClientSession, cluster: VaultCluster) -> None:
+        self.name = f"vault-metrics/{cluster.name}"
+        self.interval = cluster.scrape_interval
+        self.session = session
+        self.cluster = cluster
+        self.engine = AlertEngine()
+        self.errors = ErrorRateWindow()
+        self.last: Round | None = None
+
+    async def sample(self) -> list[Event]:
+        token = self.cluster.token.resolve() if self.cluster.token else None
+        nodes = self.cluster.nodes
+        results = await asyncio.gather(*(scrape(self.session, str(n.api_addr), token,
+                                                self.timeout) for n in nodes))
+        now = time.time()
+        total, failed = requests.totals()
+        self.last = Round({n.name: s for n, s in zip(nodes, results, strict=True)},
+                          self.errors.add(now, total, failed))
+        return list(self.engine.evaluate(now, self.last))
