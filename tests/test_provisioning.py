@@ -123,3 +123,28 @@ async def test_vault_instance_lifecycle(lab: Lab, api) -> None:
         await asyncio.wait_for(nats.connect(
             f"nats://bob:{password}@{central.removeprefix('nats://')}",
             max_reconnect_attempts=0, connect_timeout=2, allow_reconnect=False), 10)
+
+
+async def test_admin_api_grants_and_revokes_accounts_and_refuses_bad_input(lab: Lab) -> None:
+    base = lab.topology().provisioner_url
+    admin = {"Authorization": f"Bearer {lab.dir.read_secret('provisioning-admin-token')}"}
+    tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json"))
+    async with aiohttp.ClientSession() as http:
+        async def post(path: str, body, headers=admin) -> tuple[int, dict]:
+            async with http.post(base + path, json=body, headers=headers) as r:
+                return r.status, await r.json()
+
+        member_auth = {"Authorization": f"Bearer {tokens['carol']}"}
+        assert (await post("/admin/accounts/carol", {"active": False}, member_auth))[0] == 401
+        status, body = await post("/admin/accounts/carol", {"active": "no"})
+        assert status == 400 and "true or false" in body["error"]
+        assert (await post("/admin/accounts/mallory", {"active": True}))[0] == 404
+        assert "carol" not in lab.revoked_members()
+        try:
+            assert (await post("/admin/accounts/carol", {"active": False}))[0] == 200
+            assert "carol" in lab.revoked_members()
+            async with http.post(base + "/vault/provision", headers=member_auth) as r:
+                assert r.status == 403  # no NATS account, no vault
+        finally:
+            assert (await post("/admin/accounts/carol", {"active": True}))[0] == 200
+        assert "carol" not in lab.revoked_members()

@@ -262,6 +262,8 @@ class ProvisionerTarget(_Model):
     base_url: HttpUrl
     admin_token: SecretRef | None = None  # lists every instance's health
     member_tokens: SecretRef | None = None  # a JSON object {member: bearer token}
+    # a JSON object {member: NATS password}: lets the pack prove terminate revoked them
+    member_nats_passwords: SecretRef | None = None
     control_key: SecretRef | None = None  # PEM Ed25519 key the Vault Managers authorise
     control_key_id: str = "lab-operator"
     member: str = "alice"  # the member the pack acts as
@@ -270,7 +272,8 @@ class ProvisionerTarget(_Model):
     @model_validator(mode="before")
     @classmethod
     def _refs(cls, data: Any) -> Any:
-        return _fold_refs(data, "admin_token", "member_tokens", "control_key")
+        return _fold_refs(data, "admin_token", "member_tokens", "control_key",
+                          "member_nats_passwords")
 
 
 class SshHost(_Model):

@@ -14,7 +14,13 @@ from ..config import (
     VaultNode,
 )
 from .nats_topology import CLUSTER_NAME
-from .supervisor import DUMMY_AWS_KEY, LAB_SCRAPE_INTERVAL_S, NO_ACCOUNT_MEMBER, Lab
+from .supervisor import (
+    DUMMY_AWS_KEY,
+    LAB_SCRAPE_INTERVAL_S,
+    MEMBER_PASSWORDS_FILE,
+    NO_ACCOUNT_MEMBER,
+    Lab,
+)
 from .vault_topology import ROOT_TOKEN_FILE
 
 
@@ -38,6 +44,7 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
             base_url=topo.provisioner_url,
             admin_token=SecretRef(file=lab.dir.secrets / "provisioning-admin-token"),
             member_tokens=SecretRef(file=lab.dir.secrets / "provisioning-tokens.json"),
+            member_nats_passwords=SecretRef(file=lab.dir.secrets / MEMBER_PASSWORDS_FILE),
             control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
             member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER),
     })

@@ -68,6 +68,7 @@ PORT_ROLES = {
     "provisioner": ("http",),
 }
 LAB_SCRAPE_INTERVAL_S = 2.0  # console metrics scrapes and the lab's prometheus.yml
+MEMBER_PASSWORDS_FILE = "nats-member-passwords.json"  # {member: password}, for the pack
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 
@@ -303,9 +304,11 @@ class Lab:
         passwords = {u: self.dir.read_secret(f"nats-leaf-{u}.password") or ""
                      for u in self.spec.leaf_users}
         revoked = self.revoked_members()
-        central_users = {**passwords, **{
-            m: self.dir.read_secret(f"nats-member-{m}.password") or ""
-            for m in self.spec.members if m not in revoked}}
+        members = {m: self.dir.read_secret(f"nats-member-{m}.password") or ""
+                   for m in self.spec.members}
+        self.dir.write_secret(MEMBER_PASSWORDS_FILE, json.dumps(members))
+        central_users = {**passwords, **{m: pw for m, pw in members.items()
+                                         if m not in revoked}}
         admin = self.dir.read_secret("nats-admin.password") or ""
         (self.dir.root / "netproxy").mkdir(exist_ok=True)
         (self.dir.root / "netproxy" / "links.json").write_text(

@@ -12,6 +12,9 @@ Contract (bearer token per member):
                              state kept; POST /vault/start brings it back.
   POST /vault/terminate   → EC2 terminated, security group deleted, NATS account revoked;
                              idempotent.
+Operator API (admin token):
+  GET  /admin/instances          → every instance: status, health, local NATS endpoints.
+  POST /admin/accounts/<member>  {"active": bool} → grant or revoke the NATS account.
 
 EC2 goes through aioboto3 (moto in the lab: instances are ``running`` at once, so
 the ``pending`` phase is modelled here for ``pending_s``). Each initialised
@@ -338,10 +341,30 @@ class Provisioner:
         self.save()
         return web.json_response({"status": "initialized", "restarted": True})
 
-    async def admin_instances(self, request: web.Request) -> web.Response:
-        """Operator view: every instance with its own health (admin token)."""
+    def _admin(self, request: web.Request) -> bool:
         auth = request.headers.get("Authorization", "")
-        if not self.admin_token or auth != f"Bearer {self.admin_token}":
+        return bool(self.admin_token) and auth == f"Bearer {self.admin_token}"
+
+    async def admin_account(self, request: web.Request) -> web.Response:
+        """Grant (``{"active": true}``) or revoke a member's NATS account (admin token)."""
+        if not self._admin(request):
+            return web.json_response({"error": "admin token required"}, status=401)
+        member = request.match_info["member"]
+        if member not in self.lab.spec.members:
+            return web.json_response({"error": f"no member {member!r}"}, status=404)
+        try:
+            active = (await request.json())["active"]
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"active": true|false}'},
+                                     status=400)
+        if not isinstance(active, bool):
+            return web.json_response({"error": '"active" must be true or false'}, status=400)
+        await asyncio.to_thread(self.lab.set_member_account, member, active)
+        return web.json_response({"member": member, "active": active})
+
+    async def admin_instances(self, request: web.Request) -> web.Response:
+        """Operator view: every instance with its own health and endpoints (admin token)."""
+        if not self._admin(request):
             return web.json_response({"error": "admin token required"}, status=401)
         rows = []
         async with aiohttp.ClientSession() as http:
@@ -350,6 +373,8 @@ class Provisioner:
                 row = {"member": inst.member, "instance_id": inst.instance_id,
                        "status": inst.status}
                 if inst.status in ("initialized", "stopped"):
+                    row["local_nats_url"] = f"nats://127.0.0.1:{inst.leaf_client}"
+                    row["local_monitor_url"] = f"http://127.0.0.1:{inst.leaf_monitor}"
                     p = await self._probe(http, inst)
                     row |= {"local_nats": p["local"], "central_nats": p["central"],
                             "hub": p.get("hub", ""),
@@ -397,6 +422,7 @@ def make_app(prov: Provisioner) -> web.Application:
     app.router.add_post("/vault/start", prov.start)
     app.router.add_post("/vault/terminate", prov.terminate)
     app.router.add_get("/admin/instances", prov.admin_instances)
+    app.router.add_post("/admin/accounts/{member}", prov.admin_account)
     return app
 
 

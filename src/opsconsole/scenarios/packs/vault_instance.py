@@ -1,8 +1,14 @@
 """The `vault-instance` pack: the provisioning contract, the relay and the Vault Manager.
 
-Every check is one JUnit testcase. On the lab the pack talks to the reference
-provisioning service (base URL and member tokens from the lab state dir); each
-scenario provisions its own instance and terminates it at the end.
+Every check is one JUnit testcase. The pack needs only the inventory's ``[provisioner]``
+(base URL, member tokens, admin token, control key, member NATS passwords), ``[[nats]]``
+and ``[aws]``, so it runs against a real deployment as well as the lab's reference
+service; each scenario provisions its own instance and terminates it at the end.
+Operator steps go through the provisioner's admin API (``/admin/instances`` for an
+instance's local NATS endpoints, ``/admin/accounts/<member>`` to grant or revoke a NATS
+account). Stopping a central node uses the lab, or ``ssh.service-stop`` on an SSH host
+named like the node with ``faults = true``. Where a deployment offers none of these, the
+checks that need them report ``unknown`` with the reason instead of passing.
 """
 
 from __future__ import annotations
@@ -34,11 +40,7 @@ class InstanceApi:
         target = run.inventory.provisioner
         if target is None or target.member_tokens is None:
             raise Abort("the inventory has no [provisioner] with member_tokens")
-        lab = run.lab  # member-account grants and instance ports: lab-only for now
-        topo = lab.topology()
-        assert topo is not None
         self.run = run
-        self.lab = lab
         self.target = target
         self.base = str(target.base_url).rstrip("/")
         self.tokens = json.loads(target.member_tokens.resolve())
@@ -68,10 +70,44 @@ class InstanceApi:
     async def _running(self) -> bool:
         return (await self.call("GET", "/vault/status"))[1].get("status") == "running"
 
+    async def admin(self, method: str, path: str,
+                    body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        if self.target.admin_token is None:
+            return 0, {"error": "the inventory's [provisioner] has no admin_token"}
+        async with self.run.http.request(
+                method, self.base + path, json=body,
+                headers={"Authorization": f"Bearer {self.target.admin_token.resolve()}"},
+                timeout=aiohttp.ClientTimeout(total=30)) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def set_account(self, active: bool) -> str | None:
+        """Grant or revoke this member's NATS account; the reason when that is impossible."""
+        status, body = await self.admin("POST", f"/admin/accounts/{self.member}",
+                                        {"active": active})
+        if status == 200:
+            return None
+        return body.get("error") if isinstance(body, dict) and body.get("error") else \
+            f"POST /admin/accounts/{self.member} returned {status}"
+
+    async def endpoints(self) -> dict[str, str]:
+        """The member's instance local NATS client and monitoring URLs (operator view)."""
+        status, rows = await self.admin("GET", "/admin/instances")
+        if status != 200:
+            raise Abort(f"GET /admin/instances returned {status}: {rows}")
+        row = next((r for r in rows if r.get("member") == self.member
+                    and r.get("local_nats_url")), None)
+        if row is None:
+            raise Abort(f"/admin/instances shows no local NATS endpoint for {self.member}")
+        return {"client": row["local_nats_url"], "monitor": row.get("local_monitor_url", "")}
+
+    def nats_password(self) -> str | None:
+        ref = self.target.member_nats_passwords
+        return json.loads(ref.resolve()).get(self.member) if ref is not None else None
+
     async def cleanup(self) -> None:
-        """Terminate whatever this member has and give the NATS account back (lab)."""
+        """Terminate whatever this member has and give the NATS account back."""
         await self.call("POST", "/vault/terminate")
-        self.lab.set_member_account(self.member, True)
+        await self.set_account(True)
 
     async def hub_of(self, member: str) -> str | None:
         """The central node the member's instance leaf is attached to (a dead node is
@@ -123,6 +159,8 @@ class InstanceApi:
 
 
 class InstanceScenario(Scenario):
+    needs_lab = False  # the provisioner, NATS and AWS from the inventory are enough
+
     async def rollback(self, run: Run) -> None:
         await InstanceApi(run).cleanup()
 
@@ -177,12 +215,11 @@ class Provision(InstanceScenario):
 async def _describe(run: Run, instance_id: str) -> dict[str, Any]:
     import aioboto3
 
-    from ...lab.supervisor import DUMMY_AWS_KEY
-
     aws = run.inventory.aws
-    assert aws is not None
-    session = aioboto3.Session(aws_access_key_id=DUMMY_AWS_KEY,
-                               aws_secret_access_key=DUMMY_AWS_KEY, region_name=aws.region)
+    if aws is None:
+        raise Abort("the inventory has no [aws] target to check EC2 with")
+    session = aioboto3.Session(profile_name=aws.profile, region_name=aws.region,
+                               **(run.session.aws_credentials or {}))
     async with session.client("ec2", endpoint_url=aws.endpoint_url) as ec2:
         inst = (await ec2.describe_instances(InstanceIds=[instance_id]))[
             "Reservations"][0]["Instances"][0]
@@ -334,17 +371,22 @@ class Terminate(InstanceScenario):
             state=ec2["instance"]["State"]["Name"]))
         await run.record("terminate: security group removed", outcome(
             ready["security_group"] not in ec2["groups"], group=ready["security_group"]))
-        password = api.lab.dir.read_secret(f"nats-member-{api.member}.password")
-        url = next(iter(api.central.values())).replace("nats://",
-                                                       f"nats://{api.member}:{password}@")
-        try:
-            nc = await nats.connect(url, allow_reconnect=False, connect_timeout=2,
-                                    max_reconnect_attempts=0)
-            await nc.close()
-            revoked = False
-        except Exception:
-            revoked = True
-        await run.record("terminate: NATS credentials revoked", outcome(revoked))
+        password = api.nats_password()
+        if password is None:
+            await run.record("terminate: NATS credentials revoked", (
+                "unknown", {"reason": "the inventory's [provisioner] has no "
+                                      "member_nats_passwords to try the credentials with"}))
+        else:
+            url = next(iter(api.central.values())).replace(
+                "nats://", f"nats://{api.member}:{password}@")
+            try:
+                nc = await nats.connect(url, allow_reconnect=False, connect_timeout=2,
+                                        max_reconnect_attempts=0)
+                await nc.close()
+                revoked = False
+            except Exception:
+                revoked = True
+            await run.record("terminate: NATS credentials revoked", outcome(revoked))
         s2, again = await api.call("POST", "/vault/terminate")
         await run.record("terminate: idempotent", outcome(
             s2 == 200 and again.get("status") == "terminated", status=s2))
@@ -360,12 +402,17 @@ class Lifecycle(InstanceScenario):
         s, _ = await api.call("POST", "/vault/provision?pending_s=1")
         steps["provision"] = s
         await run.wait_until("EC2 running", api._running, 30)
-        api.lab.set_member_account(api.member, False)  # initialize now fails for a real reason
-        s, failed = await api.call("POST", "/vault/initialize")
-        api.lab.set_member_account(api.member, True)
+        why = await api.set_account(False)  # initialize now fails for a real reason
+        if why is None:
+            s, failed = await api.call("POST", "/vault/initialize")
+            why = await api.set_account(True)
         s2, _recovered = await api.call("POST", "/vault/initialize")
-        await run.record("lifecycle: recovery from initialization failure", outcome(
-            s == 403 and s2 == 200, first=s, first_error=failed.get("error"), retry=s2))
+        if why is not None:
+            await run.record("lifecycle: recovery from initialization failure",
+                             ("unknown", {"reason": f"cannot revoke the NATS account: {why}"}))
+        else:
+            await run.record("lifecycle: recovery from initialization failure", outcome(
+                s == 403 and s2 == 200, first=s, first_error=failed.get("error"), retry=s2))
         steps["initialize"] = s2
         results = await asyncio.gather(*(api.call("GET", "/vault/health") for _ in range(10)))
         await run.record("lifecycle: concurrent health checks", outcome(
@@ -392,7 +439,8 @@ class Relay(InstanceScenario):
 
         api = InstanceApi(run)
         await api.ready_instance()
-        leaf_url = await _instance_leaf_url(api)
+        local = await api.endpoints()
+        leaf_url = local["client"]
         hub = await api.hub_of(api.member)
         other = next(n for n in api.central if n != hub)
         ok_in, t_in = await nats_roundtrip(api.central[other], leaf_url,
@@ -404,23 +452,30 @@ class Relay(InstanceScenario):
         canary = RelayCanary(run.session.bus, f"vault-{api.member}", api.member, api.central[other],
                              leaf_url, rate=20)
         await canary.start()
-        probe = await _probe_instance_leaf(run, api)  # the relay pane shows it live
+        probe = _probe_instance_leaf(run, api, local)  # the relay pane shows it live
         try:
             await asyncio.sleep(2)
             started = time.monotonic()
-            fault = await run.inject("process.kill", hub)
+            kill = _central_stop_fault(run, hub)
+            if isinstance(kill, str):
+                for name in ("relay: central disconnection handled (leaf moves hub)",
+                             "relay: automatic reconnect after a network fault"):
+                    await run.record(name, ("unknown", {"reason": kill}))
+            else:
+                fault = await run.inject(kill[0], hub, **kill[1])
 
-            async def moved() -> bool:
-                return (await api.hub_of(api.member)) not in (None, hub)
+                async def moved() -> bool:
+                    return (await api.hub_of(api.member)) not in (None, hub)
 
-            await run.check(Check("relay: central disconnection handled (leaf moves hub)",
-                                  lambda _: _bool(moved, killed=hub), within=30))
-            run.metric("reconnect_seconds", time.monotonic() - started)
-            await run.heal(fault)
-            ok_again, _ = await nats_roundtrip(api.central[other], leaf_url,
-                                               f"OwnerSpace.{api.member}.relay.again", timeout=15)
-            await run.record("relay: automatic reconnect after a network fault",
-                         outcome(ok_again))
+                await run.check(Check("relay: central disconnection handled (leaf moves hub)",
+                                      lambda _: _bool(moved, killed=hub), within=30))
+                run.metric("reconnect_seconds", time.monotonic() - started)
+                await run.heal(fault)
+                ok_again, _ = await nats_roundtrip(api.central[other], leaf_url,
+                                                   f"OwnerSpace.{api.member}.relay.again",
+                                                   timeout=15)
+                await run.record("relay: automatic reconnect after a network fault",
+                                 outcome(ok_again))
             await asyncio.sleep(GRACE_S + 1.5)  # let every canary message settle
         finally:
             await canary.stop()
@@ -439,24 +494,27 @@ class Relay(InstanceScenario):
                                  for v in evidence.values()), **evidence))
 
 
-def _instance_ports(api: InstanceApi) -> dict[str, Any]:
-    return json.loads((api.lab.dir.root / "instances" / "instances.json").read_text())[api.member]
+def _central_stop_fault(run: Run, node: str | None) -> tuple[str, dict[str, Any]] | str:
+    """How to stop a central NATS node here: (fault kind, params), or why it cannot be."""
+    if node is None:
+        return "the instance's leaf is attached to no central node"
+    if run.session.lab is not None:
+        return "process.kill", {}
+    if any(h.name == node and h.faults for h in run.inventory.ssh.hosts):
+        return "ssh.service-stop", {"service": "nats-server"}
+    return (f"no way to stop central node {node}: not the lab, and no [[ssh.hosts]] "
+            f"named {node} with faults = true")
 
 
-async def _instance_leaf_url(api: InstanceApi) -> str:
-    return f"nats://127.0.0.1:{_instance_ports(api)['leaf_client']}"
-
-
-async def _probe_instance_leaf(run: Run, api: InstanceApi) -> asyncio.Task[None] | None:
+def _probe_instance_leaf(run: Run, api: InstanceApi,
+                         local: dict[str, str]) -> asyncio.Task[None] | None:
     from ...config import LeafNode
     from ...probes.nats import LeafProbe
 
-    if run.session.runner is None or run.session.http is None:
+    if run.session.runner is None or run.session.http is None or not local["monitor"]:
         return None
-    ports = _instance_ports(api)
-    leaf = LeafNode(name=f"vault-{api.member}", user=api.member,
-                    client_url=f"nats://127.0.0.1:{ports['leaf_client']}",
-                    monitor_url=f"http://127.0.0.1:{ports['leaf_monitor']}")
+    leaf = LeafNode(name=f"vault-{api.member}", user=api.member, client_url=local["client"],
+                    monitor_url=local["monitor"])
     return run.session.runner.add(LeafProbe(run.session.http, leaf))
 
 
