@@ -248,6 +248,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from .smoke import run_smoke
+
+    inv = _load_inventory(args)
+    report = args.report or Path(".opsconsole") / "reports" / (
+        time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-smoke")
+
+    async def main() -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run_smoke(inv, report_dir=report, mode=args.mode,
+                               memory_budget_mib=args.memory_budget_mib,
+                               lab_state_dir=args.state_dir, boot_timeout=args.boot_timeout)
+
+    try:
+        out = asyncio.run(main())
+    except asyncio.CancelledError:
+        print("opsconsole: smoke terminated; faults healed", file=sys.stderr)
+        return 143
+    if args.json:
+        print(json.dumps({"status": "fail" if out.failures else "pass",
+                          "summary": out.summary, "failures": out.failures,
+                          "transcript": str(out.transcript)}, indent=2))
+    else:
+        _print_results(out.run.scenarios)
+    s = out.summary
+    verdict = "FAIL" if out.run.exit_code else "PASS"
+    print(f"smoke {verdict}: {s['passed']} passed, {s['failed']} failed, {s['warned']} warned"
+          f" · boot transcript {out.transcript}", file=sys.stderr)
+    for line in out.failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    return out.run.exit_code
+
+
 def cmd_heal(args: argparse.Namespace) -> int:
     """Heal every open fault in the ledger, whoever injected it."""
     from .session import ConsoleSession
@@ -390,6 +425,23 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--find-max", action="store_true", default=None,
                       help="step the rate up and report max_rps meeting p99 < 50 ms")
     run.set_defaults(func=cmd_run)
+
+    smoke = sub.add_parser("smoke", parents=[common],
+                           help="prove a deployment is ready: 9 phases, signed boot transcript")
+    mode = smoke.add_mutually_exclusive_group()
+    mode.add_argument("--safe-mode", dest="mode", action="store_const", const="safe",
+                      help="enforce the memory budget (the default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="report resources without enforcing the budget")
+    smoke.set_defaults(mode="safe")
+    smoke.add_argument("--memory-budget-mib", type=_positive(float), default=None,
+                       metavar="MIB", help="total RSS budget of the lab (default 2048)")
+    smoke.add_argument("--boot-timeout", type=_positive(float), default=60.0,
+                       metavar="SECONDS", help="how long boot may take to all healthy")
+    smoke.add_argument("--report", metavar="DIR", type=Path, default=None,
+                       help="report dir (default: .opsconsole/reports/<time>-smoke)")
+    smoke.add_argument("--json", action="store_true", help="print the summary as JSON")
+    smoke.set_defaults(func=cmd_smoke)
 
     heal = sub.add_parser("heal", parents=[common], help="heal every open fault in the ledger")
     heal.set_defaults(func=cmd_heal)

@@ -31,6 +31,7 @@ class RunOutcome:
     status: str
     report_dir: Path
     scenarios: list[dict[str, Any]] = field(default_factory=list)
+    session: Any = None  # the (stopped) session, for callers that report more
 
 
 def default_report_dir(run_id: str) -> Path:
@@ -68,6 +69,7 @@ class RunRecorder:
         self.run_id = run_id
         self.report_dir = report_dir
         report_dir.mkdir(parents=True, exist_ok=True)
+        session.report_dir = report_dir
         self.journal = Journal(report_dir / "journal.jsonl", Redactor.for_session(session))
         self._unsubscribe = session.bus.subscribe(self.journal.append)
         self._unsubscribe_canary = session.bus.subscribe(self._on_event)
@@ -131,22 +133,28 @@ async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
 
 async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path | None = None,
                        lab_state_dir: str | None = None,
-                       scenarios: list[Scenario] | None = None) -> RunOutcome:
-    """Run ``selector`` (or the already configured ``scenarios``) on a fresh session."""
+                       scenarios: list[Scenario] | None = None, lab_timeout: float = 60.0,
+                       run_despite_lab_error: bool = False) -> RunOutcome:
+    """Run ``selector`` (or the already configured ``scenarios``) on a fresh session.
+
+    A lab that does not come up stops the run (exit 2) unless ``run_despite_lab_error``:
+    smoke runs its phases anyway, so the failure is reported by phase and check.
+    """
     if scenarios is None:
         scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
     run_id = uuid.uuid4().hex[:12]
     report_dir = report_dir or default_report_dir(run_id)
-    session = ConsoleSession(inventory, lab_state_dir=lab_state_dir)
+    session = ConsoleSession(inventory, lab_state_dir=lab_state_dir, lab_timeout=lab_timeout)
     recorder = RunRecorder(session, run_id, report_dir)
     results: list[dict[str, Any]] = []
     lab_error: str | None = None
     try:
         await session.start()
         recorder.refresh_redactor()
-        lab_error = getattr(session, "lab_error", None)
-        if lab_error is None:
+        lab_error = session.lab_error
+        if lab_error is None or run_despite_lab_error:
             results = await run_scenarios(session, scenarios, run_id)
+            lab_error = None  # reported by the scenarios themselves
     finally:
         task = asyncio.current_task()
         interrupted = task is not None and task.cancelling() > 0
@@ -158,7 +166,7 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
         if interrupted:
             status, code = "error", EXIT_COULD_NOT_RUN
         recorder.finish(results, status, lab_error)
-    return RunOutcome(run_id, code, status, report_dir, results)
+    return RunOutcome(run_id, code, status, report_dir, results, session)
 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,

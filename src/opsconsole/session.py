@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -24,7 +25,8 @@ from .probes import ProbeRunner, build_probes
 class ConsoleSession:
     def __init__(self, inventory: Inventory, *, lab_state_dir: str | None = None,
                  start_lab: bool = True, read_only: bool = False, probes: bool = True,
-                 ledger: FaultLedger | None = None, canaries: bool | None = None) -> None:
+                 ledger: FaultLedger | None = None, canaries: bool | None = None,
+                 lab_timeout: float = 60.0) -> None:
         self.inventory = inventory
         self.resolved_inventory = inventory  # with the lab's targets once started
         self.read_only = read_only or inventory.read_only
@@ -47,6 +49,10 @@ class ConsoleSession:
         # Relay canaries need NATS access to both sides: on by default on the lab.
         self.with_canaries = (inventory.lab is not None) if canaries is None else canaries
         self.canaries: list = []
+        self.lab_error: str | None = None
+        self.started_mono = time.monotonic()  # smoke's "time to all healthy" counts from here
+        self.lab_timeout = lab_timeout
+        self.report_dir: Path | None = None  # set by the run recorder
 
     @property
     def target_name(self) -> str:
@@ -62,14 +68,14 @@ class ConsoleSession:
         Lab errors become timeline entries (the console stays useful without it);
         headless callers check ``lab_error``.
         """
-        self.lab_error: str | None = None
+        self.lab_error = None
         if self.lab is not None:
             from .lab.inventory import lab_aws_credentials, lab_inventory
 
             if self.start_lab:
                 self.bus.publish(Note(text="lab: starting (or checking) the embedded lab"))
                 try:
-                    status = await self.lab.up()
+                    status = await self.lab.up(timeout=self.lab_timeout)
                     self.bus.publish(Note(text=f"lab: up, state dir {status['state_dir']}"))
                 except UserError as exc:
                     self.lab_error = str(exc)

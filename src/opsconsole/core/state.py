@@ -268,7 +268,8 @@ class State:
         if self.scenario and self.scenario.run_id == ev.run_id:
             self.scenario.checks[ev.name] = ev.status
         if ev.status != "pass":
-            self.note(ev.ts, f"{ev.scenario}: check {ev.name} {ev.status.upper()}", "warn")
+            self.note(ev.ts, f"{ev.scenario}: check {ev.name} {ev.status.upper()}",
+                      "error" if ev.status == "fail" else "warn")
 
     def _scenario_finished(self, ev: ScenarioFinished) -> None:
         if self.scenario and self.scenario.run_id == ev.run_id:

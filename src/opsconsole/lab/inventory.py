@@ -38,7 +38,8 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
         "vault": VaultCluster(nodes=[VaultNode(name=v.name, api_addr=v.api_addr)
                                      for v in topo.vault],
                               token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE),
-                              scrape_interval=LAB_SCRAPE_INTERVAL_S),
+                              scrape_interval=LAB_SCRAPE_INTERVAL_S,
+                              expected_policies=["root"]),
         "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
         "provisioner": ProvisionerTarget(
             base_url=topo.provisioner_url,

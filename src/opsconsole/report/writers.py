@@ -22,6 +22,8 @@ def write_junit(scenarios: list[dict[str, Any]], path: Path) -> None:
             evidence = json.dumps(check["evidence"], sort_keys=True)[:2000]
             if check["status"] == "fail":
                 case.result = [Failure(f"failed; evidence: {evidence}")]
+            elif check["status"] == "warn":
+                case.system_out = f"WARN; evidence: {evidence}"
             elif check["status"] != "pass":
                 case.result = [Error(f"{check['status']}; evidence: {evidence}")]
             cases.append(case)

@@ -38,9 +38,18 @@ Outcome = tuple[str, Evidence]  # (pass | fail | unknown, evidence)
 CheckFn = Callable[["Run"], Awaitable[Outcome]]
 
 
+#: check statuses that do not fail a scenario ("warn": worth a look, not a failure)
+OK_STATUSES = frozenset({"pass", "warn"})
+
+
 def outcome(ok: bool, **evidence: Any) -> Outcome:
     """A pass/fail outcome with its evidence."""
     return ("pass" if ok else "fail"), evidence
+
+
+def warn_unless(ok: bool, **evidence: Any) -> Outcome:
+    """Pass, or warn (not fail) with the evidence."""
+    return ("pass" if ok else "warn"), evidence
 
 
 class Abort(Exception):
@@ -175,7 +184,7 @@ class Run:
                 raise
             except Exception as exc:  # a check that cannot evaluate is unknown, not a crash
                 status, evidence = "unknown", {"error": f"{type(exc).__name__}: {exc}"}
-            if status == "pass" or time.monotonic() >= deadline:
+            if status in OK_STATUSES or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.2)
         rec = CheckRecord(check.name, self.phase, status, evidence, time.monotonic() - started)
@@ -192,14 +201,14 @@ class Run:
             return result
 
         rec = await self.check(Check(name, fn))
-        if abort and rec.status != "pass":
+        if abort and rec.status not in OK_STATUSES:
             raise Abort(f"check {name} {rec.status}")
         return rec
 
     async def expect(self, name: str, fn: CheckFn, within: float = 0.0) -> CheckRecord:
         """A method-phase check; a failure aborts the method."""
         rec = await self.check(Check(name, fn, within))
-        if rec.status != "pass":
+        if rec.status not in OK_STATUSES:
             raise Abort(f"check {name} {rec.status}")
         return rec
 
@@ -254,7 +263,7 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
         run.phase = "steady-state"
         run.step("hypothesis before")
         before = [await run.check(c) for c in scenario.steady_state()]
-        if any(c.status != "pass" for c in before):
+        if any(c.status not in OK_STATUSES for c in before):
             result.status, result.reason = "fail", "steady state not met before the method"
         else:
             run.phase = "method"
@@ -271,9 +280,10 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
     finally:
         await _rollback_and_verify(scenario, run, result)
         result.duration_s = time.monotonic() - started
-        if result.status == "pass" and any(c.status != "pass" for c in result.checks):
+        if result.status == "pass" and any(c.status not in OK_STATUSES
+                                           for c in result.checks):
             result.status = "fail"
-            failed = [c.name for c in result.checks if c.status != "pass"]
+            failed = [c.name for c in result.checks if c.status not in OK_STATUSES]
             result.reason = "checks not passed: " + ", ".join(failed)
         bus.publish(ScenarioFinished(run_id=run_id, scenario=scenario.id, status=result.status,
                                      duration_s=result.duration_s, reason=result.reason))
