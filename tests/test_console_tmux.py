@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -82,3 +83,38 @@ def test_console_follows_a_vault_leader_kill(lab: Lab, tmp_path) -> None:
     finally:
         tmux.kill()
         asyncio.run(lab.up())  # restart the killed node for the rest of the session
+
+
+def test_demo_auto_walks_every_step_and_ends_with_a_verified_report(lab: Lab, tmp_path) -> None:
+    tmux = Tmux(f"opsconsole-demo-{os.getpid()}")
+    out_file = tmp_path / "demo-output"
+    demo = shlex.join([sys.executable, "-m", "opsconsole.cli", "demo", "--auto", "--hold", "3",
+                       "--state-dir", str(lab.dir.root)])
+    tmux.start(f"cd {shlex.quote(str(REPO))} && TERM=xterm-256color {demo}; "
+               f"echo EXIT=$? >> {shlex.quote(str(out_file))}; sleep 30")
+    try:
+        seen: set[str] = set()
+
+        def narrated(title: str) -> bool:
+            screen = tmux.screen()
+            for n in range(1, 9):
+                if f"Step {n}/8" in screen:
+                    seen.add(f"Step {n}/8")
+            return title in screen
+
+        wait_until(lambda: narrated("Step 1/8 · Lab health"), 60, "the first demo step")
+        deadline = time.monotonic() + 300
+        while not narrated("REPORT VERIFIED"):
+            screen = tmux.screen()
+            if time.monotonic() > deadline or out_file.exists():
+                pytest.fail("the demo did not end with a verified report; last screen:\n"
+                            + screen[-1500:] + (out_file.read_text() if out_file.exists()
+                                                else ""))
+            time.sleep(0.05)
+        screen = tmux.screen()
+        assert "Step 8/8 · The signed report" in screen
+        assert len(seen) >= 6, seen  # the narration walked through the steps on screen
+        wait_until(out_file.exists, 30, "the demo to exit")
+        assert out_file.read_text().strip() == "EXIT=0"
+    finally:
+        tmux.kill()

@@ -141,6 +141,32 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The guided tour on the lab (same engine and scenarios as `run`)."""
+    from .session import ConsoleSession
+    from .tui.demo_app import DemoApp
+
+    inv = _load_inventory(args)
+    if inv.lab is None:
+        raise UserError("the demo runs on the embedded lab: drop --config, or use a config "
+                        "with a [lab] section", exit_code=2)
+    if inv.read_only:
+        raise UserError("the demo injects faults; the config sets read_only = true",
+                        exit_code=2)
+    session = ConsoleSession(inv, lab_state_dir=args.state_dir)
+    app = DemoApp(session, auto=args.auto, hold_s=args.hold)
+    app.run()
+    demo = app.demo
+    if demo is None:
+        print("opsconsole: the demo did not start", file=sys.stderr)
+        return 2
+    done = sum(r.status == "pass" for r in demo.results)
+    print(f"demo: {done}/{len(demo.results)} steps passed · report {demo.report_dir}"
+          + (f" · {demo.verdict}" if demo.verdict else " · report written, not verified "
+             "(the walkthrough stopped early)"))
+    return 0 if demo.passed else 1
+
+
 def cmd_scenarios_list(args: argparse.Namespace) -> int:
     from .scenarios import all_scenarios
 
@@ -425,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--find-max", action="store_true", default=None,
                       help="step the rate up and report max_rps meeting p99 < 50 ms")
     run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="a guided tour of the console on the lab, step by step")
+    demo.add_argument("--auto", action="store_true",
+                      help="advance by itself and exit at the end (0 if the report verified)")
+    demo.add_argument("--hold", type=_positive(float), default=3.0, metavar="SECONDS",
+                      help="with --auto, how long each step's result stays on screen")
+    demo.set_defaults(func=cmd_demo)
 
     smoke = sub.add_parser("smoke", parents=[common],
                            help="prove a deployment is ready: 9 phases, signed boot transcript")

@@ -76,6 +76,7 @@ class RunRecorder:
         self.canary_first: dict[tuple[str, str], CanaryReport] = {}
         self.canary_last: dict[tuple[str, str], CanaryReport] = {}
         self.started_wall, self.started = time.time(), time.monotonic()
+        self.finished = False
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, CanaryReport):
@@ -106,6 +107,7 @@ class RunRecorder:
 
     def finish(self, results: list[dict[str, Any]], status: str,
                error: str | None = None) -> Path:
+        self.finished = True
         self._unsubscribe()
         self._unsubscribe_canary()
         self.journal.close()

@@ -5,6 +5,7 @@ Unknown host keys are refused unless the inventory pins the key (``host_key``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from ..config import SshConfig, SshHost
 from ..errors import UserError
 
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -33,8 +35,9 @@ def find_host(cfg: SshConfig, name: str) -> SshHost:
     raise UserError(f"ssh: no host named {name!r} in the inventory")
 
 
-def _options(host: SshHost, cfg: SshConfig) -> dict[str, object]:
-    opts: dict[str, object] = {"port": host.port, "connect_timeout": CONNECT_TIMEOUT_S}
+def _options(host: SshHost, cfg: SshConfig,
+             connect_timeout: float = CONNECT_TIMEOUT_S) -> dict[str, object]:
+    opts: dict[str, object] = {"port": host.port, "connect_timeout": connect_timeout}
     if host.user:
         opts["username"] = host.user
     if host.host_key:
@@ -48,6 +51,40 @@ def _options(host: SshHost, cfg: SshConfig) -> dict[str, object]:
     return opts
 
 
+async def open_connection(
+    host: SshHost, cfg: SshConfig, tunnel: asyncssh.SSHClientConnection | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+) -> asyncssh.SSHClientConnection:
+    """One connection to ``host`` (over ``tunnel`` if given); every failure is a one-line
+    :class:`UserError` (exit code 2) starting ``ssh <name>:``."""
+    try:
+        options = _options(host, cfg, connect_timeout)
+    except asyncssh.KeyImportError as exc:
+        raise UserError(f"ssh {host.name}: host_key is not a usable public key ({exc})",
+                        exit_code=2) from exc
+    try:
+        return await asyncssh.connect(host.host, tunnel=tunnel, **options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise UserError(f"ssh {host.name}: host key not trusted ({exc.reason}); pin it "
+                        "with host_key or add it to known_hosts", exit_code=2) from exc
+    except asyncssh.Error as exc:
+        raise UserError(f"ssh {host.name}: {exc.reason}", exit_code=2) from exc
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        raise UserError(f"ssh {host.name}: cannot connect: timed out after "
+                        f"{connect_timeout:g}s", exit_code=2) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if exc.filename:  # a local file from the config: known_hosts, identity_file, ...
+            raise UserError(f"ssh {host.name}: cannot read {exc.filename}: {reason}",
+                            exit_code=2) from exc
+        raise UserError(f"ssh {host.name}: cannot connect: {reason}", exit_code=2) from exc
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        # The message names the problem (e.g. "Passphrase must be specified"), never the key.
+        raise UserError(f"ssh {host.name}: cannot load client key: {exc}", exit_code=2) from exc
+    except asyncssh.ConfigParseError as exc:
+        raise UserError(f"ssh {host.name}: ssh config: {exc}", exit_code=2) from exc
+
+
 @contextlib.asynccontextmanager
 async def connect(host: SshHost, cfg: SshConfig) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """Connect to ``host``, through its ``tunnel`` (recursively) when it has one."""
@@ -55,18 +92,64 @@ async def connect(host: SshHost, cfg: SshConfig) -> AsyncIterator[asyncssh.SSHCl
         tunnel = None
         if host.tunnel:
             tunnel = await stack.enter_async_context(connect(find_host(cfg, host.tunnel), cfg))
-        try:
-            conn = await asyncssh.connect(host.host, tunnel=tunnel, **_options(host, cfg))
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise UserError(f"ssh {host.name}: host key not trusted ({exc.reason}); pin it "
-                            "with host_key or add it to known_hosts", exit_code=2) from exc
-        except asyncssh.Error as exc:
-            raise UserError(f"ssh {host.name}: {exc.reason}", exit_code=2) from exc
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise UserError(f"ssh {host.name}: cannot connect: {reason}", exit_code=2) from exc
+        conn = await open_connection(host, cfg, tunnel)
         stack.push_async_callback(_close, conn)
         yield conn
+
+
+class ConnectionPool:
+    """At most one connection per host for the pool's lifetime; jump hosts are shared.
+
+    ``get`` is safe to call concurrently: the first caller connects, the others wait for
+    the same attempt, and a failure is remembered (each ``get`` re-raises its UserError).
+    """
+
+    def __init__(self, cfg: SshConfig, connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
+        self.cfg = cfg
+        self.connect_timeout = connect_timeout
+        self._tasks: dict[str, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+        self._opened: list[asyncssh.SSHClientConnection] = []  # in connect order
+
+    async def get(self, name: str) -> asyncssh.SSHClientConnection:
+        if name not in self._tasks:
+            host, seen = find_host(self.cfg, name), {name}
+            hop = host.tunnel
+            while hop:  # a loop would make the connect tasks wait on each other forever
+                if hop in seen:
+                    raise UserError(f"ssh {name}: tunnel chain loops back on itself")
+                seen.add(hop)
+                hop = find_host(self.cfg, hop).tunnel
+            self._tasks[name] = asyncio.ensure_future(self._open(host))
+        return await asyncio.shield(self._tasks[name])
+
+    async def _open(self, host: SshHost) -> asyncssh.SSHClientConnection:
+        tunnel = None
+        if host.tunnel:
+            try:
+                tunnel = await self.get(host.tunnel)
+            except UserError as exc:
+                raise UserError(f"ssh {host.name}: via jump host: {exc}", exit_code=2) from None
+        conn = await open_connection(host, self.cfg, tunnel, self.connect_timeout)
+        self._opened.append(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for conn in reversed(self._opened):  # tunnelled connections before their tunnels
+            try:
+                await asyncio.wait_for(_close(conn), CLOSE_TIMEOUT_S)
+            except TimeoutError:  # a dead peer must not hang the caller
+                conn.abort()
+        self._tasks.clear()
+        self._opened.clear()
+
+    async def __aenter__(self) -> ConnectionPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 async def _close(conn: asyncssh.SSHClientConnection) -> None:

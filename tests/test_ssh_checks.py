@@ -1,0 +1,595 @@
+"""SSH host checks and port forwards against real SSH servers: two in-process asyncssh
+servers on loopback (a target and a jump host, both with pinned host keys) that run each
+command with a real shell on this machine, so every check reads real state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from opsconsole.config import SshConfig, SshHost, check_config, load_config
+from opsconsole.errors import UserError
+from opsconsole.targets import ssh_checks
+from opsconsole.targets.ssh_checks import (
+    CheckResult,
+    HostReport,
+    check_hosts,
+    deb_compare,
+    listening,
+    mode_from_ls,
+    rpm_compare,
+)
+from opsconsole.targets.ssh_forward import open_forwards
+
+from .conftest import async_wait_until
+
+HAS_SYSTEMD = Path("/run/systemd/system").is_dir()
+MY_COMM = Path("/proc/self/comm").read_text().strip()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Stats:
+    connections: int = 0
+    active: int = 0
+    commands: list[str] = field(default_factory=list)
+    direct_tcpip: list[tuple[str, int]] = field(default_factory=list)
+    hang_on: str | None = None  # commands containing this never answer (a wedged host)
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, allowed: asyncssh.SSHKey, stats: Stats) -> None:
+        self.allowed, self.stats = allowed, stats
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.stats.connections += 1
+        self.stats.active += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.active -= 1
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return key.public_data == self.allowed.public_data
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> bool:
+        self.stats.direct_tcpip.append((dest_host, dest_port))
+        return True  # what `tunnel=` and local forwards need (sshd's AllowTcpForwarding)
+
+
+def _handler(stats: Stats):
+    async def handle(process: asyncssh.SSHServerProcess) -> None:
+        stats.commands.append(process.command)
+        if stats.hang_on and stats.hang_on in process.command:
+            await process.wait_closed()  # until the client gives up and closes the channel
+            return
+        proc = await asyncio.create_subprocess_shell(
+            process.command, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        try:
+            process.stdout.write(out.decode(errors="replace"))
+            process.stderr.write(err.decode(errors="replace"))
+            process.exit(proc.returncode or 0)
+        except (BrokenPipeError, asyncssh.Error):  # the client closed the channel first
+            pass
+
+    return handle
+
+
+@dataclass
+class Env:
+    key: Path
+    target_port: int
+    target_pinned: str
+    target_stats: Stats
+    jump_port: int
+    jump_pinned: str
+    jump_stats: Stats
+    tmp: Path
+
+    def host(self, name: str, which: str = "target", *, tunnel: str | None = None,
+             pin: bool = True, **extra: object) -> SshHost:
+        port, pinned = ((self.target_port, self.target_pinned) if which == "target"
+                        else (self.jump_port, self.jump_pinned))
+        return SshHost.model_validate({
+            "name": name, "host": "127.0.0.1", "port": port, "user": "ops",
+            "identity_file": self.key, "tunnel": tunnel,
+            "host_key": pinned if pin else None, **extra})
+
+
+@pytest.fixture(scope="module")
+async def env(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("ssh-checks")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key.write_private_key(str(tmp / "id_ed25519"))
+    os.chmod(tmp / "id_ed25519", 0o600)
+    servers, info = [], {}
+    for role in ("target", "jump"):
+        stats = Stats()
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.create_server(
+            lambda stats=stats: _Server(client_key, stats), "127.0.0.1", 0,
+            server_host_keys=[host_key], process_factory=_handler(stats))
+        servers.append(server)
+        info[role] = (server.sockets[0].getsockname()[1],
+                      host_key.export_public_key().decode().strip(), stats)
+    try:
+        yield Env(tmp / "id_ed25519", *info["target"], *info["jump"], tmp)
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+
+def _by_name(report: HostReport) -> dict[str, CheckResult]:
+    return {c.name: c for c in report.checks}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _echo_server() -> asyncio.Server:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(echo, "127.0.0.1", 0)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+async def test_all_kinds_pass_through_the_jump_host_over_one_connection_each(env: Env) -> None:
+    """Config from TOML; the target is reached through the jump host (tunnel=)."""
+    listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    secret = env.tmp / "lab.key"
+    secret.write_text("not really a key\n")
+    secret.chmod(0o600)
+    toml = env.tmp / "inv.toml"
+    toml.write_text(f"""
+name = "ssh-checks"
+[ssh.jump_host]
+name = "bastion"
+host = "127.0.0.1"
+port = {env.jump_port}
+user = "ops"
+identity_file = "{env.key}"
+host_key = "{env.jump_pinned}"
+
+[[ssh.hosts]]
+name = "edge-1"
+host = "127.0.0.1"
+port = {env.target_port}
+user = "ops"
+tunnel = "bastion"
+identity_file = "{env.key}"
+host_key = "{env.target_pinned}"
+checks = [
+  {{ kind = "service", name = "{MY_COMM}" }},
+  {{ kind = "process", pattern = "^{MY_COMM}$" }},
+  {{ kind = "port", port = {port} }},
+  {{ kind = "file", path = "{secret}", mode = "0600" }},
+  {{ kind = "disk", path = "{env.tmp}", min_free_percent = 0.5 }},
+  {{ kind = "memory", min_available_percent = 1 }},
+  {{ kind = "package", name = "bash", min_version = "4.0" }},
+  {{ kind = "package", name = "coreutils" }},
+]
+""")
+    cfg = load_config(toml).ssh
+    jump_before, target_before = env.jump_stats.connections, env.target_stats.connections
+    seen: list[CheckResult] = []
+    try:
+        reports = await check_hosts(cfg, timeout=10, on_result=seen.append)
+    finally:
+        listener.close()
+    assert [r.host for r in reports] == ["bastion", "edge-1"]
+    bastion, edge = reports
+    assert bastion.reachable and bastion.status == "pass" and bastion.via == []
+    assert edge.via == ["bastion"] and edge.reachable
+    assert "via bastion" in edge.checks[0].evidence["detail"]
+    checks = _by_name(edge)
+    assert list(checks) == [
+        "reachable", f"service:{MY_COMM}", f"process:^{MY_COMM}$", f"port:{port}",
+        f"file:{secret}", f"disk:{env.tmp}", "memory", "package:bash", "package:coreutils"]
+    failing = {n: c.evidence for n, c in checks.items() if c.status != "pass"}
+    if HAS_SYSTEMD:  # pragma: no cover - this suite's hosts run without systemd
+        failing.pop(f"service:{MY_COMM}", None)
+    assert failing == {}
+    assert edge.status == "pass"
+    assert os.getpid() in checks[f"process:^{MY_COMM}$"].evidence["pids"]
+    if not HAS_SYSTEMD:  # documented fallback: a process check on the unit's name
+        service = checks[f"service:{MY_COMM}"].evidence
+        assert service["init"] == "none" and os.getpid() in service["pids"]
+        assert service["detail"].startswith("no systemd; process check:")
+    assert checks[f"port:{port}"].evidence["addresses"] == [f"127.0.0.1:{port}"]
+    assert checks[f"file:{secret}"].evidence["mode"] == "0600"
+    assert 0 < checks[f"disk:{env.tmp}"].evidence["free_percent"] <= 100
+    assert 0 < checks["memory"].evidence["available_percent"] <= 100
+    assert checks["package:bash"].evidence["manager"] == "dpkg"
+    assert deb_compare(checks["package:bash"].evidence["version"], "4.0") > 0
+    assert all(c.duration_s >= 0 for c in edge.checks)
+    # One connection per host: the jump host's own checks and the tunnel share one.
+    assert env.jump_stats.connections - jump_before == 1
+    assert env.target_stats.connections - target_before == 1
+    assert ("127.0.0.1", env.target_port) in env.jump_stats.direct_tcpip
+    assert next(c.name for c in seen if c.host == "edge-1") == "reachable"
+    assert len(seen) == len(bastion.checks) + len(edge.checks)
+    assert edge.as_json()["checks"][1]["status"] == "pass"
+    assert edge.ok and edge.summary()["checks"]["package:bash"].startswith("pass: bash ")
+    await async_wait_until(lambda: env.target_stats.active == env.jump_stats.active == 0,
+                           5, "the checks' connections to close")
+
+
+async def test_each_kind_fails_with_evidence(env: Env) -> None:
+    loose = env.tmp / "loose.conf"
+    loose.write_text("x")
+    loose.chmod(0o644)
+    closed = _closed_port()
+    host = env.host("edge-1", checks=[
+        {"kind": "file", "path": str(env.tmp / "missing.conf")},
+        {"kind": "file", "path": str(loose), "mode": "0600"},
+        {"kind": "port", "port": closed},
+        {"kind": "process", "pattern": "no-such-process-4f1c", "full": True},
+        {"kind": "service", "name": "no-such-service-4f1c"},
+        {"kind": "package", "name": "no-such-package-4f1c"},
+        {"kind": "package", "name": "bash", "min_version": "999"},
+        {"kind": "disk", "path": "/", "min_free_percent": 100},
+        {"kind": "disk", "path": str(env.tmp / "nowhere"), "min_free_percent": 1},
+        {"kind": "disk", "path": "/", "min_free_percent": 0, "warn_free_percent": 100},
+        {"kind": "memory", "min_available_percent": 100},
+    ])
+    (report,) = await check_hosts(SshConfig(hosts=[host]), timeout=10)
+    checks = _by_name(report)
+    detail = {name: c.evidence["detail"] for name, c in checks.items()}
+    status = {name: c.status for name, c in checks.items()}
+    assert status.pop("reachable") == "pass"
+    assert status.pop("disk:/") == "warn"  # the last of the two "disk:/" checks
+    assert set(status.values()) == {"fail"}, status
+    assert report.status == "fail" and not report.ok
+    assert report.summary()["checks"][f"port:{closed}"].startswith("fail: nothing listens")
+    assert detail[f"file:{env.tmp / 'missing.conf'}"].endswith("is missing")
+    assert detail[f"file:{loose}"].endswith("has mode 0644, expected 0600")
+    assert f"nothing listens on TCP port {closed}" in detail[f"port:{closed}"]
+    # The pattern is in our own `sh -c` command line: it must not count as a match.
+    assert detail["process:no-such-process-4f1c"] == "no process matches 'no-such-process-4f1c'"
+    if not HAS_SYSTEMD:
+        assert detail["service:no-such-service-4f1c"] == (
+            "no systemd; process check: no process matches '^no-such-service$'")
+    assert "no-such-package-4f1c is not installed (dpkg" in detail["package:no-such-package-4f1c"]
+    assert "is older than 999" in detail["package:bash"]
+    assert "df failed" in detail[f"disk:{env.tmp / 'nowhere'}"]
+    assert "below 100% available" in detail["memory"]
+    disk_checks = [c for c in report.checks if c.name == "disk:/"]
+    assert [c.status for c in disk_checks] == ["fail", "warn"]
+    assert "below 100% free" in disk_checks[0].evidence["detail"]
+    assert "below warn 100%" in disk_checks[1].evidence["detail"]
+
+
+async def test_unknown_host_key_is_refused_unless_pinned_and_nothing_runs(env: Env) -> None:
+    empty = env.tmp / "empty_known_hosts"
+    empty.write_text("")
+    trusted = env.tmp / "known_hosts"
+    trusted.write_text(f"[127.0.0.1]:{env.target_port} {env.target_pinned}\n")
+    probe = [{"kind": "memory", "min_available_percent": 1}]
+    cfg = SshConfig(
+        jump_host=env.host("bastion", "jump", pin=False, known_hosts=empty),
+        hosts=[
+            env.host("unpinned", pin=False, known_hosts=empty, checks=probe),
+            env.host("behind", tunnel="bastion", checks=probe),
+            env.host("in-known-hosts", pin=False, known_hosts=trusted, checks=probe),
+            SshHost(name="dead", host="127.0.0.1", port=_closed_port(), checks=probe),
+        ])
+    commands_before = len(env.target_stats.commands)
+    reports = {r.host: r for r in await check_hosts(cfg, timeout=5)}
+    refused = "host key not trusted"
+    assert refused in reports["bastion"].checks[0].evidence["detail"]
+    unpinned = reports["unpinned"]
+    assert not unpinned.reachable and unpinned.status == "fail"
+    assert refused in unpinned.checks[0].evidence["detail"]
+    assert "pin it with host_key" in unpinned.checks[0].evidence["detail"]
+    assert unpinned.checks[1].status == "fail"
+    assert unpinned.checks[1].evidence["detail"].startswith("not run: host unreachable: ssh "
+                                                             "unpinned: host key not trusted")
+    behind = reports["behind"].checks[0].evidence["detail"]
+    assert behind.startswith("ssh behind: via jump host: ssh bastion: host key not trusted")
+    assert "cannot connect: Connect call failed" in reports["dead"].checks[0].evidence[
+        "detail"] or "Connection refused" in reports["dead"].checks[0].evidence["detail"]
+    assert reports["in-known-hosts"].status == "pass"  # a known_hosts entry is trust too
+    assert len(env.target_stats.commands) - commands_before == 1  # only in-known-hosts ran
+
+
+async def test_a_silent_host_times_out_at_connect() -> None:
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    host = SshHost.model_validate({
+        "name": "silent", "host": "127.0.0.1", "port": silent.sockets[0].getsockname()[1],
+        "checks": [{"kind": "memory", "min_available_percent": 1}]})
+    try:
+        (report,) = await check_hosts(SshConfig(hosts=[host]), timeout=1)
+    finally:
+        silent.close()
+    assert [c.status for c in report.checks] == ["fail", "fail"]
+    assert report.checks[0].evidence["detail"] == "ssh silent: cannot connect: timed out after 1s"
+    assert report.duration_s < 3
+
+
+async def test_a_hung_check_times_out_alone(env: Env) -> None:
+    host = env.host("edge-1", checks=[
+        {"kind": "disk", "path": "/", "min_free_percent": 1, "timeout": 1},
+        {"kind": "memory", "min_available_percent": 1},
+    ])
+    env.target_stats.hang_on = "df -P"
+    try:
+        (report,) = await check_hosts(SshConfig(hosts=[host]), timeout=10)
+    finally:
+        env.target_stats.hang_on = None
+    disk, memory = report.checks[1:]
+    assert disk.status == "fail" and disk.evidence["detail"] == "timed out after 1s"
+    assert 1 <= disk.duration_s < 5
+    assert memory.status == "pass"
+
+
+async def test_the_host_side_timeout_kills_the_remote_command(env: Env) -> None:
+    """Closing the channel alone would leave a wedged command running on the host."""
+    from opsconsole.targets.ssh import ConnectionPool
+
+    cfg = SshConfig(hosts=[env.host("edge-1")])
+    async with ConnectionPool(cfg) as pool:
+        conn = await pool.get("edge-1")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ssh_checks._CheckTimeout):
+            await ssh_checks._exec(conn, ssh_checks._PREAMBLE + "sleep 41.5\n", 1)
+        assert asyncio.get_running_loop().time() - started < 3
+    left = subprocess.run(["pgrep", "-f", "^sleep 41.5$"], capture_output=True, text=True)
+    assert left.stdout == ""
+
+
+# --------------------------------------------------------------------------- forwards
+
+
+async def test_forwards_reach_a_private_endpoint_through_the_jump_host(env: Env) -> None:
+    echo = await _echo_server()
+    echo_port = echo.sockets[0].getsockname()[1]
+    cfg = SshConfig(
+        jump_host=env.host("bastion", "jump"),
+        hosts=[env.host("edge-1", tunnel="bastion")],
+        forwards=[
+            {"name": "nats", "host": "bastion", "remote_host": "127.0.0.1",
+             "remote_port": echo_port},
+            {"name": "vault", "host": "edge-1", "remote_host": "127.0.0.1",
+             "remote_port": echo_port},
+        ])
+    try:
+        async with open_forwards(cfg, timeout=5) as bound:
+            assert set(bound) == {"nats", "vault"}
+            for fwd in bound.values():
+                assert fwd.local_host == "127.0.0.1" and fwd.local_port > 0
+                reader, writer = await asyncio.open_connection("127.0.0.1", fwd.local_port)
+                writer.write(f"ping {fwd.name}\n".encode())
+                line = await asyncio.wait_for(reader.readline(), 5)
+                assert line == f"ping {fwd.name}\n".encode()
+                writer.close()
+            assert ("127.0.0.1", echo_port) in env.jump_stats.direct_tcpip
+            assert ("127.0.0.1", echo_port) in env.target_stats.direct_tcpip
+            ports = [f.local_port for f in bound.values()]
+        for local in ports:  # listeners are gone after the context
+            with pytest.raises(OSError):
+                _r, w = await asyncio.open_connection("127.0.0.1", local)
+                w.close()
+        await async_wait_until(lambda: env.target_stats.active == env.jump_stats.active == 0,
+                               5, "the forwards' ssh connections to close")
+    finally:
+        echo.close()
+
+
+async def test_forward_errors_name_the_forward(env: Env) -> None:
+    closed = _closed_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    cfg = SshConfig(
+        jump_host=env.host("bastion", "jump"),
+        forwards=[
+            {"name": "refused", "host": "bastion", "remote_host": "127.0.0.1",
+             "remote_port": closed},
+            {"name": "busy", "host": "bastion", "remote_host": "127.0.0.1",
+             "remote_port": closed, "local_port": taken.getsockname()[1]},
+        ])
+    try:
+        with pytest.raises(UserError, match=r"ssh forward refused: 127\.0\.0\.1:\d+ not "
+                                            r"reachable from bastion"):
+            async with open_forwards(cfg, ["refused"]):
+                pass
+        with pytest.raises(UserError, match=r"ssh forward busy: cannot listen on "
+                                            r"127\.0\.0\.1:\d+: .*in use"):
+            async with open_forwards(cfg, ["busy"], verify=False):
+                pass
+        with pytest.raises(UserError, match="no forward named 'nope'"):
+            async with open_forwards(cfg, ["nope"]):
+                pass
+    finally:
+        taken.close()
+    empty = env.tmp / "empty_known_hosts"
+    empty.write_text("")
+    unpinned = SshConfig(jump_host=env.host("bastion", "jump", pin=False, known_hosts=empty),
+                         forwards=cfg.forwards[:1])
+    with pytest.raises(UserError, match="ssh forward refused: ssh bastion: host key not "
+                                        "trusted"):
+        async with open_forwards(unpinned):
+            pass
+    missing = unpinned.model_copy(update={"jump_host": env.host(
+        "bastion", "jump", pin=False, known_hosts=env.tmp / "no_such_known_hosts")})
+    with pytest.raises(UserError, match=r"ssh bastion: cannot read .*no_such_known_hosts: "
+                                        r"No such file"):
+        async with open_forwards(missing):
+            pass
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("""
+name = "t"
+[ssh.jump_host]
+name = "bastion"
+host = "10.0.0.1"
+[[ssh.hosts]]
+name = "a"
+host = "10.0.0.2"
+checks = [
+  { kind = "service", name = "nats; reboot" },
+  { kind = "port", port = 0 },
+  { kind = "file", path = "etc/nats.conf", mode = 0o600 },
+  { kind = "disk", min_free_percent = 150 },
+  { kind = "package", name = "bash", min_version = "$(id)" },
+  { kind = "process", pattern = "a\\nb" },
+  { kind = "reboot" },
+  { kind = "memory", min_available_percent = 10, warn_available_percent = 5 },
+]
+""")
+    found = [p.split(": ", 1)[1] for p in check_config(path)]
+    assert found == [
+        "ssh.hosts[0].checks[0].name: must be a systemd unit name (letters, digits, '@', '_', "
+        "'.', ':', '\\', '-'; not starting with a symbol)",
+        "ssh.hosts[0].checks[1].port: Input should be greater than or equal to 1",
+        "ssh.hosts[0].checks[2].path: must be an absolute path on the host",
+        'ssh.hosts[0].checks[2].mode: must be an octal mode string such as "0600" (quoted)',
+        "ssh.hosts[0].checks[3].min_free_percent: Input should be less than or equal to 100",
+        "ssh.hosts[0].checks[4].min_version: must be a package version such as 2.10 or 1:5.2-1",
+        "ssh.hosts[0].checks[5].pattern: must be 1-256 characters without control characters",
+        "ssh.hosts[0].checks[6]: kind must be one of service, process, port, file, disk, "
+        "memory, package",
+        "ssh.hosts[0].checks[7]: warn_available_percent must be >= min_available_percent",
+    ]
+    path.write_text("""
+name = "t"
+[[ssh.hosts]]
+name = "a"
+host = "10.0.0.2"
+[[ssh.forwards]]
+name = "vault"
+host = "bastoin"
+remote_host = "10.0.2.20"
+remote_port = 8200
+[[ssh.forwards]]
+name = "vault"
+host = "a"
+remote_host = "10.0.2.20"
+remote_port = 70000
+""")
+    assert [p.split(": ", 1)[1] for p in check_config(path)] == [
+        "ssh.forwards[1].remote_port: Input should be less than or equal to 65535"]
+    path.write_text(path.read_text().replace("70000", "8200"))
+    assert [p.split(": ", 1)[1] for p in check_config(path)] == [
+        "ssh: forwards[0].host: 'bastoin' is not a defined ssh host or the jump host; "
+        "forwards[1].name: duplicate forward name 'vault'"]
+
+
+def test_checks_survive_the_fault_ledger_round_trip(tmp_path: Path) -> None:
+    """ssh faults store ``ssh.model_dump(mode="json")`` and validate it back."""
+    cfg = SshConfig(hosts=[SshHost.model_validate({
+        "name": "a", "host": "h", "checks": [
+            {"kind": "file", "path": "/etc/x", "mode": "600"},
+            {"kind": "disk", "min_free_percent": 10, "timeout": 3}]})],
+        forwards=[{"name": "f", "host": "a", "remote_host": "10.0.0.1", "remote_port": 1}])
+    assert cfg.hosts[0].checks[0].mode == "0600"
+    assert cfg.hosts[0].checks[1].path == "/"
+    assert SshConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg to compare against")
+def test_deb_compare_agrees_with_dpkg() -> None:
+    pairs = [("1.0", "1.0"), ("1.0", "1.0-1"), ("1.0~rc1", "1.0"), ("1.0~~", "1.0~"),
+             ("1:0.1", "9.9"), ("2.10", "2.9"), ("5.2.15-2+b8", "5.2"), ("1.0a", "1.0+"),
+             ("1.0.0", "1.0"), ("0001.2", "1.2"), ("1.2-3", "1.2-10"), ("abc", "abd")]
+    for a, b in pairs:
+        ours = deb_compare(a, b)
+        for op, want in (("lt", ours < 0), ("eq", ours == 0), ("gt", ours > 0)):
+            rc = subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode
+            assert (rc == 0) == want, (a, op, b)
+
+
+def test_rpm_compare_known_cases() -> None:
+    cases = [("1.0", "1.0", 0), ("1.0", "2.0", -1), ("2.0.1", "2.0", 1), ("1.0a", "1.0", 1),
+             ("1.0~rc1", "1.0", -1), ("1.0^git1", "1.0", 1), ("1.0^git1", "1.0.1", -1),
+             ("5.5p1", "5.5p10", -1), ("xyz10", "xyz10.1", -1), ("a", "1", -1),
+             ("2_0", "2.0", 0), ("1:1.0-1", "2.0", 1), ("(none):2.0-3.el9", "2.0-10", -1),
+             ("(none):2.0-3.el9", "2.0", 0)]
+    for a, b, want in cases:
+        assert rpm_compare(a, b) == want, (a, b)
+
+
+def test_listening_parsers_and_ls_modes() -> None:
+    proc = ("source=proc\n0100007F:1F90\n00000000000000000000000000000000:0016\n"
+            "0000000000000000FFFF00000100007F:1F91\n")
+    assert listening(proc) == ("proc", [("127.0.0.1", 8080), ("::", 22), ("127.0.0.1", 8081)])
+    ss = ("source=ss\nState Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+          "LISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:*\nLISTEN 0 128 [::]:22 [::]:*\n"
+          "LISTEN 0 128 *:80 *:*\n")
+    assert listening(ss) == ("ss", [("127.0.0.53", 53), ("::", 22), ("*", 80)])
+    netstat = ("source=netstat\nActive Internet connections (only servers)\n"
+               "tcp 0 0 0.0.0.0:4222 0.0.0.0:* LISTEN\ntcp6 0 0 :::8200 :::* LISTEN\n")
+    assert listening(netstat) == ("netstat", [("0.0.0.0", 4222), ("::", 8200)])
+    assert mode_from_ls("-rw-------") == 0o600
+    assert mode_from_ls("drwxrwxrwt.") == 0o1777
+    assert mode_from_ls("-rwsr-S---+") == 0o6740
+
+
+def test_scripts_work_on_a_minimal_host_without_procps_awk_or_stat(tmp_path: Path) -> None:
+    """Busybox-like images: no pgrep, awk, stat, ss or timeout; /proc does the work."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "tr", "cat", "grep", "ls", "head", "df"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    target = tmp_path / "f"
+    target.write_text("")
+    target.chmod(0o640)
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        cases = [
+            ({"kind": "process", "pattern": f"^{MY_COMM}$"}, "pass"),
+            ({"kind": "process", "pattern": "no-such-process-77", "full": True}, "fail"),
+            ({"kind": "port", "port": port}, "pass"),
+            ({"kind": "file", "path": str(target), "mode": "0640"}, "pass"),
+            ({"kind": "file", "path": str(target), "mode": "0600"}, "fail"),
+        ]
+        for spec, want in cases:
+            check = SshHost.model_validate({"name": "x", "host": "x", "checks": [spec]}).checks[0]
+            command = ssh_checks.remote_command(ssh_checks._PREAMBLE + ssh_checks._script(check),
+                                                5)
+            done = subprocess.run([str(bin_dir / "sh"), "-c", command], capture_output=True,
+                                  text=True, env={"PATH": str(bin_dir)}, timeout=20)
+            status, evidence = ssh_checks.evaluate(check, done.returncode, done.stdout,
+                                                   done.stderr)
+            assert status == want, (spec, evidence, done.stderr)
+            if spec["kind"] == "process" and want == "pass":
+                assert os.getpid() in evidence["pids"]
