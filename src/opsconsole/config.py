@@ -503,6 +503,9 @@ class LabSpec(_Model):
     members: list[Annotated[str, AfterValidator(_check_leaf_user)]] = ["alice", "bob", "carol"]
     # OpenBao nodes in their own network namespaces (real partitions): needs root.
     vault_netns: Literal["auto", "on", "off"] = "auto"
+    # The email-to-preview sessions stack: edit containers at most, idle shutdown.
+    sessions_capacity: StrictInt = Field(default=4, ge=1, le=32)
+    sessions_idle_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("leaf_users")
     @classmethod
@@ -510,6 +513,12 @@ class LabSpec(_Model):
         if len(set(value)) != len(value):
             raise ValueError("leaf user names must be unique")
         return value
+
+
+class SessionsTarget(_Model):
+    """The email-to-preview sessions stack: its router (ALB) URL, for the `sessions` pack."""
+
+    base_url: HttpUrl
 
 
 class Inventory(_Model):
@@ -521,6 +530,7 @@ class Inventory(_Model):
     vault: VaultCluster | None = None
     aws: AwsTarget | None = None
     provisioner: ProvisionerTarget | None = None
+    sessions: SessionsTarget | None = None
     ssh: SshConfig = SshConfig()
     read_only: StrictBool = False
 

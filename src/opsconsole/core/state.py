@@ -26,6 +26,7 @@ from .events import (
     ScenarioFinished,
     ScenarioStarted,
     ScenarioStep,
+    SessionsSampled,
     VaultNodeSampled,
 )
 
@@ -126,6 +127,7 @@ class State:
     probe_errors: dict[str, str] = field(default_factory=dict)
     load: LoadReport | None = None
     alerts: dict[str, AlertChanged] = field(default_factory=dict)  # pending/firing, by key
+    sessions: SessionsSampled | None = None
     vault_leader: str | None = None
     last_vault_leader: str | None = None  # survives leaderless gaps, to name the change
     leader_changed_at: float | None = None  # set on a change, not on the first leader seen
@@ -214,6 +216,18 @@ class State:
         if self.probe_errors.get(ev.probe) != ev.reason:
             self.note(ev.ts, f"probe {ev.probe}: {ev.reason}", "warn")
         self.probe_errors[ev.probe] = ev.reason
+
+    def _sessions(self, ev: SessionsSampled) -> None:
+        old = self.sessions
+        if old is not None and old.reachable and ev.reachable and old.running != ev.running:
+            verb = "up" if ev.running > old.running else "down"
+            self.note(ev.ts, f"sessions: edit containers scaled {verb} to {ev.running}"
+                      f"/{ev.max_capacity}")
+        elif old is not None and old.reachable != ev.reachable:
+            self.note(ev.ts, "sessions stack " + ("reachable again" if ev.reachable
+                                                  else f"unreachable: {ev.reason}"),
+                      "info" if ev.reachable else "error")
+        self.sessions = ev
 
     def _alert(self, ev: AlertChanged) -> None:
         key = f"{ev.name}/{ev.instance}"
@@ -309,6 +323,7 @@ _HANDLERS = {
     ProbeFailed: State._probe_failed,
     LoadReport: State._load,
     AlertChanged: State._alert,
+    SessionsSampled: State._sessions,
     Note: State._note,
     CanaryReport: State._canary,
     FaultInjected: State._fault_injected,

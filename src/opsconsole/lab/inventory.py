@@ -10,6 +10,7 @@ from ..config import (
     NatsNode,
     ProvisionerTarget,
     SecretRef,
+    SessionsTarget,
     VaultCluster,
     VaultNode,
 )
@@ -48,6 +49,7 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
             member_nats_passwords=SecretRef(file=lab.dir.secrets / MEMBER_PASSWORDS_FILE),
             control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
             member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER),
+        "sessions": SessionsTarget(base_url=topo.sessions_url),
     })
 
 

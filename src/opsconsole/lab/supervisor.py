@@ -66,6 +66,7 @@ PORT_ROLES = {
     "vault": ("api", "cluster"),
     "moto": ("http",),
     "provisioner": ("http",),
+    "sessions": ("http",),
 }
 LAB_SCRAPE_INTERVAL_S = 2.0  # console metrics scrapes and the lab's prometheus.yml
 MEMBER_PASSWORDS_FILE = "nats-member-passwords.json"  # {member: password}, for the pack
@@ -84,6 +85,7 @@ class Topology:
     proxy_control: int
     links: dict[str, int]  # fault-proxy link name -> its listen port
     provisioner_port: int
+    sessions_port: int
 
     netns: NetnsPlan | None = None
 
@@ -101,7 +103,7 @@ class Topology:
         proxy = dict(ports["netproxy"])
         control = proxy.pop("control")
         return cls(central, leaves, vault, ports["moto"]["http"], control, proxy,
-                   ports["provisioner"]["http"], netns_plan)
+                   ports["provisioner"]["http"], ports["sessions"]["http"], netns_plan)
 
     @property
     def moto_url(self) -> str:
@@ -110,6 +112,10 @@ class Topology:
     @property
     def provisioner_url(self) -> str:
         return f"http://127.0.0.1:{self.provisioner_port}"
+
+    @property
+    def sessions_url(self) -> str:
+        return f"http://127.0.0.1:{self.sessions_port}"
 
     @property
     def proxy_url(self) -> str:
@@ -134,7 +140,7 @@ def node_names(spec: LabSpec, kind: str) -> list[str]:
         return [f"leaf-{u}" for u in spec.leaf_users]
     if kind == "vault":
         return [f"vault-{i + 1}" for i in range(spec.vault_nodes)]
-    return [kind]  # netproxy, moto, provisioner: one each
+    return [kind]  # netproxy, moto, provisioner, sessions: one each
 
 
 def link_names(spec: LabSpec) -> list[str]:
@@ -190,7 +196,9 @@ class Lab:
         began = time.monotonic()
         with self.dir.locked():
             state = self.dir.load()
-            fresh = state.phase != "up" or not state.ports
+            wanted = {n for kind in PORT_ROLES for n in node_names(self.spec, kind)}
+            # a lab recorded by an older opsconsole (other nodes) is rebuilt, not patched
+            fresh = state.phase != "up" or set(state.ports) != wanted
             if fresh:
                 # Never resume a half-built lab: its vault may be initialised
                 # with a token we never saved. Clean it and start from scratch.
@@ -226,6 +234,7 @@ class Lab:
                 self._bring_up_vault(session, topo, timeout),
                 self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
                 self._wait_provisioner(session, topo, timeout),
+                self._wait_sessions(session, topo, timeout),
             )
         return started
 
@@ -355,6 +364,13 @@ class Lab:
         cmds["provisioner"] = ("sut", [sys.executable, "-m", "opsconsole.sut.provisioning",
                                        "--lab-dir", str(self.dir.root),
                                        "--port", str(topo.provisioner_port)])
+        cmds["sessions"] = ("sut", [
+            sys.executable, "-m", "opsconsole.sut.sessions",
+            "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.moto_url,
+            "--region", self.spec.aws_region, "--port", str(topo.sessions_port),
+            "--max-capacity", str(self.spec.sessions_capacity),
+            "--idle-timeout", f"{self.spec.sessions_idle_timeout_s:g}", "--poll-wait", "1",
+            "--reconcile-interval", "0.5", "--metrics-interval", "1"])
         return cmds
 
     def _start_missing(self, state: LabState, topo: Topology,
@@ -475,6 +491,15 @@ class Lab:
                 return r.status == 200
 
         await wait_for("the provisioning service", ready, timeout)
+
+    async def _wait_sessions(self, session: aiohttp.ClientSession, topo: Topology,
+                             timeout: float) -> None:
+        async def ready() -> bool:
+            async with session.get(f"{topo.sessions_url}/api/health",
+                                   timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+
+        await wait_for("the sessions stack (router)", ready, timeout)
 
     # --------------------------------------------------------------- status
     @staticmethod

@@ -8,6 +8,7 @@ from ..config import Inventory
 from .base import Probe
 from .instances import InstanceProbe
 from .nats import LeafProbe, NatsNodeProbe
+from .sessions import SessionsProbe
 from .vault import VaultClusterProbe
 from .vault_metrics import VaultMetricsProbe
 
@@ -21,6 +22,8 @@ def build_probes(inv: Inventory, session: aiohttp.ClientSession,
     if inv.vault is not None:
         probes.append(VaultClusterProbe(session, inv.vault, inv.vault.token))
         probes.append(VaultMetricsProbe(session, inv.vault))
+    if inv.sessions is not None:
+        probes.append(SessionsProbe(session, inv.sessions))
     if inv.aws is not None:
         probes.append(InstanceProbe(inv.aws, aws_credentials, inv.provisioner, session))
     return probes

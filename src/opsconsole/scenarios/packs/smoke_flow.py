@@ -99,12 +99,6 @@ class Workflow(SmokePhase):
     title = "end-to-end workflow: one email-to-preview session, when that pack is present"
 
     async def method(self, run: Run) -> None:
-        from .. import PACKS
-
-        if "sessions" not in PACKS:
-            await run.record("one session from email to preview", (
-                "warn", {"note": "the sessions pack is not part of this build"}))
-            return
         from .sessions import smoke_session
 
         await smoke_session(run)

@@ -47,4 +47,17 @@ class InstancesPane(Pane):
             self.border_subtitle = f"EC2: {err}"
         else:
             shown = f"{len(rows)} instances" if rows else "no instances found"
-            self.border_subtitle = shown + (f" (+{len(gone)} terminated)" if gone else "")
+            self.border_subtitle = shown + (f" (+{len(gone)} terminated)" if gone else "") \
+                + sessions_summary(state)
+
+
+def sessions_summary(state: State) -> str:
+    """`` · sessions 2 active, 1 starting · containers 2/4`` (empty without the stack)."""
+    ss = state.sessions
+    if ss is None:
+        return ""
+    if not ss.reachable:
+        return " · sessions: unreachable"
+    live = [f"{n} {k}" for k in ("active", "starting", "pending") if (n := ss.sessions.get(k))]
+    return (f" · sessions {', '.join(live) or 'none live'} · containers "
+            f"{ss.running}/{ss.max_capacity}")
