@@ -593,3 +593,42 @@ def test_scripts_work_on_a_minimal_host_without_procps_awk_or_stat(tmp_path: Pat
             assert status == want, (spec, evidence, done.stderr)
             if spec["kind"] == "process" and want == "pass":
                 assert os.getpid() in evidence["pids"]
+
+
+async def test_the_console_probes_a_private_nats_node_through_its_forwards(
+        env: Env, lab, tmp_path) -> None:
+    """The inventory names 127.0.0.1:<local port>; the session opens the forwards through
+    the jump host at start, the NATS probe sees the node healthy, stop closes them."""
+    from opsconsole.config import Inventory, NatsCluster, NatsNode
+    from opsconsole.faults.ledger import FaultLedger
+    from opsconsole.lab.ports import free_ports
+    from opsconsole.session import ConsoleSession
+
+    node = lab.topology().central[0]
+    client, monitor = free_ports(2)
+    inv = Inventory(
+        name="via-bastion",
+        nats=[NatsCluster(name="central", nodes=[NatsNode(
+            name="nats-a", client_url=f"nats://127.0.0.1:{client}",
+            monitor_url=f"http://127.0.0.1:{monitor}")])],
+        ssh=SshConfig(jump_host=env.host("bastion", "jump"), forwards=[
+            {"name": "nats-client", "host": "bastion", "remote_host": "127.0.0.1",
+             "remote_port": node.client, "local_port": client},
+            {"name": "nats-monitor", "host": "bastion", "remote_host": "127.0.0.1",
+             "remote_port": node.monitor, "local_port": monitor}]))
+    session = ConsoleSession(inv, canaries=False, ledger=FaultLedger(tmp_path / "l.jsonl"))
+    await session.start()
+    try:
+        def healthy() -> bool:
+            view = session.state.nats.get("nats-a")
+            return bool(view and view.sample.reachable and view.sample.healthy)
+
+        await async_wait_until(healthy, 15, "nats-a healthy through the forwards")
+        assert any("ssh forward nats-monitor: 127.0.0.1:" in e.text
+                   for e in session.state.timeline)
+        assert ("127.0.0.1", node.monitor) in env.jump_stats.direct_tcpip
+    finally:
+        await session.stop()
+    with pytest.raises(OSError):
+        _r, w = await asyncio.open_connection("127.0.0.1", monitor)
+        w.close()

@@ -5,6 +5,7 @@ TUI-free; the TUI and the headless commands (`run`, `heal`) drive one of these.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ class ConsoleSession:
         self.lab_error: str | None = None
         self.started_mono = time.monotonic()  # smoke's "time to all healthy" counts from here
         self.lab_timeout = lab_timeout
+        self._forward_stack: contextlib.AsyncExitStack | None = None
         self.report_dir: Path | None = None  # set by the run recorder
 
     @property
@@ -82,6 +84,7 @@ class ConsoleSession:
                     self.bus.publish(Note(text=str(exc), level="error"))
             self.resolved_inventory = lab_inventory(self.lab, self.inventory)
             self.aws_credentials = lab_aws_credentials()
+        await self._open_forwards()
         self.http = aiohttp.ClientSession()
         ctx = FaultContext(self.resolved_inventory, self.http, self.lab, self.aws_credentials)
         self.faults = FaultManager(ctx, self.bus, ledger=self._ledger, read_only=self.read_only)
@@ -98,6 +101,24 @@ class ConsoleSession:
             await self.runner.start()
         if self.with_canaries and self.lab_error is None:
             await self._start_canaries()
+
+    async def _open_forwards(self) -> None:
+        """Open every ``[[ssh.forwards]]`` for the session's lifetime, before the probes, so
+        inventory endpoints at 127.0.0.1:<local_port> reach private NATS/Vault nodes."""
+        if not self.inventory.ssh.forwards:
+            return
+        from .targets.ssh_forward import open_forwards
+
+        self._forward_stack = contextlib.AsyncExitStack()
+        try:
+            bound = await self._forward_stack.enter_async_context(
+                open_forwards(self.inventory.ssh))
+        except UserError as exc:
+            self.bus.publish(Note(text=str(exc), level="error"))
+            return
+        for fwd in bound.values():
+            self.bus.publish(Note(text=f"ssh forward {fwd.name}: {fwd.address} → "
+                                  f"{fwd.remote_host}:{fwd.remote_port} via {fwd.host}"))
 
     async def _start_canaries(self) -> None:
         from .load.canary import RelayCanary
@@ -129,4 +150,7 @@ class ConsoleSession:
             await self.runner.stop()
         if self.http is not None:
             await self.http.close()
+        if self._forward_stack is not None:
+            await self._forward_stack.aclose()
+            self._forward_stack = None
 
