@@ -9,6 +9,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Tab, Tabs
 
 from .. import catalog
@@ -103,7 +104,10 @@ class OpsConsoleApp(App[None]):
             return
         self._seen_version = state.version
         for pane in self.panes:
-            pane.render_state(state, now)
+            try:
+                pane.render_state(state, now)
+            except NoMatches:  # a tick during start-up or teardown: the pane has no body
+                self._seen_version = -1  # render again on the next tick
         self._update_subtitle()
 
     def _update_subtitle(self) -> None:
