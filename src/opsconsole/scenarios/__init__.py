@@ -8,12 +8,13 @@ from .. import catalog
 from ..errors import UserError
 from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
 from .packs import lab as lab_pack
-from .packs import sessions, smoke, smoke_flow, smoke_host, vault_ha, vault_instance
+from .packs import mesh, sessions, smoke, smoke_flow, smoke_host, vault_ha, vault_instance
 
 PACKS: dict[str, list[type[Scenario]]] = {"lab": lab_pack.SCENARIOS,
                                           "vault-instance": vault_instance.SCENARIOS,
                                           "vault-ha": vault_ha.SCENARIOS,
                                           "sessions": sessions.SCENARIOS,
+                                          "mesh": mesh.SCENARIOS,
                                           "smoke": [*smoke.SCENARIOS_1_4,
                                                     *smoke_flow.SCENARIOS_5_7,
                                                     *smoke_host.SCENARIOS_8_9]}

@@ -1,0 +1,322 @@
+"""The `mesh` pack: CRDT task lists gossiped by signed agents over the NATS cluster.
+
+The agents are the lab's reference (:mod:`opsconsole.sut.mesh`), hosted in this process
+on the inventory's central NATS nodes. `partition` cuts a real gossip path: one group
+talks to one NATS node and that node's routes are cut in the fault proxy; the
+asymmetric case (a one-way cut TCP routes cannot express) uses the transport's filter
+and says so. `scale` runs on worker processes (:mod:`opsconsole.load.mesh_coordinator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nats
+
+from ...sut.mesh import (
+    AgentIdentity,
+    MeshAgent,
+    coordinators_for,
+    foaf_query,
+    server_has_seen,
+    shard_of,
+)
+from ...sut.mesh.local import LocalMesh
+from ..checks import nats_cluster_healthy
+from ..engine import Abort, Run, Scenario, outcome
+
+CONVERGE_S = 10.0
+
+
+def _urls(run: Run) -> list[str]:
+    urls = [n.client_url for c in run.inventory.nats for n in c.nodes]
+    if not urls:
+        raise Abort("the inventory has no [[nats]] nodes for the gossip transport")
+    return urls
+
+
+class MeshScenario(Scenario):
+    needs_lab = False  # any NATS cluster; partition needs the lab's fault proxy
+
+    def steady_state(self):
+        return [nats_cluster_healthy()]
+
+    async def method(self, run: Run) -> None:
+        self.mesh = LocalMesh()
+        try:
+            await self.steps(run, self.mesh)
+        finally:
+            await self.mesh.close()
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        raise NotImplementedError
+
+
+async def _converge(run: Run, what: str, cond: Callable[[], bool], within: float) -> float:
+    started = time.monotonic()
+    await run.wait_until(what, cond, within, 0.05)
+    return time.monotonic() - started
+
+
+class Convergence(MeshScenario):
+    id = "mesh.convergence"
+    title = "10 agents, concurrent add/claim/update/complete: identical state, LWW, order"
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        urls = _urls(run)
+        agents: list[MeshAgent] = []
+        for i, url in enumerate(urls):  # spread over every central node
+            agents += await mesh.add(url, 10 // len(urls) + (i < 10 % len(urls)))
+        started = time.monotonic()
+        added = await asyncio.gather(*(a.add_task(f"t{i}.{k}") for i, a in enumerate(agents)
+                                       for k in range(3)))
+        await _converge(run, "30 concurrent adds everywhere",
+                        lambda: mesh.converged(agents, 30), 30)
+        await run.record("convergence: concurrent adds, identical state on all, no duplicates",
+                         outcome(all(a.snapshot() == agents[0].snapshot() for a in agents)
+                                 and len({t["id"] for t in agents[0].snapshot()}) == 30,
+                                 agents=len(agents), tasks=len(agents[0].snapshot())))
+        contested = added[:5]
+        await asyncio.gather(*(a.claim(t) for a in agents for t in contested))
+        await _converge(run, "concurrent claims", lambda: mesh.converged(agents), 30)
+        view = {t["id"]: t for t in agents[-1].snapshot()}
+        await run.record("convergence: concurrent claims, one winner per task everywhere",
+                         outcome(all(view[t]["state"] == "claimed" for t in contested),
+                                 winners=len({view[t]["claimed_by"] for t in contested})))
+        for i, a in enumerate(agents):
+            await a.update(added[10], notes=f"by agent {i}")
+            await asyncio.sleep(0.001)  # strictly increasing timestamps: the last must win
+        await _converge(run, "concurrent updates", lambda: mesh.converged(agents), 30)
+        notes = {t["id"]: t for t in agents[0].snapshot()}[added[10]]["meta"].get("notes")
+        await run.record("convergence: LWW — the latest update wins on every replica",
+                         outcome(notes == f"by agent {len(agents) - 1}", notes=notes))
+        await asyncio.gather(agents[3].complete(added[20]), agents[4].remove_task(added[21]),
+                             agents[5].move(added[29], after=added[0]))
+        await _converge(run, "complete, remove and move", lambda: mesh.converged(agents, 29),
+                        30)
+        order = [t["id"] for t in agents[7].snapshot()]
+        final = {t["id"]: t for t in agents[7].snapshot()}
+        await run.record("convergence: complete/remove/move, consistent ordering", outcome(
+            final[added[20]]["state"] == "done" and added[21] not in final
+            and order.index(added[29]) == order.index(added[0]) + 1
+            and all([t["id"] for t in a.snapshot()] == order for a in agents)))
+        took = time.monotonic() - started
+        run.metric("convergence_seconds", took, "s")
+        await run.record("convergence: convergence_seconds < 10", outcome(
+            took < CONVERGE_S, seconds=round(took, 2)))
+
+
+class Partition(MeshScenario):
+    id = "mesh.partition"
+    title = "3 + 3 agents split by a real route cut, conflicting ops, heal, converge; " \
+            "asymmetric cuts; repeated cycles; no lost ops"
+    needs_lab = True
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        urls = _urls(run)
+        left = await mesh.add(urls[0], 3)
+        right = await mesh.add(urls[1], 3)
+        everyone = left + right
+        shared = [await left[0].add_task(f"shared-{k}") for k in range(3)]
+        await run.wait_until("shared tasks", lambda: mesh.converged(everyone, 3), 30)
+        isolated = str(run.inventory.nats[0].nodes[0].name)
+        fault = await run.inject("link.cut", isolated)  # every route of that node
+        await left[0].update(shared[0], title="left")
+        await left[1].remove_task(shared[1])
+        await asyncio.sleep(0.01)
+        await right[0].update(shared[0], title="right")
+        await right[1].update(shared[1], notes="edited concurrently")
+        new_left = [await a.add_task(f"left {i}") for i, a in enumerate(left)]
+        new_right = [await a.add_task(f"right {i}") for i, a in enumerate(right)]
+        await run.wait_until("each side to converge on its own",
+                             lambda: mesh.converged(left) and mesh.converged(right), 30)
+        split = not any(left[0].tasks.present(t) for t in new_right)
+        await run.record("partition: each side works alone during a real route cut",
+                         outcome(split and left[0].digest() != right[0].digest(),
+                                 cut=isolated))
+        await run.heal(fault)
+        healed = time.monotonic()
+        await run.wait_until("convergence after the heal",
+                             lambda: mesh.converged(everyone, 3 - 1 + 6), 60)
+        run.metric("convergence_seconds", time.monotonic() - healed, "s")
+        view = {t["id"]: t for t in everyone[0].snapshot()}
+        await run.record("partition: no lost ops after healing", outcome(
+            set(new_left + new_right) <= view.keys(), tasks=len(view)))
+        await run.record("partition: conflicts resolved the same everywhere (LWW, add-wins)",
+                         outcome(view[shared[0]]["meta"].get("title") == "right"
+                                 and shared[1] not in view,
+                                 title=view[shared[0]]["meta"].get("title")))
+        secs = run.result.metrics["convergence_seconds"]
+        await run.record("partition: convergence_seconds after heal < 30",
+                         outcome(secs < 30, seconds=round(secs, 2)))
+        expected = len(view)
+        for cycle in range(3):  # asymmetric: the left side stops hearing, still speaks
+            cut = mesh.transports[0].block((a.agent_id for a in left), direction="in")
+            mine = await left[0].add_task(f"deaf-{cycle}")
+            theirs = await right[0].add_task(f"other-{cycle}")
+            expected += 2
+            await run.wait_until("the deaf side to still be heard",
+                                 lambda m=mine: all(a.tasks.present(m) for a in right), 30)
+            deaf = not any(a.tasks.present(theirs) for a in left)
+            mesh.transports[0].unblock(cut)
+            await run.wait_until(f"convergence after asymmetric cycle {cycle}",
+                                 lambda n=expected: mesh.converged(everyone, n), 30)
+            if not deaf:
+                break
+        await run.record("partition: asymmetric cut (transport filter), 3 repeated cycles, "
+                         "converged each time", outcome(deaf and mesh.converged(
+                             everyone, expected), tasks=expected))
+
+
+class Presence(MeshScenario):
+    id = "mesh.presence"
+    title = "beacons visible within 5 s; friend-of-friend within TTL=3; TTL=1 neighbours only; " \
+            "expiry marks offline"
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        urls = _urls(run)
+        ring = [AgentIdentity.generate() for _ in range(6)]
+        ids = [r.agent_id for r in ring]
+        agents: list[MeshAgent] = []
+        for i, ident in enumerate(ring):  # a ring: each agent knows its two neighbours
+            agents += await mesh.add(urls[i % len(urls)], 1, identities=[ident],
+                                     neighbours={ids[(i - 1) % 6], ids[(i + 1) % 6]},
+                                     presence_ttl=2.0)
+        took = await _converge(run, "every beacon seen by every agent", lambda: all(
+            a.peers() == set(ids) - {a.agent_id} for a in agents), 10)
+        await run.record("presence: beacons visible to all within 5 s",
+                         outcome(took < 5, seconds=round(took, 2)))
+        table = agents[0].neighbour_table()
+        far = foaf_query(table, ids[0], ids[3], ttl=3)
+        await run.record("presence: friend-of-friend finds an agent within TTL=3",
+                         outcome(far.found and far.hops == 3, hops=far.hops))
+        near, beyond = foaf_query(table, ids[0], ids[1], ttl=1), \
+            foaf_query(table, ids[0], ids[2], ttl=1)
+        await run.record("presence: TTL=1 reaches neighbours only",
+                         outcome(near.found and not beyond.found))
+        silent = agents[3]
+        await silent.stop(graceful=False)
+        expired = await _converge(run, "the silent agent to expire", lambda: agents[0].presence
+                                  .status(silent.agent_id) == "offline", 10)
+        await run.record("presence: expiry marks a silent agent offline", outcome(
+            True, ttl_s=2.0, seconds=round(expired, 2)))
+
+
+class Rendezvous(MeshScenario):
+    id = "mesh.rendezvous"
+    title = "deterministic shard assignment, lookup through the shard, coordinator failover"
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        urls = _urls(run)
+        agents = []
+        for i in range(6):
+            agents += await mesh.add(urls[i % len(urls)], 1, lookup_timeout=0.5)
+        ids = {a.agent_id for a in agents}
+        again = [shard_of(a.agent_id) for a in agents]
+        await run.record("rendezvous: deterministic shard assignment", outcome(
+            again == [a.shard for a in agents] and all(0 <= s <= 0xFFFF for s in again),
+            shards=again))
+        await run.wait_until("beacons", lambda: all(a.peers() == ids - {a.agent_id}
+                                                    for a in agents), 10)
+        by_id = {a.agent_id: a for a in agents}
+        pairs = [(t, coordinators_for(t.agent_id, ids)) for t in agents]
+        target, (primary_id, backup_id) = next(
+            (t, c) for t, c in pairs if c[0] not in (t.agent_id, agents[0].agent_id)
+            and c[1] not in (t.agent_id, agents[0].agent_id) and t is not agents[0])
+        asker = agents[0]
+        await run.wait_until("the target's registration at its coordinators", lambda: all(
+            by_id[c].directory.lookup(target.agent_id) for c in (primary_id, backup_id)), 10)
+        found = await asker.lookup(target.agent_id)
+        await run.record("rendezvous: lookup via the shard's coordinator works", outcome(
+            found.found and found.coordinator == primary_id, shard=target.shard))
+        await by_id[primary_id].stop(graceful=False)
+        failover = await asker.lookup(target.agent_id)
+        await run.record("rendezvous: coordinator failover to the backup", outcome(
+            failover.found and failover.failover and failover.coordinator == backup_id,
+            tried=list(failover.tried)))
+
+
+class Security(MeshScenario):
+    id = "mesh.security"
+    title = "valid accepted; invalid, tampered, substituted key rejected; replay ignored"
+
+    async def steps(self, run: Run, mesh: LocalMesh) -> None:
+        url = _urls(run)[0]
+        agents = await mesh.add(url, 3)
+        transport = mesh.transports[0]
+        captured: list[bytes] = []
+        spy = await nats.connect(url)
+        try:
+            async def grab(msg: Any) -> None:
+                captured.append(msg.data)
+
+            await spy.subscribe(transport.subjects.gossip, cb=grab)
+            await server_has_seen(spy)
+            task = await agents[0].add_task("genuine")
+            await run.wait_until("the genuine op", lambda: captured and all(
+                a.tasks.present(task) for a in agents), 10)
+            accepted = transport.verifier.stats.accepted
+            await run.record("security: a validly signed message is accepted",
+                             outcome(accepted >= 1, accepted=accepted))
+            rejected = transport.stats.rejected
+            for name, data, reason in (
+                    ("a tampered message is rejected", _flip(captured[0], -70),
+                     "bad_signature"),
+                    ("an invalid (truncated) message is rejected", captured[0][:-10],
+                     "malformed"),
+                    ("key substitution detected", _substitute_key(captured[0]),
+                     "key_substitution")):
+                before = rejected.get(reason, 0)
+                await _inject(spy, transport.subjects.gossip, data)
+                await run.wait_until(name, lambda r=reason, b=before: rejected.get(r, 0) > b,
+                                     10)
+                await run.record(f"security: {name}", outcome(True, reason=reason,
+                                                              rejected=dict(rejected)))
+            await _inject(spy, transport.subjects.gossip, captured[0])
+            await run.wait_until("the replay", lambda: rejected.get("replay", 0) >= 1, 10)
+            await run.record("security: a replayed message is ignored", outcome(
+                all(a.stats.ops_duplicate == 0 for a in agents), rejected=dict(rejected)))
+            cache = transport.verifier.replay
+            await run.record("security: replay cache entries expire after their TTL",
+                             _cache_expiry(cache))
+        finally:
+            await spy.close()
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0x01
+    return bytes(out)
+
+
+def _substitute_key(data: bytes) -> bytes:
+    """The same message and signature presenting another public key for the same agent."""
+    from ...sut.mesh.identity import SignedMessage, encode_signed_bytes
+
+    msg = SignedMessage.parse(data)
+    other = AgentIdentity.generate()
+    return encode_signed_bytes(msg.kind, other.public_key, bytes.fromhex(msg.agent_id),
+                               msg.timestamp_ns, msg.payload) + msg.signature
+
+
+async def _inject(nc: Any, subject: str, data: bytes) -> None:
+    await nc.publish(subject, data)
+    await nc.flush()
+
+
+def _cache_expiry(cache: Any) -> tuple[str, dict[str, Any]]:
+    """A cache like the transport's, on an injected clock: new → replay → expired → new."""
+    from ...sut.mesh.identity import ReplayCache
+
+    now = [0.0]
+    probe = ReplayCache(ttl=cache.ttl, clock=lambda: now[0])
+    first, replay = probe.check_and_add(b"m"), not probe.check_and_add(b"m")
+    now[0] += cache.ttl + 1
+    after = probe.check_and_add(b"m")
+    return outcome(first and replay and after, ttl_s=cache.ttl)
+
+
+SCENARIOS: list[type[Scenario]] = [Convergence, Partition, Presence, Rendezvous, Security]
