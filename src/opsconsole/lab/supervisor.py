@@ -233,8 +233,10 @@ class Lab:
                 self._wait_nats(session, topo, timeout),
                 self._bring_up_vault(session, topo, timeout),
                 self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
-                self._wait_provisioner(session, topo, timeout),
-                self._wait_sessions(session, topo, timeout),
+                self._wait_http(session, f"{topo.provisioner_url}/healthz",
+                                "the provisioning service", timeout),
+                self._wait_http(session, f"{topo.sessions_url}/api/health",
+                                "the sessions stack (router)", timeout),
             )
         return started
 
@@ -483,23 +485,15 @@ class Lab:
         await ensure_instances(topo.moto_url, self.spec.aws_region, list(self.spec.leaf_users),
                                DUMMY_AWS_KEY)
 
-    async def _wait_provisioner(self, session: aiohttp.ClientSession, topo: Topology,
-                                timeout: float) -> None:
+    @staticmethod
+    async def _wait_http(session: aiohttp.ClientSession, url: str, what: str,
+                         timeout: float) -> None:
+        """Until ``url`` answers 200 (a reference service's health endpoint)."""
         async def ready() -> bool:
-            async with session.get(f"{topo.provisioner_url}/healthz",
-                                   timeout=aiohttp.ClientTimeout(total=2)) as r:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
                 return r.status == 200
 
-        await wait_for("the provisioning service", ready, timeout)
-
-    async def _wait_sessions(self, session: aiohttp.ClientSession, topo: Topology,
-                             timeout: float) -> None:
-        async def ready() -> bool:
-            async with session.get(f"{topo.sessions_url}/api/health",
-                                   timeout=aiohttp.ClientTimeout(total=2)) as r:
-                return r.status == 200
-
-        await wait_for("the sessions stack (router)", ready, timeout)
+        await wait_for(what, ready, timeout)
 
     # --------------------------------------------------------------- status
     @staticmethod
