@@ -37,3 +37,19 @@ def test_mesh_functional_scenarios_pass_on_the_lab(lab: Lab, tmp_path) -> None:
                      "security: key substitution detected",
                      "security: a replayed message is ignored"):
         assert expected in names, expected
+
+
+def test_mesh_scale_meets_the_targets_at_100_agents_x_10_msgs(lab: Lab, tmp_path) -> None:
+    out = run_cli("run", "mesh.scale", "--agents", "100", "--rate", "10", "--duration", "10",
+                  "--workers", "2", "--json", "--report", str(tmp_path / "out"),
+                  "--state-dir", str(lab.dir.root), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-3000:]
+    [scale] = json.loads(out.stdout)
+    m = scale["metrics"]
+    assert m["agents"] == 100 and m["workers"] == 2 and m["connection_success_rate"] == 1
+    assert m["p95_ms"] < 500 and m["throughput_msgs"] > 500
+    assert m["mem_mb_per_agent"] < 50 and m["bandwidth_kbps_per_agent"] < 100
+    assert m["convergence_seconds"] < 30
+    assert m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"]
+    journal = (tmp_path / "out" / "journal.jsonl").read_text()
+    assert '"kind":"load.report"' in journal and '"unit":"msg/s"' in journal  # live pane

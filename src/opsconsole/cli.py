@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cli_agent import add_agent_parser
 from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
 from .errors import UserError
 
@@ -203,7 +204,7 @@ def _print_results(results: list[dict[str, Any]]) -> None:
                                                     sorted(sc["metrics"].items())))
 
 
-RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max")
+RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max", "agents", "workers")
 
 
 def _positive(kind: type) -> Any:
@@ -439,11 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     run.add_argument("--metrics-port", metavar="PORT", type=_positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
-    load = run.add_argument_group("load scenarios (vault-ha.load)")
-    load.add_argument("--rate", type=_positive(float), default=None, metavar="REQ_PER_S",
-                      help="offered rate (default 500; with --find-max the first step, 250)")
+    load = run.add_argument_group("load and scale scenarios (vault-ha.load, mesh.scale)")
+    load.add_argument("--rate", type=_positive(float), default=None, metavar="RATE",
+                      help="vault-ha.load: req/s offered (default 500; --find-max starts at "
+                           "250); mesh.scale: msg/s per agent (default 10)")
     load.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
-                      help="run length (default 30; with --find-max per step, 10)")
+                      help="run length (vault-ha.load 30, 10 per --find-max step; "
+                           "mesh.scale 60)")
+    load.add_argument("--agents", type=_positive(int), default=None, metavar="N",
+                      help="mesh.scale: simulated agents (default 100)")
+    load.add_argument("--workers", type=_positive(int), default=None, metavar="N",
+                      help="mesh.scale: local worker processes hosting them (default 2)")
     load.add_argument("--users", type=_positive(int), default=None, metavar="N",
                       help="concurrent connections (default 32)")
     load.add_argument("--mix", type=_mix, default=None, metavar="READ/WRITE",
@@ -451,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--find-max", action="store_true", default=None,
                       help="step the rate up and report max_rps meeting p99 < 50 ms")
     run.set_defaults(func=cmd_run)
+
+    add_agent_parser(sub)
 
     demo = sub.add_parser("demo", parents=[common],
                           help="a guided tour of the console on the lab, step by step")

@@ -139,6 +139,7 @@ class LoadReport(Event):
     count: int = 0
     percentiles: dict[str, float] = field(default_factory=dict)
     buckets: list[list[float]] = field(default_factory=list)
+    unit: str = "req/s"  # what throughput counts ("msg/s" for mesh.scale)
 
 
 @dataclass(frozen=True, kw_only=True)

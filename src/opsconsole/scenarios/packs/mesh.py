@@ -319,4 +319,69 @@ def _cache_expiry(cache: Any) -> tuple[str, dict[str, Any]]:
     return outcome(first and replay and after, ttl_s=cache.ttl)
 
 
-SCENARIOS: list[type[Scenario]] = [Convergence, Partition, Presence, Rendezvous, Security]
+SCALE_TARGETS = {"p95_ms": ("<", 500.0), "throughput_msgs": (">", 500.0),
+                 "mem_mb_per_agent": ("<", 50.0), "bandwidth_kbps_per_agent": ("<", 100.0),
+                 "convergence_seconds": ("<", 30.0)}
+
+
+class Scale(Scenario):
+    id = "mesh.scale"
+    title = "N agents x R msg/s on worker processes: propagation latency (HDR), delivered " \
+            "msg/s, memory and bandwidth per agent, convergence"
+    needs_lab = False
+    OPTIONS = ("agents", "rate", "duration", "workers")
+    agents: int = 100
+    rate: float | None = None  # ops per second per agent (default 10)
+    duration: float | None = None  # seconds of load (default 60; the plan's 5-10 min)
+    workers: int = 2
+
+    def steady_state(self):
+        return [nats_cluster_healthy()]
+
+    def plan(self):
+        return [f"{self.agents} agents on {self.workers} worker processes, "
+                f"{self.rate or 10:g} msg/s each for {self.duration or 60:g} s",
+                "merge the workers' HDR intervals live; time convergence after the load",
+                "targets: " + ", ".join(f"{k} {op} {v:g}" for k, (op, v) in
+                                        SCALE_TARGETS.items())]
+
+    async def method(self, run: Run) -> None:
+        from ...core.events import LoadReport
+        from ...load.mesh_coordinator import ScaleError, run_scale
+
+        def live(latency: Any, tick: Any) -> None:
+            run.session.bus.publish(LoadReport(
+                run_id=run.run_id, scenario=self.id, elapsed_s=tick.elapsed_s,
+                offered_rps=tick.offered_msgs, throughput_rps=tick.throughput_msgs,
+                errors=tick.errors, count=tick.samples, percentiles=latency.ladder(),
+                buckets=latency.buckets(), unit="msg/s"))
+
+        duration = self.duration or 60.0
+        try:
+            res = await run_scale(_urls(run)[0], agents=self.agents, rate=self.rate or 10.0,
+                                  duration_s=duration, workers=self.workers,
+                                  on_interval=live, timeout_s=duration + 240)
+        except ScaleError as exc:
+            raise Abort(f"scale run could not start: {exc}") from exc
+        run.session.bus.publish(LoadReport(
+            run_id=run.run_id, scenario=self.id, final=True, elapsed_s=res.load_s,
+            offered_rps=res.offered_msgs, throughput_rps=res.throughput_msgs,
+            errors=res.errors, count=res.latency.count, percentiles=res.latency.ladder(),
+            buckets=res.latency.buckets(), unit="msg/s"))
+        for name, value in res.metrics().items():
+            run.metric(name, value)
+        run.metric("offered_msgs", res.offered_msgs)
+        run.metric("deliveries_per_s", res.deliveries_per_s)
+        await run.record("scale: every worker registered and every agent started", outcome(
+            res.connection_success_rate == 1.0, agents=res.agents, workers=res.workers,
+            rate=res.connection_success_rate))
+        await run.record("scale: every agent converged after the load", outcome(
+            res.converged, seconds=round(res.convergence_seconds, 2)))
+        for name, (op, limit) in SCALE_TARGETS.items():
+            value = getattr(res, name)
+            ok = value < limit if op == "<" else value > limit
+            await run.record(f"scale: {name} {op} {limit:g}", outcome(ok, value=round(value, 3)))
+
+
+SCENARIOS: list[type[Scenario]] = [Convergence, Partition, Presence, Rendezvous, Security,
+                                   Scale]

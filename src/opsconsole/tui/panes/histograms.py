@@ -21,7 +21,7 @@ EMPTY = ("No scale test has run yet.\n\n"
 def render_report(report: LoadReport, bar_width: int = 28) -> RenderableType:
     status = "final" if report.final else f"running {report.elapsed_s:.0f} s"
     head = Text.assemble((report.scenario, "bold"), f"  ({status})\n",
-                         f"throughput {report.throughput_rps:.0f} req/s "
+                         f"throughput {report.throughput_rps:.0f} {report.unit} "
                          f"of {report.offered_rps:.0f} offered · ",
                          (f"errors {report.errors}", "red" if report.errors else "green"),
                          f" · {report.count} requests")

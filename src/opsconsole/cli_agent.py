@@ -1,0 +1,89 @@
+"""`opsconsole agent --nats URL [--name NAME]`: a mesh worker for distributed scale runs.
+
+The worker hosts simulated mesh agents for whichever coordinator (``opsconsole run
+mesh.scale``) sends it a job over NATS, one job at a time, until SIGTERM / Ctrl-C or a
+``quit`` message (see :mod:`opsconsole.load.mesh_worker`). Start one per core on each load
+host, e.g. over SSH: ``ssh host opsconsole agent --nats nats://hub:4222 --name host-1``.
+
+Wiring (in ``cli.py``): ``add_agent_parser(sub)`` in ``build_parser``; errors are
+raised as ``UserError`` (one line, exit 2), which ``cli.main`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import UserError
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return number
+
+
+def add_agent_parser(sub: Any) -> None:
+    """Register the ``agent`` sub-command on an ``add_subparsers()`` object."""
+    agent = sub.add_parser(
+        "agent", help="host simulated mesh agents for distributed scale runs (a worker)",
+        description="Host simulated mesh agents for `mesh.scale` coordinators, one job at "
+                    "a time, until SIGTERM or Ctrl-C.")
+    agent.add_argument("--nats", required=True, metavar="URL",
+                       help="NATS server the coordinator uses, e.g. nats://10.0.0.5:4222")
+    agent.add_argument("--name", default=None, metavar="NAME",
+                       help="worker name coordinators address (default HOST-PID; letters, "
+                            "digits, '_' and '-')")
+    agent.add_argument("--connect-timeout", type=_positive, default=10.0, metavar="SECONDS",
+                       help="give up when NATS is not reachable within this (default 10)")
+    agent.set_defaults(func=cmd_agent)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Run a worker until SIGTERM / Ctrl-C; ``UserError`` (exit 2) if it cannot start."""
+    import logging
+
+    from .load.mesh_worker import WorkerError, check_nats_url, check_token, serve
+
+    try:
+        check_nats_url(args.nats)
+    except ValueError as exc:
+        raise UserError(f"--nats: {exc}", exit_code=2) from None
+    try:
+        if args.name is not None:
+            check_token("worker name", args.name)
+    except ValueError as exc:
+        raise UserError(f"--name: {exc}", exit_code=2) from None
+    logging.basicConfig(level=logging.WARNING, format="opsconsole agent: %(message)s")
+    try:
+        asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout))
+    except WorkerError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m opsconsole.cli_agent agent --nats URL``) with the
+    same error handling as ``opsconsole`` itself, usable before ``cli.py`` wires it in."""
+    parser = argparse.ArgumentParser(prog="opsconsole")
+    add_agent_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"opsconsole: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("opsconsole: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
