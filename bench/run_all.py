@@ -55,6 +55,10 @@ STEPS = [
     Step("vault_load", "vault_load_compare.py",
          ("--runs", "3", "--rates", "250,500,750,1000,1250,1500", "--duration", "6"),
          ("--runs", "1", "--rates", "250,500", "--duration", "2"), 450, 25),
+    Step("nats_delivery", "nats_delivery.py",
+         ("--runs", "3", "--rates", "1000,2000,3000", "--counts", "100,200,300",
+          "--duration", "5"),
+         ("--runs", "1", "--rates", "500", "--counts", "50", "--duration", "2"), 260, 30),
     Step("latency_truth", "latency_truth.py",
          ("--runs", "3", "--rate", "300", "--duration", "10", "--stall-ms", "200"),
          ("--runs", "1", "--rate", "100", "--duration", "3"), 95, 20),
@@ -68,14 +72,6 @@ STEPS = [
 # Rows in the document follow issue 10's numbering.
 DOC_ORDER = ["vault_load", "nats_delivery", "latency_truth", "console_cost", "lab_updown",
              "detection", "probe_scaling"]
-PLACEHOLDERS = {
-    "nats_delivery": [
-        ("NATS delivery: delivered msg/s at p99 < 100 ms", "bare nats-py pub/sub loop",
-         "≥ 0.8x"),
-        ("NATS delivery: largest agent count, 2 workers at 10 msg/s each", "—", "—"),
-    ],
-}
-NOT_YET = "not measured yet: needs the mesh scale harness (issue 7)"
 
 
 def run_step(step: Step, args: list[str], timeout: float, log: Path) -> tuple[str, float]:
@@ -189,10 +185,6 @@ def render(results: dict[str, dict[str, Any]], status: dict[str, str], info: dic
     ]
     notes: list[str] = []
     for name in DOC_ORDER:
-        if name in PLACEHOLDERS:
-            for figure, ref, goal in PLACEHOLDERS[name]:
-                lines.append(f"| {figure} | {NOT_YET} | {ref} | — | {goal} | — | — | — |")
-            continue
         doc = results.get(name)
         if doc is None:
             step = next(s for s in STEPS if s.name == name)
