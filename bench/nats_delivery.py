@@ -10,8 +10,8 @@ first miss going up (delivered ≥ 95 % of offered and p99 < 100 ms). Goal ≥ 0
 (b) The largest agent count with 2 workers at 10 msg/s per agent that still meets the mesh
 targets (every agent started, converged, p95 < 500 ms).
 
-    .venv/bin/python bench/nats_delivery.py --runs 3 --rates 1000,2000,3000 \\
-        --counts 100,200,300 --duration 5
+    .venv/bin/python bench/nats_delivery.py --runs 3 --rates 1000,2000,3000,4000,6000,10000 \\
+        --counts 100,200,250,300 --duration 5
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ def knee(rows: list[dict[str, Any]]) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--rates", default="1000,2000,3000", help="total offered msg/s")
+    ap.add_argument("--rates", default="1000,2000,3000,4000,6000,10000",
+                    help="total offered msg/s")
     ap.add_argument("--agents", type=int, default=100)
-    ap.add_argument("--counts", default="100,200,300", help="agent counts for (b)")
+    ap.add_argument("--counts", default="100,200,250,300", help="agent counts for (b)")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--state-dir", default=str(BENCH_LAB))
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "nats_delivery.json")

@@ -56,9 +56,9 @@ STEPS = [
          ("--runs", "3", "--rates", "250,500,750,1000,1250,1500", "--duration", "6"),
          ("--runs", "1", "--rates", "250,500", "--duration", "2"), 450, 25),
     Step("nats_delivery", "nats_delivery.py",
-         ("--runs", "3", "--rates", "1000,2000,3000", "--counts", "100,200,300",
-          "--duration", "5"),
-         ("--runs", "1", "--rates", "500", "--counts", "50", "--duration", "2"), 260, 30),
+         ("--runs", "3", "--rates", "1000,2000,3000,4000,6000,10000",
+          "--counts", "100,200,250,300", "--duration", "5"),
+         ("--runs", "1", "--rates", "500", "--counts", "50", "--duration", "2"), 420, 30),
     Step("latency_truth", "latency_truth.py",
          ("--runs", "3", "--rate", "300", "--duration", "10", "--stall-ms", "200"),
          ("--runs", "1", "--rate", "100", "--duration", "3"), 95, 20),
@@ -225,6 +225,19 @@ def commit() -> str:
     return head + (" + uncommitted changes" if git("status", "--porcelain").strip() else "")
 
 
+def render_only(out_dir: Path, doc_path: Path) -> None:
+    """The table again from the result files (after re-running some steps by hand)."""
+    info = json.loads((out_dir / "bench_all.json").read_text())
+    results = {s.name: json.loads((out_dir / f"{s.name}.json").read_text())
+               for s in STEPS if (out_dir / f"{s.name}.json").exists()}
+    status = {s.name: info.get("status", {}).get(s.name, "ok") if s.name in results
+              else "not run" for s in STEPS}
+    status |= {name: "ok" for name in results}
+    commands = {s.name: " ".join([PY, f"bench/{s.script}", *s.full]) for s in STEPS}
+    rewrite(doc_path, render(results, status, info, commands), doc_path)
+    print(f"wrote {doc_path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-min", type=float, default=20)
@@ -235,6 +248,8 @@ def main() -> None:
     ap.add_argument("--doc", type=Path, default=None)
     ap.add_argument("--no-doc", action="store_true")
     ap.add_argument("--keep-lab", action="store_true", help="leave the bench lab up")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the document from bench/results/*.json, run nothing")
     ap.add_argument("--state-dir", type=Path, default=BENCH_LAB)
     args = ap.parse_args()
     out_dir = REPO / "out" / "bench-quick" if args.quick else BENCH / "results"
@@ -245,6 +260,9 @@ def main() -> None:
                             else REPO / "docs" / "PERFORMANCE.md")
     only = set(filter(None, args.only.split(",")))
     steps = [s for s in STEPS if not only or s.name in only]
+    if args.render_only:
+        render_only(out_dir, doc_path)
+        return
     budget = args.budget_min * 60
     t_start = time.monotonic()
     info = {"date": now_utc(), "machine": machine(), "commit": commit(),
