@@ -3,7 +3,6 @@ merged histograms and convergence timing, 1000 agents on 2 workers, `opsconsole 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -68,13 +67,7 @@ def worker_children() -> list[psutil.Process]:
 
 
 def agent_command() -> list[str]:
-    """`opsconsole agent` through the real CLI once it is wired in, else its own module."""
-    from opsconsole.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions
-               if isinstance(a, argparse._SubParsersAction))
-    module = "opsconsole.cli" if "agent" in sub.choices else "opsconsole.cli_agent"
-    return [sys.executable, "-m", module, "agent"]
+    return [sys.executable, "-m", "opsconsole.cli", "agent"]
 
 
 def assert_sane(res: ScaleResult, *, agents: int, rate: float) -> None:

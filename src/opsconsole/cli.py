@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .argtypes import positive
 from .cli_agent import add_agent_parser
 from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
 from .errors import UserError
@@ -207,18 +208,6 @@ def _print_results(results: list[dict[str, Any]]) -> None:
 RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max", "agents", "workers")
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-        return value
-    return parse
-
-
 def _mix(text: str) -> tuple[tuple[str, float], ...]:
     """``90/10`` → read 0.9, write 0.1."""
     try:
@@ -392,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse every fault action (safe for demos and production)")
     metrics_help = ("serve opsconsole's client-side Vault request counters for Prometheus "
                     "on 127.0.0.1:PORT/metrics (see config/prometheus/)")
-    parser.add_argument("--metrics-port", metavar="PORT", type=_positive(int), default=None,
+    parser.add_argument("--metrics-port", metavar="PORT", type=positive(int), default=None,
                         help=metrics_help)
     # Sub-commands accept the same options after their name; SUPPRESS keeps a value
     # given before the sub-command from being reset to the default.
@@ -406,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", parents=[common], help="the live console (the default)")
     tui.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                      help="refuse every fault action")
-    tui.add_argument("--metrics-port", metavar="PORT", type=_positive(int),
+    tui.add_argument("--metrics-port", metavar="PORT", type=positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
     tui.set_defaults(func=cmd_console)
 
@@ -438,20 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report dir (default: .opsconsole/reports/<time>-<run id>)")
     run.add_argument("--json", action="store_true", help="print per-scenario results as JSON")
     run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    run.add_argument("--metrics-port", metavar="PORT", type=_positive(int),
+    run.add_argument("--metrics-port", metavar="PORT", type=positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
     load = run.add_argument_group("load and scale scenarios (vault-ha.load, mesh.scale)")
-    load.add_argument("--rate", type=_positive(float), default=None, metavar="RATE",
+    load.add_argument("--rate", type=positive(float), default=None, metavar="RATE",
                       help="vault-ha.load: req/s offered (default 500; --find-max starts at "
                            "250); mesh.scale: msg/s per agent (default 10)")
-    load.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
+    load.add_argument("--duration", type=positive(float), default=None, metavar="SECONDS",
                       help="run length (vault-ha.load 30, 10 per --find-max step; "
                            "mesh.scale 60)")
-    load.add_argument("--agents", type=_positive(int), default=None, metavar="N",
+    load.add_argument("--agents", type=positive(int), default=None, metavar="N",
                       help="mesh.scale: simulated agents (default 100)")
-    load.add_argument("--workers", type=_positive(int), default=None, metavar="N",
+    load.add_argument("--workers", type=positive(int), default=None, metavar="N",
                       help="mesh.scale: local worker processes hosting them (default 2)")
-    load.add_argument("--users", type=_positive(int), default=None, metavar="N",
+    load.add_argument("--users", type=positive(int), default=None, metavar="N",
                       help="concurrent connections (default 32)")
     load.add_argument("--mix", type=_mix, default=None, metavar="READ/WRITE",
                       help="read/write percentages (default 90/10)")
@@ -465,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a guided tour of the console on the lab, step by step")
     demo.add_argument("--auto", action="store_true",
                       help="advance by itself and exit at the end (0 if the report verified)")
-    demo.add_argument("--hold", type=_positive(float), default=3.0, metavar="SECONDS",
+    demo.add_argument("--hold", type=positive(float), default=3.0, metavar="SECONDS",
                       help="with --auto, how long each step's result stays on screen")
     demo.set_defaults(func=cmd_demo)
 
@@ -477,9 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="report resources without enforcing the budget")
     smoke.set_defaults(mode="safe")
-    smoke.add_argument("--memory-budget-mib", type=_positive(float), default=None,
+    smoke.add_argument("--memory-budget-mib", type=positive(float), default=None,
                        metavar="MIB", help="total RSS budget of the lab (default 2048)")
-    smoke.add_argument("--boot-timeout", type=_positive(float), default=60.0,
+    smoke.add_argument("--boot-timeout", type=positive(float), default=60.0,
                        metavar="SECONDS", help="how long boot may take to all healthy")
     smoke.add_argument("--report", metavar="DIR", type=Path, default=None,
                        help="report dir (default: .opsconsole/reports/<time>-smoke)")

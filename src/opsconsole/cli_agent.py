@@ -5,29 +5,18 @@ mesh.scale``) sends it a job over NATS, one job at a time, until SIGTERM / Ctrl-
 ``quit`` message (see :mod:`opsconsole.load.mesh_worker`). Start one per core on each load
 host, e.g. over SSH: ``ssh host opsconsole agent --nats nats://hub:4222 --name host-1``.
 
-Wiring (in ``cli.py``): ``add_agent_parser(sub)`` in ``build_parser``; errors are
-raised as ``UserError`` (one line, exit 2), which ``cli.main`` prints.
+``cli.build_parser`` registers it with ``add_agent_parser(sub)``; errors are raised as
+``UserError`` (one line, exit 2), which ``cli.main`` prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Sequence
 from typing import Any
 
+from .argtypes import positive
 from .errors import UserError
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return number
 
 
 def add_agent_parser(sub: Any) -> None:
@@ -41,7 +30,7 @@ def add_agent_parser(sub: Any) -> None:
     agent.add_argument("--name", default=None, metavar="NAME",
                        help="worker name coordinators address (default HOST-PID; letters, "
                             "digits, '_' and '-')")
-    agent.add_argument("--connect-timeout", type=_positive, default=10.0, metavar="SECONDS",
+    agent.add_argument("--connect-timeout", type=positive(float), default=10.0, metavar="SECONDS",
                        help="give up when NATS is not reachable within this (default 10)")
     agent.set_defaults(func=cmd_agent)
 
@@ -67,23 +56,3 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except WorkerError as exc:
         raise UserError(str(exc), exit_code=2) from None
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m opsconsole.cli_agent agent --nats URL``) with the
-    same error handling as ``opsconsole`` itself, usable before ``cli.py`` wires it in."""
-    parser = argparse.ArgumentParser(prog="opsconsole")
-    add_agent_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except UserError as exc:
-        print(f"opsconsole: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("opsconsole: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,7 +31,6 @@ class RunOutcome:
     status: str
     report_dir: Path
     scenarios: list[dict[str, Any]] = field(default_factory=list)
-    session: Any = None  # the (stopped) session, for callers that report more
 
 
 def default_report_dir(run_id: str) -> Path:
@@ -168,7 +167,7 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
         if interrupted:
             status, code = "error", EXIT_COULD_NOT_RUN
         recorder.finish(results, status, lab_error)
-    return RunOutcome(run_id, code, status, report_dir, results, session)
+    return RunOutcome(run_id, code, status, report_dir, results)
 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,

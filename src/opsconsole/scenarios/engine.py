@@ -47,11 +47,6 @@ def outcome(ok: bool, **evidence: Any) -> Outcome:
     return ("pass" if ok else "fail"), evidence
 
 
-def warn_unless(ok: bool, **evidence: Any) -> Outcome:
-    """Pass, or warn (not fail) with the evidence."""
-    return ("pass" if ok else "warn"), evidence
-
-
 class Abort(Exception):
     """Raised inside a method to stop it; rollbacks still run."""
 

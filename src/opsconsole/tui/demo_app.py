@@ -78,10 +78,7 @@ class DemoApp(OpsConsoleApp):
         assert self.demo is not None
         self.busy, self.current = True, index
         self._render()
-        task = asyncio.create_task(self.demo.run_step(index))
-        while not task.done():  # keep the "running" line fresh
-            await asyncio.sleep(0.5)
-            self._render()
+        await self.demo.run_step(index)  # the panes keep refreshing on their own timer
         self.busy = False
         self._render()
 

@@ -100,8 +100,7 @@ class ColdStart(SessionsScenario):
     title = "cold start from zero: session, container, preview, file; idle → scaled to 0"
 
     async def steps(self, run: Run, sc: SessionsClient) -> None:
-        await sc.scale_down(0)
-        await run.wait_until("no edit container running", _running_is(sc, 0), 60)
+        await _scale_to_zero(run, sc)
         counts = await sc.counts()
         await run.record("cold-start: services at zero", outcome(
             counts["running"] == 0, running=counts["running"], desired=counts["desired"]))
@@ -151,6 +150,12 @@ def _running_is(sc: SessionsClient, n: int):
     return cond
 
 
+async def _scale_to_zero(run: Run, sc: SessionsClient) -> None:
+    """Force the service down to zero containers and wait until none runs."""
+    await sc.scale_down(0)
+    await run.wait_until("no edit container running", _running_is(sc, 0), 60)
+
+
 async def _targets_met(run: Run, names: tuple[str, ...]) -> None:
     for name in names:
         value = run.result.metrics.get(name)
@@ -191,8 +196,7 @@ class Concurrent(SessionsScenario):
     title = "3 users at once: isolated workspaces, capacity respected, independent expiry"
 
     async def steps(self, run: Run, sc: SessionsClient) -> None:
-        await sc.scale_down(0)
-        await run.wait_until("no edit container running", _running_is(sc, 0), 60)
+        await _scale_to_zero(run, sc)
         users = [_user(f"u{i}") for i in range(3)]
         done = await asyncio.gather(*(_first_session(run, sc, u, f"create page about {u}")
                                       for u in users))
@@ -270,8 +274,7 @@ class FailureRecovery(SessionsScenario):
         status, page = await sc.preview(sid, "pages/crashes.html")
         await run.record("failure-recovery: killed container restarted, data kept", outcome(
             status == 200 and "Crashes" in page, status=status, restart_seconds=round(took, 2)))
-        await sc.scale_down(0)
-        await run.wait_until("no edit container running", _running_is(sc, 0), 60)
+        await _scale_to_zero(run, sc)
 
         async def one(i: int) -> str:
             sent = await sc.send_email(_user(f"burst{i}"), f"create page about Burst {i}",

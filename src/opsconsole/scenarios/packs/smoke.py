@@ -15,11 +15,12 @@ import re
 import time
 from typing import Any
 
+import aiohttp
 import nats
 from pydantic import BaseModel
 
 from ...config import ConfigError, SecretRef
-from ..checks import vault_request, vault_token
+from ..checks import leader_addr, vault_request, vault_token
 from ..engine import Outcome, Run, Scenario, outcome
 
 # Secret-looking values that must never sit in a config file.
@@ -78,30 +79,27 @@ class Config(SmokePhase):
 
 
 async def _binaries(run: Run) -> Outcome:
+    """The lab's server binaries (and git, which the sessions stack commits with)."""
     import shutil
 
     from ...lab import binaries
 
-    have: dict[str, str] = {}
-    missing: list[str] = []
-    wanted: dict[str, Any] = {}
-    if run.session.lab is not None:
-        wanted |= {"nats-server": binaries.nats_server, "bao": binaries.bao,
-                   "moto_server": lambda: " ".join(binaries.moto_server())}
-    for tool in ("git",) if run.session.lab is not None else ():
-        wanted[tool] = lambda t=tool: shutil.which(t) or _missing(t)
-    for name, find in wanted.items():
-        try:
-            have[name] = str(find())
-        except Exception as exc:
-            missing.append(f"{name}: {exc}")
-    if not wanted:
+    if run.session.lab is None:
         return "pass", {"note": "no lab: the configured targets need no local binaries"}
-    return outcome(not missing, found=have, missing=missing)
-
-
-def _missing(tool: str) -> str:
-    raise FileNotFoundError(f"{tool} not on PATH")
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name, find in (("nats-server", binaries.nats_server), ("bao", binaries.bao),
+                       ("moto_server", lambda: " ".join(binaries.moto_server()))):
+        try:
+            found[name] = find()
+        except Exception as exc:  # UserError / FileNotFoundError: the reason is the evidence
+            missing.append(f"{name}: {exc}")
+    git = shutil.which("git")
+    if git:
+        found["git"] = git
+    else:
+        missing.append("git: not on PATH")
+    return outcome(not missing, found=found, missing=missing)
 
 
 def _all_healthy(run: Run) -> tuple[bool, dict[str, Any]]:
@@ -216,17 +214,11 @@ async def _services(run: Run) -> Outcome:
     result: dict[str, Any] = {}
     for name, url in urls.items():
         try:
-            async with run.http.get(url, timeout=_timeout(5)) as r:
+            async with run.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
                 result[name] = r.status
         except Exception as exc:
             result[name] = f"{type(exc).__name__}: {exc}"
     return outcome(all(v == 200 for v in result.values()), **result)
-
-
-def _timeout(seconds: float) -> Any:
-    import aiohttp
-
-    return aiohttp.ClientTimeout(total=seconds)
 
 
 class Authentication(SmokePhase):
@@ -246,11 +238,7 @@ async def _vault_token(run: Run) -> Outcome:
         return "warn", {"note": "no [vault] in the inventory"}
     if vault_token(run) is None:
         return outcome(False, error="[vault] has no token reference")
-    addr = str(vault.nodes[0].api_addr)
-    for node in vault.nodes:
-        view = run.state.vault.get(node.name)
-        if view is not None and view.reachable and view.leader:
-            addr = str(node.api_addr)
+    addr = leader_addr(run) or str(vault.nodes[0].api_addr)
     status, body = await vault_request(run, addr, "GET", "auth/token/lookup-self")
     policies = sorted(body.get("data", {}).get("policies", []))
     expected = sorted(vault.expected_policies) if vault.expected_policies else None
