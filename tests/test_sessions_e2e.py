@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import aioboto3
 import aiohttp
 import pytest
 
+from opsconsole.lab.ports import free_ports, listening
 from opsconsole.sut.sessions.aws import LAB_AWS_KEY
 from opsconsole.sut.sessions.client import (
     SessionFailed,
@@ -34,6 +33,8 @@ from opsconsole.sut.sessions.client import (
 )
 from opsconsole.sut.sessions.orchestrator import container_processes
 
+from .conftest import wait_until
+
 IDLE = 3.0  # container idle timeout in these tests (5 min by default)
 FAST = {"idle_timeout": IDLE, "poll_wait": 1, "reconcile_interval": 0.5,
         "metrics_interval": 0.5, "visibility_timeout": 5, "redelivery_delay": 1,
@@ -42,23 +43,14 @@ FAST = {"idle_timeout": IDLE, "poll_wait": 1, "reconcile_interval": 0.5,
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    [port] = free_ports(1)
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto server did not come up on {url}")
-            time.sleep(0.05)
+    wait_until(lambda: listening(port) or proc.poll() is not None, 20, f"moto on {url}")
+    if proc.poll() is not None:
+        pytest.fail(f"moto server exited instead of listening on {url}")
     yield url
     proc.terminate()
     proc.wait(10)

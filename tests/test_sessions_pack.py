@@ -12,7 +12,7 @@ from opsconsole.lab import Lab
 from opsconsole.probes.sessions import SessionsProbe
 
 from .conftest import run_cli
-from .tui_fixtures import idle_session, make_app
+from .tui_fixtures import idle_session, make_app, until
 
 SCENARIOS = ["sessions.cold-start", "sessions.persistence", "sessions.concurrent",
              "sessions.routing", "sessions.failure-recovery"]
@@ -56,11 +56,13 @@ async def test_the_console_reads_sessions_and_container_counts_from_the_stack(
         session.bus.publish(SessionsSampled(reachable=True, running=2, desired=2,
                                             max_capacity=4,
                                             sessions={"active": 2, "starting": 1}))
-        await pilot.pause(0.4)
-        subtitle = str(app.query_one("#pane-instances").border_subtitle)
+        pane = app.query_one("#pane-instances")
+        await until(pilot, lambda: "containers" in str(pane.border_subtitle), "the counts")
+        subtitle = str(pane.border_subtitle)
         assert "sessions 2 active, 1 starting · containers 2/4" in subtitle
         session.bus.publish(SessionsSampled(reachable=True, running=0, max_capacity=4,
                                             sessions={"expired": 3}))
-        await pilot.pause(0.4)
-        assert "containers 0/4" in str(app.query_one("#pane-instances").border_subtitle)
+        await until(pilot, lambda: "containers 0/4" in str(pane.border_subtitle),
+                    "the scale-down")
+        assert "containers 0/4" in str(pane.border_subtitle)
         assert any("scaled down to 0/4" in e.text for e in session.state.timeline)

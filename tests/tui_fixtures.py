@@ -56,3 +56,14 @@ def load_report(final: bool = True) -> LoadReport:
                                    "max": 40.2},
                       buckets=[[1, 1200], [2, 6100], [4, 5400], [8, 1900], [16, 300],
                                [32, 50], [64, 11]])
+
+
+async def until(pilot, cond, what: str, timeout: float = 5.0) -> None:
+    """Let the app run until ``cond()`` holds (its ≤ 4 Hz refresh applied the state)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
