@@ -60,6 +60,17 @@ def median(values: list[float]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def knee(rows: list[dict[str, Any]], x: str, y: str | None = None) -> float:
+    """Going up in ``x``: the ``y`` (default ``x``) of the highest row met before the first
+    miss. A rate met only above a miss is noise, not a sustained capacity."""
+    best = 0.0
+    for r in sorted(rows, key=lambda r: r[x]):
+        if not r["meets"]:
+            break
+        best = r[y or x]
+    return best
+
+
 @dataclass
 class Figure:
     """One row of the table: opsconsole and its reference, both measured in this session."""

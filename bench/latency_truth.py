@@ -23,12 +23,11 @@ import os
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, rotate, vault_leader, write_result
-from vault_load_compare import run_locust, seed
+from benchlib import BENCH, BENCH_LAB, Figure, rotate, vault_leader, write_result
+from vault_load_compare import run_locust, vault_target
 
 from opsconsole.load.openloop import LoadSpec
 from opsconsole.load.worker import LoadWorker
@@ -86,18 +85,11 @@ async def main() -> None:
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "latency_truth.json")
     args = ap.parse_args()
     stall_s = args.stall_ms / 1000
-    lab = await bench_lab(args.state_dir)
-    token = lab.root_token() or ""
-    _, addr = await vault_leader(lab)
-    prefix = f"opsconsole/bench-{uuid.uuid4().hex[:6]}"
-    await seed(addr, token, prefix)
-    worker = LoadWorker()
-    await worker.start(addr, token, 32)
     rows: list[dict[str, Any]] = []
-    try:
+    async with vault_target(args.state_dir) as t:
         for run in range(args.runs):
             for tool in rotate(TOOLS, run):
-                row = {"run": run, **await one_run(tool, lab, worker, token, prefix,
+                row = {"run": run, **await one_run(tool, t.lab, t.worker, t.token, t.prefix,
                                                    args.rate, args.duration, stall_s)}
                 rows.append(row)
                 print(f"run {run} {tool:10s} p99 {row['p99_ms']:7.1f} ms max "
@@ -105,11 +97,6 @@ async def main() -> None:
                       f"leader {row['leader']}→{row['leader_after']}",
                       file=sys.stderr, flush=True)
                 await asyncio.sleep(1)  # let the cluster settle before the next stall
-    finally:
-        await worker.cleanup()
-        await worker.close()
-        _, addr = await vault_leader(lab)
-        await seed(addr, token, prefix, delete=True)
 
     def of(tool: str, key: str) -> list[float]:
         return [r[key] for r in rows if r["tool"] == tool]

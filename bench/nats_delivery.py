@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, write_result
+from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, knee, write_result
 
 from opsconsole.load.mesh_coordinator import ScaleError, run_scale
 
@@ -52,15 +52,6 @@ async def bare(url: str, total: float, duration: float) -> dict[str, Any]:
 
 def meets(offered: float, m: dict[str, Any]) -> bool:
     return bool(m["ok"]) and m["p99_ms"] < P99_MS and m["delivered_msgs"] >= 0.95 * offered
-
-
-def knee(rows: list[dict[str, Any]]) -> float:
-    best = 0.0
-    for r in sorted(rows, key=lambda r: r["offered"]):
-        if not r["meets"]:
-            break
-        best = r["delivered_msgs"]
-    return best
 
 
 async def main() -> None:
@@ -108,8 +99,10 @@ async def main() -> None:
     runs = range(args.runs)
     delivered = Figure(
         "NATS delivery: delivered msg/s at p99 < 100 ms", "msg/s",
-        [knee([r for r in rows if r["tool"] == "opsconsole" and r["run"] == k]) for k in runs],
-        [knee([r for r in rows if r["tool"] == "bare" and r["run"] == k]) for k in runs],
+        [knee([r for r in rows if r["tool"] == "opsconsole" and r["run"] == k], "offered",
+              "delivered_msgs") for k in runs],
+        [knee([r for r in rows if r["tool"] == "bare" and r["run"] == k], "offered",
+              "delivered_msgs") for k in runs],
         reference_label="bare nats-py pub/sub loop (2 subscribers)", goal="≥ 0.8x",
         rule=("ratio>=", 0.8),
         note=f"harness: {args.agents} agents on 2 workers (signed CRDT ops, fan-out to every "

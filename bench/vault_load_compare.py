@@ -29,13 +29,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
-from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, rotate, vault_leader, write_result
+from benchlib import (
+    BENCH,
+    BENCH_LAB,
+    Figure,
+    bench_lab,
+    knee,
+    rotate,
+    vault_leader,
+    write_result,
+)
 
 from opsconsole.load.openloop import LoadSpec
 from opsconsole.load.worker import LoadWorker
@@ -155,20 +165,10 @@ def meets(rate: float, m: dict[str, Any]) -> bool:
             and m["error_rate"] < MAX_ERRORS)
 
 
-def _knee(rows: list[dict[str, Any]]) -> float:
-    """The highest rate met before the first miss, going up: a rate met only above a miss
-    is noise, not a sustained capacity."""
-    best = 0.0
-    for r in sorted(rows, key=lambda r: r["rate"]):
-        if not r["meets"]:
-            break
-        best = r["rate"]
-    return best
-
-
 def knees(rows: list[dict[str, Any]], tool: str) -> list[float]:
     runs = sorted({r["run"] for r in rows})
-    return [_knee([r for r in rows if r["tool"] == tool and r["run"] == k]) for k in runs]
+    return [knee([r for r in rows if r["tool"] == tool and r["run"] == k], "rate")
+            for k in runs]
 
 
 def cpu_runs(rows: list[dict[str, Any]], tool: str, rate: float) -> list[float]:
@@ -218,6 +218,39 @@ def figures(rows: list[dict[str, Any]], tools: list[str], rates: list[float]) ->
     return figs
 
 
+@dataclass
+class VaultTarget:
+    """The bench lab's active Vault node with seeded keys and a started opsconsole worker."""
+
+    lab: Any
+    token: str
+    addr: str
+    prefix: str
+    worker: LoadWorker
+    interrupted: bool = False  # the worker got SIGINT too: no cleanup request to it
+
+
+@contextlib.asynccontextmanager
+async def vault_target(state_dir: str) -> AsyncIterator[VaultTarget]:
+    """Set up what every Vault benchmark needs; always removes the keys and the worker."""
+    lab = await bench_lab(state_dir)
+    token = lab.root_token() or ""
+    _, addr = await vault_leader(lab)
+    prefix = f"opsconsole/bench-{uuid.uuid4().hex[:6]}"
+    await seed(addr, token, prefix)
+    worker = LoadWorker()
+    await worker.start(addr, token, 32)
+    target = VaultTarget(lab, token, addr, prefix, worker)
+    try:
+        yield target
+    finally:
+        if not target.interrupted:
+            await worker.cleanup()
+        await worker.close()
+        _, leader = await vault_leader(lab)  # a stall may have moved it
+        await seed(leader, token, prefix, delete=True)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="250,500,750,1000,1250,1500")
@@ -229,41 +262,31 @@ async def main() -> None:
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     tools = args.tools.split(",")
-    lab = await bench_lab(args.state_dir)
-    token = lab.root_token() or ""
-    _, addr = await vault_leader(lab)
-    prefix = f"opsconsole/bench-{uuid.uuid4().hex[:6]}"
-    await seed(addr, token, prefix)
-    worker = LoadWorker()
-    await worker.start(addr, token, 32)
     rows: list[dict[str, Any]] = []
-    interrupted = False
-    try:
-        for run in range(args.runs):
-            for i, rate in enumerate(rates):
-                for tool in rotate(tools, run + i):  # alternate who goes first
-                    began = time.monotonic()
-                    if tool == "opsconsole":
-                        m = await run_opsconsole(worker, rate, args.duration)
-                    elif tool == "locust":
-                        m = await run_locust(addr, token, prefix, rate, args.duration)
-                    else:
-                        m = await run_bare(addr, token, prefix, rate, args.duration)
-                    row = {"run": run, "tool": tool, "rate": rate, **m, "meets": meets(rate, m),
-                           "wall_s": round(time.monotonic() - began, 2)}
-                    rows.append(row)
-                    print(f"run {run} {tool:10s} {rate:6.0f} req/s: "
-                          f"{m['throughput_rps']:7.1f} req/s p99 {m['p99_ms']:7.1f} ms "
-                          f"err {m['error_rate']:.4f} cpu {m['cpu_percent']:5.1f}% "
-                          f"{'ok' if row['meets'] else 'MISS'} ({row['wall_s']:.1f} s)",
-                          file=sys.stderr, flush=True)
-    except asyncio.CancelledError:  # SIGINT (run_all's time budget): keep what was measured
-        interrupted = True  # the worker child got the same SIGINT
-    finally:
-        if not interrupted:
-            await worker.cleanup()
-        await worker.close()
-        await seed(addr, token, prefix, delete=True)
+    async with vault_target(args.state_dir) as target:
+        worker, token, addr, prefix = target.worker, target.token, target.addr, target.prefix
+        try:
+            for run in range(args.runs):
+                for i, rate in enumerate(rates):
+                    for tool in rotate(tools, run + i):  # alternate who goes first
+                        began = time.monotonic()
+                        if tool == "opsconsole":
+                            m = await run_opsconsole(worker, rate, args.duration)
+                        elif tool == "locust":
+                            m = await run_locust(addr, token, prefix, rate, args.duration)
+                        else:
+                            m = await run_bare(addr, token, prefix, rate, args.duration)
+                        row = {"run": run, "tool": tool, "rate": rate, **m, "meets": meets(rate, m),
+                               "wall_s": round(time.monotonic() - began, 2)}
+                        rows.append(row)
+                        print(f"run {run} {tool:10s} {rate:6.0f} req/s: "
+                              f"{m['throughput_rps']:7.1f} req/s p99 {m['p99_ms']:7.1f} ms "
+                              f"err {m['error_rate']:.4f} cpu {m['cpu_percent']:5.1f}% "
+                              f"{'ok' if row['meets'] else 'MISS'} ({row['wall_s']:.1f} s)",
+                              file=sys.stderr, flush=True)
+        except asyncio.CancelledError:  # SIGINT (run_all's time budget): keep what was measured
+            target.interrupted = True  # the worker child got the same SIGINT
+    interrupted = target.interrupted
     if interrupted:  # only complete runs count
         per_run = len(rates) * len(tools)
         rows = [r for r in rows if sum(x["run"] == r["run"] for x in rows) == per_run]
