@@ -80,7 +80,7 @@ def test_key_substitution_is_detected() -> None:
     # Mallory signs with her key but claims Alice's agent id.
     signed = encode_signed_bytes("op", mallory.public_key, bytes.fromhex(alice.agent_id),
                                  1, b"x")
-    forged = signed + mallory._key.sign(signed)
+    forged = signed + mallory.sign_raw(signed)
     assert reject_reason(Verifier(max_age_s=None), forged) == "key_substitution"
 
 

@@ -36,6 +36,7 @@ from ..errors import UserError
 from ..probes.vault import VaultClusterProbe
 from ..targets.http import NETWORK_ERRORS, reason
 from ..targets.nats import NatsMonitor
+from ..targets.vault import VaultApi
 from . import binaries, netns, procs
 from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
@@ -231,7 +232,7 @@ class Lab:
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(
                 self._wait_nats(session, topo, timeout),
-                self._bring_up_vault(session, topo, timeout),
+                self._bring_up_vault(session, topo, timeout, state),
                 self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
                 self._wait_http(session, f"{topo.provisioner_url}/healthz",
                                 "the provisioning service", timeout),
@@ -423,7 +424,7 @@ class Lab:
         await wait_for("NATS cluster and leaf nodes", ready, timeout)
 
     async def _bring_up_vault(self, session: aiohttp.ClientSession, topo: Topology,
-                              timeout: float) -> None:
+                              timeout: float, state: LabState) -> None:
         first, rest = topo.vault[0], topo.vault[1:]
 
         async def answering() -> bool:
@@ -443,6 +444,8 @@ class Lab:
             await wait_for(f"{first.name} to become active", active, timeout)
             await tune_autopilot(session, first, token)
             await asyncio.gather(*(join(session, n, first) for n in rest))
+            await asyncio.gather(*(self._unseal_joined(session, state, topo, n, timeout)
+                                   for n in rest))
         if not token:
             raise UserError("lab: OpenBao is initialised but the root token is missing from "
                             f"{self.dir.secrets}; run `opsconsole lab down` then `lab up`",
@@ -460,6 +463,33 @@ class Lab:
         await wait_for("OpenBao raft voters", cluster_ready, timeout)
         leader = await self._vault_leader(session, topo)
         await enable_kv(session, leader, token)
+
+    async def _unseal_joined(self, session: aiohttp.ClientSession, state: LabState,
+                             topo: Topology, node: VaultNodeSpec, timeout: float) -> None:
+        """Restart a node that just joined once the leader's seal config reached it.
+
+        OpenBao tries its auto-unseal when it starts and then only every 5 s (``runUnseal``
+        in its server command), so a node that joined after starting sat sealed for up to
+        5 s, half of `lab up`. Restarted with the replicated data on disk, it unseals at
+        once, as any auto-unsealed node does after a reboot.
+        """
+        async def replicated() -> bool:
+            status, data = await VaultApi(session, node.api_addr).call("GET", "sys/seal-status")
+            return status == 200 and (not data.get("sealed") or data.get("t", 0) >= 1)
+
+        await wait_for(f"{node.name} to receive the seal configuration", replicated, timeout)
+        health_now = await health(session, node) or {}
+        if not health_now.get("sealed", True):
+            return  # unsealed by itself meanwhile
+        rec = state.procs[node.name]
+        proc = procs.record_process(rec)
+        if proc is not None:
+            await asyncio.to_thread(procs.stop_processes, [proc], 5.0)
+        kind, argv = self.commands(topo)[node.name]
+        state.procs[node.name] = procs.spawn(node.name, kind, argv,
+                                             self._node_dir(kind, node.name) /
+                                             f"{node.name}.log", self.marker)
+        self.dir.save(state)
 
     async def _vault_leader(self, session: aiohttp.ClientSession,
                             topo: Topology) -> VaultNodeSpec:
