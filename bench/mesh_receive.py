@@ -46,6 +46,30 @@ def _ops(authors: int, count: int, tasks: int) -> list[bytes]:
     return out
 
 
+def measure(agents: int = 50, authors: int = 50, ops: int = 4000,
+            tasks: int = 32) -> dict[str, float]:
+    """Microseconds per message: verify+decode once, then apply at ``agents`` replicas."""
+    msgs = _ops(authors, ops, tasks)
+    t0 = time.perf_counter()
+    verifier = Verifier()
+    for data in msgs:
+        decode_body(verifier.verify(SignedMessage.parse(data)))
+    verify_us = (time.perf_counter() - t0) / len(msgs) * 1e6
+    transport = _Sink("bench")
+    local = [MeshAgent(AgentIdentity.from_seed(f"bench-local-{i}".encode()), transport)
+             for i in range(agents)]
+    for agent in local:
+        transport.attach(agent.agent_id, agent._on_delivery)
+    t0 = time.perf_counter()
+    for data in msgs:
+        transport.receive("gossip", None, data)
+    total_us = (time.perf_counter() - t0) / len(msgs) * 1e6
+    assert len({a.digest() for a in local}) == 1, "replicas diverged"
+    return {"agents": agents, "ops": len(msgs), "us_per_msg": round(total_us, 1),
+            "verify_decode_us": round(verify_us, 1),
+            "apply_us_per_agent": round((total_us - verify_us) / agents, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=50, help="local agents (one worker's share)")
@@ -53,27 +77,7 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=4000)
     ap.add_argument("--tasks", type=int, default=32)
     args = ap.parse_args()
-    msgs = _ops(args.authors, args.ops, args.tasks)
-    t0 = time.perf_counter()
-    verifier = Verifier()
-    for data in msgs:
-        decode_body(verifier.verify(SignedMessage.parse(data)))
-    verify_us = (time.perf_counter() - t0) / len(msgs) * 1e6
-    transport = _Sink("bench")
-    agents = [MeshAgent(AgentIdentity.from_seed(f"bench-local-{i}".encode()), transport)
-              for i in range(args.agents)]
-    for agent in agents:
-        transport.attach(agent.agent_id, agent._on_delivery)
-    t0 = time.perf_counter()
-    for data in msgs:
-        transport.receive("gossip", None, data)
-    total_us = (time.perf_counter() - t0) / len(msgs) * 1e6
-    assert len({a.digest() for a in agents}) == 1, "replicas diverged"
-    print(json.dumps({"agents": args.agents, "ops": len(msgs),
-                      "us_per_msg": round(total_us, 1),
-                      "verify_decode_us": round(verify_us, 1),
-                      "apply_us_per_agent": round((total_us - verify_us) / args.agents, 2)}))
-
+    print(json.dumps(measure(args.agents, args.authors, args.ops, args.tasks)))
 
 if __name__ == "__main__":
     main()

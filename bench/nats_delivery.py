@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, knee, write_result
+from mesh_receive import measure
 
 from opsconsole.load.mesh_coordinator import ScaleError, run_scale
 
@@ -100,6 +102,9 @@ async def main() -> None:
                   f"{'ok' if entry['ok'] else 'MISS'} {entry}", flush=True)
             if not entry["ok"]:
                 break
+    per_worker = max(1, args.agents // 2)
+    hot = measure(agents=per_worker, authors=per_worker)
+    floor = (os.cpu_count() or 1) / (2 * hot["us_per_msg"] * 1e-6)
     runs = range(args.runs)
     delivered = Figure(
         "NATS delivery: delivered msg/s at p99 < 100 ms", "msg/s",
@@ -111,7 +116,12 @@ async def main() -> None:
         rule=("ratio>=", 0.8),
         note=f"harness: {args.agents} agents on 2 workers (signed CRDT ops, fan-out to every "
              "agent); bare: timestamped messages to 2 subscriber connections; rates "
-             f"{args.rates} msg/s, {args.duration:g} s each")
+             f"{args.rates} msg/s, {args.duration:g} s each. Each worker verifies and "
+             f"applies every op: {hot['verify_decode_us']:.0f} us verify+decode + "
+             f"{per_worker} x {hot['apply_us_per_agent']:.2f} us apply = "
+             f"{hot['us_per_msg']:.0f} us per message per worker (bench/mesh_receive.py), "
+             f"so the receive path alone caps the harness at ≈ {floor:.0f} msg/s on "
+             f"{os.cpu_count()} cores, before NATS, signing or the server take their share")
     biggest = [max([e["agents"] for e in largest if e["run"] == k and e["ok"]], default=0)
                for k in runs]
     agents = Figure("NATS delivery: largest agent count, 2 workers at 10 msg/s per agent",
@@ -119,7 +129,8 @@ async def main() -> None:
                     note=f"counts tried {args.counts}: every agent started, converged, "
                          "p95 < 500 ms")
     write_result(args.out, "nats_delivery", vars(args) | {"out": str(args.out)},
-                 [delivered, agents], {"rows": rows, "largest": largest})
+                 [delivered, agents], {"rows": rows, "largest": largest,
+                                       "receive_path": hot, "receive_floor_msgs": floor})
 
 
 if __name__ == "__main__":
