@@ -9,10 +9,9 @@ import os
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from opsconsole.config import SshConfig, SshHost, check_config, load_config
@@ -30,67 +29,10 @@ from opsconsole.targets.ssh_checks import (
 from opsconsole.targets.ssh_forward import open_forwards
 
 from .conftest import async_wait_until
+from .ssh_servers import Stats, start_server, write_client_key
 
 HAS_SYSTEMD = Path("/run/systemd/system").is_dir()
 MY_COMM = Path("/proc/self/comm").read_text().strip()
-
-
-# --------------------------------------------------------------------------- servers
-
-
-@dataclass
-class Stats:
-    connections: int = 0
-    active: int = 0
-    commands: list[str] = field(default_factory=list)
-    direct_tcpip: list[tuple[str, int]] = field(default_factory=list)
-    hang_on: str | None = None  # commands containing this never answer (a wedged host)
-
-
-class _Server(asyncssh.SSHServer):
-    def __init__(self, allowed: asyncssh.SSHKey, stats: Stats) -> None:
-        self.allowed, self.stats = allowed, stats
-
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self.stats.connections += 1
-        self.stats.active += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.stats.active -= 1
-
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return key.public_data == self.allowed.public_data
-
-    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
-                             orig_port: int) -> bool:
-        self.stats.direct_tcpip.append((dest_host, dest_port))
-        return True  # what `tunnel=` and local forwards need (sshd's AllowTcpForwarding)
-
-
-def _handler(stats: Stats):
-    async def handle(process: asyncssh.SSHServerProcess) -> None:
-        stats.commands.append(process.command)
-        if stats.hang_on and stats.hang_on in process.command:
-            await process.wait_closed()  # until the client gives up and closes the channel
-            return
-        proc = await asyncio.create_subprocess_shell(
-            process.command, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        try:
-            process.stdout.write(out.decode(errors="replace"))
-            process.stderr.write(err.decode(errors="replace"))
-            process.exit(proc.returncode or 0)
-        except (BrokenPipeError, asyncssh.Error):  # the client closed the channel first
-            pass
-
-    return handle
 
 
 @dataclass
@@ -117,25 +59,14 @@ class Env:
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("ssh-checks")
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key.write_private_key(str(tmp / "id_ed25519"))
-    os.chmod(tmp / "id_ed25519", 0o600)
-    servers, info = [], {}
-    for role in ("target", "jump"):
-        stats = Stats()
-        host_key = asyncssh.generate_private_key("ssh-ed25519")
-        server = await asyncssh.create_server(
-            lambda stats=stats: _Server(client_key, stats), "127.0.0.1", 0,
-            server_host_keys=[host_key], process_factory=_handler(stats))
-        servers.append(server)
-        info[role] = (server.sockets[0].getsockname()[1],
-                      host_key.export_public_key().decode().strip(), stats)
+    client_key, key_path = write_client_key(tmp)
+    target, jump = await start_server(client_key), await start_server(client_key)
     try:
-        yield Env(tmp / "id_ed25519", *info["target"], *info["jump"], tmp)
+        yield Env(key_path, target.port, target.pinned, target.stats, jump.port, jump.pinned,
+                  jump.stats, tmp)
     finally:
-        for server in servers:
-            server.close()
-            await server.wait_closed()
+        await target.close()
+        await jump.close()
 
 
 def _by_name(report: HostReport) -> dict[str, CheckResult]:

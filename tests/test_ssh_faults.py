@@ -3,13 +3,11 @@ network namespace the test creates: `tc netem` really changes a real interface."
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import uuid
 
 import aiohttp
-import asyncssh
 import pytest
 
 from opsconsole.config import Inventory, SshConfig, SshHost
@@ -17,21 +15,9 @@ from opsconsole.core.bus import EventBus
 from opsconsole.errors import UserError
 from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 
+from .ssh_servers import start_server, write_client_key
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
-
-
-class _Server(asyncssh.SSHServer):
-    def __init__(self, allowed: asyncssh.SSHKey) -> None:
-        self.allowed = allowed
-
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return key.public_data == self.allowed.public_data
 
 
 @pytest.fixture
@@ -43,31 +29,13 @@ async def ssh_host(tmp_path):
     subprocess.run(["ip", "link", "add", f"ocst{tag}", "type", "veth", "peer", "name", "eth0",
                     "netns", ns], check=True)
     subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key.write_private_key(str(tmp_path / "id_ed25519"))
-    os.chmod(tmp_path / "id_ed25519", 0o600)
-    commands: list[str] = []
-
-    async def handle(process: asyncssh.SSHServerProcess) -> None:
-        commands.append(process.command)
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", ns, "sh", "-c", process.command,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        process.stdout.write(out.decode())
-        process.stderr.write(err.decode())
-        process.exit(proc.returncode or 0)
-
-    server = await asyncssh.create_server(lambda: _Server(client_key), "127.0.0.1", 0,
-                                          server_host_keys=[host_key], process_factory=handle)
-    port = server.sockets[0].getsockname()[1]
-    pinned = host_key.export_public_key().decode().strip()
+    client_key, key_path = write_client_key(tmp_path)
+    server = await start_server(client_key, netns=ns)
     try:
-        yield {"ns": ns, "port": port, "pinned": pinned, "key": tmp_path / "id_ed25519",
-               "commands": commands}
+        yield {"ns": ns, "port": server.port, "pinned": server.pinned, "key": key_path,
+               "commands": server.stats.commands}
     finally:
-        server.close()
+        await server.close()
         subprocess.run(["ip", "netns", "del", ns], check=False)  # takes the veth pair too
 
 
