@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import eventloop
 from .histogram import Latency
 from .openloop import LoadProgress, LoadResult, LoadSpec, OpenLoop, OpStats
 from .vault_kv import VaultKvLoad
@@ -167,4 +168,4 @@ class LoadWorker:
 
 
 if __name__ == "__main__":
-    asyncio.run(_child())
+    eventloop.run(_child())
