@@ -12,6 +12,7 @@ host, e.g. over SSH: ``ssh host opsconsole agent --nats nats://hub:4222 --name h
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from .argtypes import positive
@@ -38,7 +39,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM / Ctrl-C; ``UserError`` (exit 2) if it cannot start."""
     import logging
 
-    from .load import eventloop
     from .load.mesh_worker import WorkerError, check_nats_url, check_token, serve
 
     try:
@@ -52,7 +52,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise UserError(f"--name: {exc}", exit_code=2) from None
     logging.basicConfig(level=logging.WARNING, format="opsconsole agent: %(message)s")
     try:
-        eventloop.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout))
+        asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout))
     except WorkerError as exc:
         raise UserError(str(exc), exit_code=2) from None
     return 0

@@ -92,7 +92,6 @@ import nats
 import psutil
 
 from ..sut.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
-from . import eventloop
 from .histogram import Latency
 
 log = logging.getLogger(__name__)
@@ -756,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         check_nats_url(args.nats)
         if args.name is not None:
             check_token("worker name", args.name)
-        eventloop.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout,
+        asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout,
                           exit_on_stdin_eof=args.exit_on_stdin_eof))
     except (ValueError, WorkerError) as exc:
         print(f"mesh_worker: {exc}", file=sys.stderr)
