@@ -56,7 +56,7 @@ STEPS = [
          ("--runs", "3", "--rates", "250,500,750,1000,1250,1500", "--duration", "6"),
          ("--runs", "1", "--rates", "250,500", "--duration", "2"), 450, 25),
     Step("nats_delivery", "nats_delivery.py",
-         ("--runs", "3", "--rates", "1000,2000,3000,4000,5000,6000,8000,10000,20000,30000,40000",
+         ("--runs", "3", "--rates", "1000,2000,3000,4000,5000,6000,10000,20000,40000",
           "--counts", "100,200,300,400", "--duration", "5"),
          ("--runs", "1", "--rates", "500", "--counts", "50", "--duration", "2"), 420, 30),
     Step("latency_truth", "latency_truth.py",
