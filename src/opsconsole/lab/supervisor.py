@@ -382,11 +382,18 @@ class Lab:
         ensure_free({f"{n} {role}": port for n in missing if not self._in_netns(topo, n)
                      for role, port in state.ports[n].items()})
         for name in missing:
-            kind, argv = cmds[name]
-            log = self._node_dir(kind, name) / f"{name}.log"
-            state.procs[name] = procs.spawn(name, kind, argv, log, self.marker)
-            self.dir.save(state)  # durable before the next spawn
+            self._spawn(state, cmds, name)
         return missing
+
+    def _spawn(self, state: LabState, cmds: dict[str, tuple[str, list[str]]],
+               name: str) -> ProcRecord:
+        """Start one node and record it, durable before anything else is started."""
+        kind, argv = cmds[name]
+        rec = procs.spawn(name, kind, argv, self._node_dir(kind, name) / f"{name}.log",
+                          self.marker)
+        state.procs[name] = rec
+        self.dir.save(state)
+        return rec
 
     def restart_node(self, name: str, grace: float = 5.0) -> ProcRecord:
         """Stop one node gracefully (if running), then start it on its recorded ports."""
@@ -400,17 +407,12 @@ class Lab:
         with self.dir.locked():
             state = self.dir.load()
             topo = self._plan(state)
-            kind, argv = self.commands(topo)[name]
             rec = state.procs.get(name)
             if rec is not None and procs.is_alive(rec):
                 return rec
             if not self._in_netns(topo, name):
                 ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
-            rec = procs.spawn(name, kind, argv, self._node_dir(kind, name) / f"{name}.log",
-                              self.marker)
-            state.procs[name] = rec
-            self.dir.save(state)
-            return rec
+            return self._spawn(state, self.commands(topo), name)
 
     # -------------------------------------------------------- health waits
     async def _wait_nats(self, session: aiohttp.ClientSession, topo: Topology,
@@ -473,23 +475,21 @@ class Lab:
         5 s, half of `lab up`. Restarted with the replicated data on disk, it unseals at
         once, as any auto-unsealed node does after a reboot.
         """
+        seal: dict[str, Any] = {}
+
         async def replicated() -> bool:
-            status, data = await VaultApi(session, node.api_addr).call("GET", "sys/seal-status")
-            return status == 200 and (not data.get("sealed") or data.get("t", 0) >= 1)
+            status, seal_status = await VaultApi(session, node.api_addr).call(
+                "GET", "sys/seal-status")
+            seal.update(seal_status)
+            return status == 200 and (not seal.get("sealed") or seal.get("t", 0) >= 1)
 
         await wait_for(f"{node.name} to receive the seal configuration", replicated, timeout)
-        health_now = await health(session, node) or {}
-        if not health_now.get("sealed", True):
+        if not seal.get("sealed"):
             return  # unsealed by itself meanwhile
-        rec = state.procs[node.name]
-        proc = procs.record_process(rec)
+        proc = procs.record_process(state.procs[node.name])
         if proc is not None:
             await asyncio.to_thread(procs.stop_processes, [proc], 5.0)
-        kind, argv = self.commands(topo)[node.name]
-        state.procs[node.name] = procs.spawn(node.name, kind, argv,
-                                             self._node_dir(kind, node.name) /
-                                             f"{node.name}.log", self.marker)
-        self.dir.save(state)
+        self._spawn(state, self.commands(topo), node.name)
 
     async def _vault_leader(self, session: aiohttp.ClientSession,
                             topo: Topology) -> VaultNodeSpec:
