@@ -289,9 +289,7 @@ class TaskList:
         if fields is None:
             fields = self._meta[task] = {}
         old = fields.get(name)
-        # (ts, author, seq) decides; the first element nearly always does, so the slices
-        # (two tuple copies) are only built on a timestamp tie
-        if old is None or reg[0] > old[0] or (reg[0] == old[0] and reg[:3] > old[:3]):
+        if old is None or reg[:3] > old[:3]:
             fields[name] = reg
         if reg[0] > self._max_ts:
             self._max_ts = reg[0]

@@ -85,10 +85,6 @@ class AgentIdentity:
         signed = encode_signed_bytes(kind, self.public_key, self._id_bytes, ts, payload)
         return signed + ed25519_sign(self._key, signed)
 
-    def sign_raw(self, data: bytes) -> bytes:
-        """A detached signature over arbitrary bytes (tests forge envelopes with it)."""
-        return ed25519_sign(self._key, data)
-
     def __repr__(self) -> str:  # never print key material
         return f"AgentIdentity({self.agent_id[:16]}…)"
 
