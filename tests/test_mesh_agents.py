@@ -30,6 +30,14 @@ from .conftest import async_wait_until
 CONVERGE_S = 20.0
 
 
+async def clock_passes(writers: list[MeshAgent]) -> None:
+    """Until the wall clock (the LWW timestamps' source) is past every timestamp
+    ``writers`` issued, so that whatever is written next wins over it."""
+    last = max(a.tasks._max_ts for a in writers)
+    await async_wait_until(lambda: writers[0].tasks._clock() > last, 5,
+                           "the clock to pass the last write")
+
+
 class Mesh:
     """Agents spread over ``connections`` NATS connections, one transport each."""
 
@@ -132,7 +140,7 @@ async def test_block_partition_conflicting_ops_then_heal(nats_url: str, mesh: Me
     await left[0].update(shared[0], title="left")
     await left[1].remove_task(shared[1])
     await left[2].claim(shared[2])
-    await asyncio.sleep(0.002)  # right's writes are strictly later (LWW: right wins)
+    await clock_passes(left)  # right's writes are strictly later (LWW: right wins)
     await right[0].update(shared[0], title="right")
     await right[1].update(shared[1], notes="edited concurrently")
     await right[2].claim(shared[2])
@@ -333,7 +341,7 @@ async def test_route_cut_partition_between_servers(two_servers: tuple[str, str, 
 
         proxy.set_fault("route", LinkFault(cut=True))
         await side_a[0].update(shared, title="from A")
-        await asyncio.sleep(0.002)
+        await clock_passes(side_a[:1])
         await side_b[0].update(shared, title="from B")
         only_a = await side_a[1].add_task("A only")
         only_b = await side_b[1].add_task("B only")
