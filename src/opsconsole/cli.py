@@ -182,20 +182,23 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "error": "[red]ERROR[/]",
+                "warn": "[yellow]warn[/]", "unknown": "[yellow]unknown[/]"}
+
+
 def _print_results(results: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(stderr=False)
     for sc in results:
-        colour = {"pass": "green", "fail": "red"}.get(sc["status"], "yellow")
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(sc["status"], "yellow")
         table = Table(title=f"{sc['id']} — [{colour}]{sc['status'].upper()}[/] "
                             f"in {sc['duration_s']:.1f} s", title_justify="left")
         for col in ("phase", "check", "status", "time"):
             table.add_column(col)
         for c in sc["checks"]:
-            st = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(c["status"],
-                                                                     "[yellow]unknown[/]")
+            st = STATUS_STYLE.get(c["status"], f"[red]{c['status']}[/]")
             table.add_row(c["phase"], c["name"], st, f"{c['duration_s']:.2f} s")
         console.print(table)
         if sc["reason"]:
@@ -203,6 +206,20 @@ def _print_results(results: list[dict[str, Any]]) -> None:
         if sc["metrics"]:
             console.print("  metrics: " + ", ".join(f"{k}={v:g}" for k, v in
                                                     sorted(sc["metrics"].items())))
+
+
+def _print_verdict(what: str, status: str, results: list[dict[str, Any]], tail: str,
+                   strict: bool, error: str | None = None) -> None:
+    """The verdict line and one line per scenario that did not pass (stderr): the same
+    verdict as the exit code, the JUnit file and the transcript."""
+    from .core.verdict import counts, not_passed, summary_line
+
+    print(f"{what}: {status.upper()} · {summary_line(counts(results))} · {tail}",
+          file=sys.stderr)
+    if error:
+        print(f"  could not run: {error}", file=sys.stderr)
+    for st, sid, reason in not_passed(results, strict=strict):
+        print(f"  {st}: {sid}: {reason}", file=sys.stderr)
 
 
 RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max", "agents", "workers")
@@ -246,21 +263,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await run_headless(inv, args.selector, scenarios=scenarios,
                                   report_dir=args.report,
-                                  lab_state_dir=args.state_dir)
+                                  lab_state_dir=args.state_dir, strict=args.strict)
 
     try:
         outcome = asyncio.run(main())
     except asyncio.CancelledError:
         print("opsconsole: run terminated; faults healed, report written", file=sys.stderr)
         return 143
-    results = [{k: sc[k] for k in ("id", "status", "checks", "metrics")}
+    results = [{k: sc[k] for k in ("id", "status", "reason", "checks", "metrics")}
                for sc in outcome.scenarios]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         _print_results(outcome.scenarios)
-    print(f"run {outcome.run_id}: {outcome.status.upper()} · report {outcome.report_dir}",
-          file=sys.stderr)
+    _print_verdict(f"run {outcome.run_id}", outcome.status, outcome.scenarios,
+                   f"report {outcome.report_dir}", args.strict, outcome.error)
     return outcome.exit_code
 
 
@@ -277,7 +294,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await run_smoke(inv, report_dir=report, mode=args.mode,
                                memory_budget_mib=args.memory_budget_mib,
-                               lab_state_dir=args.state_dir, boot_timeout=args.boot_timeout)
+                               lab_state_dir=args.state_dir, boot_timeout=args.boot_timeout,
+                               strict=args.strict)
 
     try:
         out = asyncio.run(main())
@@ -285,17 +303,21 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print("opsconsole: smoke terminated; faults healed", file=sys.stderr)
         return 143
     if args.json:
-        print(json.dumps({"status": "fail" if out.failures else "pass",
-                          "summary": out.summary, "failures": out.failures,
+        print(json.dumps({"status": out.run.status, "summary": out.summary,
+                          "failures": out.failures, "unknowns": out.unknowns,
                           "transcript": str(out.transcript)}, indent=2))
     else:
         _print_results(out.run.scenarios)
     s = out.summary
-    verdict = "FAIL" if out.run.exit_code else "PASS"
-    print(f"smoke {verdict}: {s['passed']} passed, {s['failed']} failed, {s['warned']} warned"
-          f" · boot transcript {out.transcript}", file=sys.stderr)
+    print(f"smoke {out.run.status.upper()}: {s['passed']} passed, {s['failed']} failed, "
+          f"{s['warned']} warned, {s['unknown']} unknown · boot transcript {out.transcript}",
+          file=sys.stderr)
+    if out.run.error:
+        print(f"  could not run: {out.run.error}", file=sys.stderr)
     for line in out.failures:
         print(f"  failed: {line}", file=sys.stderr)
+    for line in out.unknowns:
+        print(f"  unknown: {line}", file=sys.stderr)
     return out.run.exit_code
 
 
@@ -333,13 +355,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import ReplaySession
+    from .replay import ReplaySession, journal_problem
     from .tui.app import OpsConsoleApp
 
-    if not args.journal.is_file():
-        raise UserError(f"{args.journal}: no such journal file", exit_code=2)
     if args.speed <= 0:
-        raise UserError(f"--speed: must be positive, got {args.speed}")
+        raise UserError(f"--speed: must be positive, got {args.speed}", exit_code=2)
+    problem = journal_problem(args.journal)
+    if problem:  # said before the console opens: nothing to play
+        raise UserError(problem, exit_code=2)
     OpsConsoleApp(ReplaySession(args.journal, speed=args.speed)).run()
     return 0
 
@@ -427,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="report dir (default: .opsconsole/reports/<time>-<run id>)")
     run.add_argument("--json", action="store_true", help="print per-scenario results as JSON")
     run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    run.add_argument("--strict", action="store_true",
+                     help="any unknown (a scenario or a single check) fails the run (for CI)")
     run.add_argument("--metrics-port", metavar="PORT", type=positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
     load = run.add_argument_group("load and scale scenarios (vault-ha.load, mesh.scale)")
@@ -473,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--report", metavar="DIR", type=Path, default=None,
                        help="report dir (default: .opsconsole/reports/<time>-smoke)")
     smoke.add_argument("--json", action="store_true", help="print the summary as JSON")
+    smoke.add_argument("--strict", action="store_true",
+                       help="any unknown check or phase fails the run (for CI)")
     smoke.set_defaults(func=cmd_smoke)
 
     heal = sub.add_parser("heal", parents=[common], help="heal every open fault in the ledger")
@@ -521,10 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "metrics_port", None):
             _serve_metrics(args.metrics_port)
         return func(args)
-    except ConfigError as exc:
+    except ConfigError as exc:  # an unreadable or invalid inventory: could not run
         for line in exc.problems:
             print(line, file=sys.stderr)
-        return 1
+        return 2
     except UserError as exc:
         print(f"opsconsole: {exc}", file=sys.stderr)
         return exc.exit_code

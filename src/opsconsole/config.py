@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import UserError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - python < 3.11
@@ -47,11 +49,13 @@ _SECRET_FIELDS = frozenset({"password", "token"})  # SecretRef fields of the mod
 _TOP = "(top level)"
 
 
-class ConfigError(Exception):
-    """A config (or a secret it references) is unusable; ``problems`` holds one line each."""
+class ConfigError(UserError):
+    """A config (or a secret it references) is unusable; ``problems`` holds one line each.
+
+    A user error of its own: a command given such an inventory could not run (exit 2)."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(problems), exit_code=2)
         self.problems: list[str] = list(problems)
 
 

@@ -7,15 +7,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from pathlib import Path
 
 from .core.bus import EventBus
-from .core.events import Note
+from .core.events import Event, Note
 from .core.state import State
 from .report.journal import read_events, verify_chain
 
 MAX_GAP_S = 5.0  # idle stretches longer than this (real time) are shortened
+
+
+def journal_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be replayed (one line naming the file and the line), or None.
+
+    A journal whose hash chain is broken is still replayable (the console says so); a
+    file that is not a journal at all is not.
+    """
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return f"{path}: no such journal file"
+    except IsADirectoryError:
+        return f"{path}: is a directory, not a journal (give its journal.jsonl)"
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror or exc}"
+    events = 0
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return f"{path}: not an opsconsole journal (line {number} is not JSON)"
+        if not isinstance(entry, dict) or not isinstance(entry.get("event"), dict):
+            return f"{path}: not an opsconsole journal (line {number} has no event)"
+        try:
+            Event.from_json(entry["event"])
+        except (KeyError, TypeError, ValueError):
+            kind = entry["event"].get("kind")
+            return (f"{path}: line {number}: not an event this opsconsole knows "
+                    f"(kind {kind!r})")
+        events += 1
+    if not events:
+        return f"{path}: empty journal: no events to replay"
+    return None
 
 
 class ReplaySession:

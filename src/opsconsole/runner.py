@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import Inventory
 from .core.events import CanaryReport, Event, Note
+from .core.verdict import EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_PASS, counts, run_verdict
 from .report.journal import Journal
 from .report.redact import Redactor
 from .report.signing import load_or_create_key
@@ -21,7 +22,8 @@ from .report.writers import write_junit, write_markdown
 from .scenarios import Scenario, resolve, run_scenario
 from .session import ConsoleSession
 
-EXIT_PASS, EXIT_FAIL, EXIT_COULD_NOT_RUN = 0, 1, 2
+__all__ = ["EXIT_COULD_NOT_RUN", "EXIT_FAIL", "EXIT_PASS", "RunOutcome", "RunRecorder",
+           "overall", "run_headless", "run_scenarios"]
 
 
 @dataclass
@@ -31,6 +33,7 @@ class RunOutcome:
     status: str
     report_dir: Path
     scenarios: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None  # why the run could not start (the lab did not come up)
 
 
 def default_report_dir(run_id: str) -> Path:
@@ -45,15 +48,10 @@ def dry_run_plan(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             for s in scenarios]
 
 
-def overall(results: list[dict[str, Any]], lab_error: str | None) -> tuple[str, int]:
-    if lab_error or not results:
-        return "error", EXIT_COULD_NOT_RUN
-    statuses = {r["status"] for r in results}
-    if "fail" in statuses:
-        return "fail", EXIT_FAIL
-    if "error" in statuses:
-        return "error", EXIT_COULD_NOT_RUN
-    return "pass", EXIT_PASS
+def overall(results: list[dict[str, Any]], lab_error: str | None,
+            strict: bool = False) -> tuple[str, int]:
+    """The run's (status, exit code): :func:`opsconsole.core.verdict.run_verdict`."""
+    return run_verdict(results, strict=strict, could_not_run=lab_error)
 
 
 class RunRecorder:
@@ -63,10 +61,12 @@ class RunRecorder:
     scenario leaves the same evidence wherever it was started.
     """
 
-    def __init__(self, session: ConsoleSession, run_id: str, report_dir: Path) -> None:
+    def __init__(self, session: ConsoleSession, run_id: str, report_dir: Path,
+                 strict: bool = False) -> None:
         self.session = session
         self.run_id = run_id
         self.report_dir = report_dir
+        self.strict = strict
         report_dir.mkdir(parents=True, exist_ok=True)
         session.report_dir = report_dir
         self.journal = Journal(report_dir / "journal.jsonl", Redactor.for_session(session))
@@ -112,7 +112,8 @@ class RunRecorder:
         self.journal.close()
         _write_reports(self.report_dir, self.run_id, self.session.inventory,
                        self.journal.redactor, results, status, self.started_wall,
-                       time.monotonic() - self.started, error, self.canary_summary())
+                       time.monotonic() - self.started, error, self.canary_summary(),
+                       strict=self.strict)
         return self.report_dir
 
 
@@ -124,7 +125,8 @@ async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
     for scenario in scenarios:
         if scenario.needs_lab and session.lab is None:
             results.append({"id": scenario.id, "title": scenario.title, "status": "error",
-                            "reason": "needs the embedded lab", "duration_s": 0.0,
+                            "reason": "could not run: needs the embedded lab (this inventory "
+                                      "has no [lab] section)", "duration_s": 0.0,
                             "checks": [], "metrics": {}, "faults": []})
             continue
         result = await run_scenario(scenario, session, session.faults, run_id)
@@ -135,18 +137,19 @@ async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
 async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path | None = None,
                        lab_state_dir: str | None = None,
                        scenarios: list[Scenario] | None = None, lab_timeout: float = 60.0,
-                       run_despite_lab_error: bool = False) -> RunOutcome:
+                       run_despite_lab_error: bool = False, strict: bool = False) -> RunOutcome:
     """Run ``selector`` (or the already configured ``scenarios``) on a fresh session.
 
     A lab that does not come up stops the run (exit 2) unless ``run_despite_lab_error``:
     smoke runs its phases anyway, so the failure is reported by phase and check.
+    ``strict``: any unknown (scenario or check) fails the run.
     """
     if scenarios is None:
         scenarios = resolve(selector)  # unknown id: one-line error, exit 2, nothing started
     run_id = uuid.uuid4().hex[:12]
     report_dir = report_dir or default_report_dir(run_id)
     session = ConsoleSession(inventory, lab_state_dir=lab_state_dir, lab_timeout=lab_timeout)
-    recorder = RunRecorder(session, run_id, report_dir)
+    recorder = RunRecorder(session, run_id, report_dir, strict=strict)
     results: list[dict[str, Any]] = []
     lab_error: str | None = None
     try:
@@ -163,17 +166,19 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
             session.bus.publish(Note(text="run interrupted: rolling back and healing",
                                      level="error"))
         await asyncio.shield(session.stop())
-        status, code = overall(results, lab_error)
+        status, code = overall(results, lab_error, strict)
         if interrupted:
             status, code = "error", EXIT_COULD_NOT_RUN
         recorder.finish(results, status, lab_error)
-    return RunOutcome(run_id, code, status, report_dir, results)
+    return RunOutcome(run_id, code, status, report_dir, results,
+                      recorder.journal.redactor.text(lab_error) if lab_error else None)
 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,
                    results: list[dict[str, Any]], status: str, started_wall: float,
                    duration: float, lab_error: str | None,
-                   canary: dict[str, dict[str, Any]] | None = None) -> None:
+                   canary: dict[str, dict[str, Any]] | None = None,
+                   strict: bool = False) -> None:
     results = redactor.obj(results)
     injected = [f for r in results for f in r["faults"]]
     config_digest = (hashlib.sha256(inventory.source.read_bytes()).hexdigest()
@@ -185,7 +190,8 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
         "started_at": started_wall,
         "started_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_wall)),
         "finished_at": started_wall + duration, "duration_s": round(duration, 3),
-        "system": system_info(), "scenarios": results,
+        "system": system_info(), "strict": strict, "summary": counts(results),
+        "scenarios": results,
         "faults": {"injected": len(injected),
                    "healed": sum(1 for f in injected if f["healed_at"]),
                    "unhealed": [f["id"] for f in injected if not f["healed_at"]]},
@@ -195,5 +201,5 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
     }
     doc = sign_transcript(body, load_or_create_key())
     write_json(report_dir / "transcript.json", doc)
-    write_junit(results, report_dir / "junit.xml")
+    write_junit(results, report_dir / "junit.xml", strict=strict)
     write_markdown(doc, report_dir / "report.md")

@@ -33,7 +33,8 @@ class SmokeOutcome:
     run: RunOutcome
     transcript: Path
     summary: dict[str, int]
-    failures: list[str]  # "phase: check" for every failed check
+    failures: list[str]  # every phase that failed or broke, with its reason, and failed checks
+    unknowns: list[str]  # every phase no check could decide, and unknown checks
 
 
 def tool_digest() -> str:
@@ -49,7 +50,7 @@ def tool_digest() -> str:
 
 async def run_smoke(inventory: Inventory, *, report_dir: Path | None, mode: str = "safe",
                     memory_budget_mib: float | None = None, lab_state_dir: str | None = None,
-                    boot_timeout: float = 60.0) -> SmokeOutcome:
+                    boot_timeout: float = 60.0, strict: bool = False) -> SmokeOutcome:
     options: dict[str, Any] = {"mode": mode}
     if memory_budget_mib is not None:
         options["memory_budget_mib"] = memory_budget_mib
@@ -57,31 +58,40 @@ async def run_smoke(inventory: Inventory, *, report_dir: Path | None, mode: str 
     started = time.time()
     outcome = await run_headless(inventory, "smoke", report_dir=report_dir,
                                  lab_state_dir=lab_state_dir, scenarios=scenarios,
-                                 lab_timeout=boot_timeout, run_despite_lab_error=True)
-    return _boot_transcript(inventory, outcome, mode, started)
+                                 lab_timeout=boot_timeout, run_despite_lab_error=True,
+                                 strict=strict)
+    return _boot_transcript(inventory, outcome, mode, started, strict)
 
 
 def _boot_transcript(inventory: Inventory, outcome: RunOutcome, mode: str,
-                     started: float) -> SmokeOutcome:
+                     started: float, strict: bool = False) -> SmokeOutcome:
+    """The boot transcript: per phase its verdict (the engine's, the same as in JUnit and
+    the exit code), every check, and one line per phase or check that did not pass."""
     finished = time.time()
     phases = []
-    counts = {"total": 0, "passed": 0, "failed": 0, "warned": 0, "unknown": 0}
+    counts = {"total": 0, "passed": 0, "failed": 0, "warned": 0, "unknown": 0, "error": 0}
     failures: list[str] = []
+    unknowns: list[str] = []
     by_id = {sc["id"]: sc for sc in outcome.scenarios}
     for sid, label in PHASES.items():
         sc = by_id.get(sid)
         if sc is None:
             continue
+        if sc["status"] == "unknown":
+            unknowns.append(f"{label}: UNKNOWN: {sc['reason']}")
+        elif sc["status"] != "pass":
+            failures.append(f"{label}: {sc['status'].upper()}: {sc['reason']}")
         checks = [c for c in sc["checks"] if c["phase"] == "method"]
         for c in checks:
             counts["total"] += 1
-            key = {"pass": "passed", "fail": "failed", "warn": "warned"}.get(c["status"],
-                                                                            "unknown")
+            key = {"pass": "passed", "fail": "failed", "warn": "warned",
+                   "unknown": "unknown"}.get(c["status"], "error")
             counts[key] += 1
-            if c["status"] not in ("pass", "warn"):
-                failures.append(f"{label}: {c['name']} {c['status'].upper()}")
-        if sc["status"] == "error":
-            failures.append(f"{label}: {sc['reason']}")
+            line = f"{label}: {c['name']} {c['status'].upper()}"
+            if c["status"] == "unknown":
+                unknowns.append(line + f" ({_why(c['evidence'])})")
+            elif c["status"] not in ("pass", "warn"):
+                failures.append(line)
         phases.append({"phase": label, "id": sid, "status": sc["status"],
                        "duration_s": sc["duration_s"], "reason": sc["reason"],
                        "checks": [{k: c[k] for k in ("name", "status", "duration_s",
@@ -100,8 +110,9 @@ def _boot_transcript(inventory: Inventory, outcome: RunOutcome, mode: str,
         "started_at": started, "finished_at": finished,
         "started_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(finished - started, 3),
-        "status": "fail" if failures or outcome.exit_code else "pass",
-        "system": system_info(), "summary": counts, "failures": failures, "phases": phases,
+        "status": outcome.status, "strict": strict,
+        "system": system_info(), "summary": counts, "failures": failures,
+        "unknowns": unknowns, "phases": phases,
         "service_health": section("smoke.health"),
         "performance": {**by_id.get("smoke.boot", {}).get("metrics", {}),
                         **by_id.get("smoke.resources", {}).get("metrics", {}),
@@ -116,4 +127,9 @@ def _boot_transcript(inventory: Inventory, outcome: RunOutcome, mode: str,
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
     path = outcome.report_dir / f"boot_transcript_{stamp}.json"
     write_json(path, sign_transcript(body, load_or_create_key()))
-    return SmokeOutcome(outcome, path, counts, failures)
+    return SmokeOutcome(outcome, path, counts, failures, unknowns)
+
+
+def _why(evidence: dict[str, Any]) -> str:
+    return str(evidence.get("reason") or evidence.get("error") or evidence.get("note")
+               or "no observation")

@@ -34,7 +34,12 @@ def test_smoke_passes_on_the_lab_with_a_verifiable_boot_transcript(lab: Lab, tmp
     assert [p["phase"] for p in doc["phases"]] == PHASES
     assert doc["status"] == "pass" and doc["session_id"] and doc["version"]
     assert {"hostname", "kernel", "arch", "cores", "memory_bytes"} <= set(doc["system"])
-    assert doc["summary"]["total"] == (doc["summary"]["passed"] + doc["summary"]["warned"])
+    s = doc["summary"]
+    assert s["total"] == s["passed"] + s["warned"] + s["unknown"] and s["failed"] == 0
+    # the lab has no SSH hosts: that check says so (unknown), it does not pass
+    assert doc["unknowns"] == ["3 service health: SSH hosts: reachable, every host check "
+                               "passes UNKNOWN (no [[ssh.hosts]] in the inventory: nothing "
+                               "to check)"]
     assert doc["performance"]["time_to_healthy_s"] > 0
     assert 0 < doc["performance"]["lab_rss_mib_total"] < 2048
     assert doc["security"]["no secret material in config, logs or reports"]["status"] == "pass"

@@ -74,14 +74,16 @@ def test_journal_chain_detects_dropped_lines_and_redacts_secrets(tmp_path) -> No
     assert not ok and "line 3" in reason
 
 
-def test_junit_has_one_testcase_per_check(tmp_path) -> None:
+def test_junit_has_one_testcase_per_check_and_one_for_the_verdict(tmp_path) -> None:
     _, scenarios = _make_run(tmp_path)
     write_junit(scenarios, tmp_path / "junit.xml")
     xml = JUnitXml.fromfile(str(tmp_path / "junit.xml"))
     cases = [case for suite in xml for case in suite]
-    assert [c.name for c in cases] == ["method: a", "verify: b", "verify: c"]
-    assert [c.is_passed for c in cases] == [True, False, False]
-    assert xml.failures == 1 and xml.errors == 1
+    assert [c.name for c in cases] == ["method: a", "verify: b", "verify: c",
+                                       "scenario verdict"]
+    assert [c.is_passed for c in cases] == [True, False, False, False]
+    assert xml.failures == 2 and xml.errors == 0 and xml.skipped == 1  # c is unknown
+    assert cases[-1].result[0].message == "fail: r"
 
 
 async def test_replay_feeds_the_journal_back_into_state(tmp_path) -> None:

@@ -283,14 +283,14 @@ class State:
             self.scenario.checks[ev.name] = ev.status
         if ev.status != "pass":
             self.note(ev.ts, f"{ev.scenario}: check {ev.name} {ev.status.upper()}",
-                      "error" if ev.status == "fail" else "warn")
+                      "error" if ev.status in ("fail", "error") else "warn")
 
     def _scenario_finished(self, ev: ScenarioFinished) -> None:
         if self.scenario and self.scenario.run_id == ev.run_id:
             self.scenario.status = ev.status
         self.note(ev.ts, f"scenario {ev.scenario} {ev.status.upper()} in {ev.duration_s:.1f} s"
                   + (f": {ev.reason}" if ev.reason else ""),
-                  "info" if ev.status == "pass" else "error")
+                  {"pass": "info", "unknown": "warn"}.get(ev.status, "error"))
 
     def _canary(self, ev: CanaryReport) -> None:
         view = self.leaves.get(ev.leaf)

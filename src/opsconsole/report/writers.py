@@ -1,4 +1,10 @@
-"""JUnit XML (one testcase per check) and the Markdown summary of a run."""
+"""JUnit XML (one testcase per check, one per scenario verdict) and the Markdown summary.
+
+Both render the verdicts of :mod:`opsconsole.core.verdict`: a scenario that did not pass
+always has a non-passing testcase carrying its reason — ``failure`` for fail, ``error``
+for error, ``skipped`` for unknown (``failure`` under ``--strict``, where an unknown fails
+the run), so JUnit says what the exit code says.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,41 @@ import json
 from pathlib import Path
 from typing import Any
 
-from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+from ..core.verdict import counts, not_passed, summary_line
 
 PERCENTILE_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
 
 
-def write_junit(scenarios: list[dict[str, Any]], path: Path) -> None:
+def _result(status: str, message: str, strict: bool) -> list[Any]:
+    """The JUnit result element of a non-passing status (none for pass and warn)."""
+    if status == "fail":
+        return [Failure(message)]
+    if status == "unknown":
+        return [Failure(f"unknown (--strict): {message}")] if strict else [Skipped(message)]
+    if status in ("pass", "warn"):
+        return []
+    return [Error(message)]  # error, or anything unexpected: never green
+
+
+def write_junit(scenarios: list[dict[str, Any]], path: Path, strict: bool = False) -> None:
     xml = JUnitXml(name="opsconsole")
     for sc in scenarios:
         suite = TestSuite(sc["id"])
-        cases = []
         for check in sc["checks"]:
             case = TestCase(f"{check['phase']}: {check['name']}", classname=sc["id"],
                             time=check["duration_s"])
             evidence = json.dumps(check["evidence"], sort_keys=True)[:2000]
-            if check["status"] == "fail":
-                case.result = [Failure(f"failed; evidence: {evidence}")]
-            elif check["status"] == "warn":
+            case.result = _result(check["status"], f"{check['status']}; evidence: {evidence}",
+                                  strict)
+            if check["status"] == "warn":
                 case.system_out = f"WARN; evidence: {evidence}"
-            elif check["status"] != "pass":
-                case.result = [Error(f"{check['status']}; evidence: {evidence}")]
-            cases.append(case)
-        if sc["status"] == "error" or not cases:
-            case = TestCase("scenario", classname=sc["id"], time=sc["duration_s"])
-            if sc["status"] != "pass":
-                case.result = [Error(sc["reason"] or sc["status"])]
-            cases.append(case)
-        for case in cases:
             suite.add_testcase(case)
+        verdict = TestCase("scenario verdict", classname=sc["id"], time=sc["duration_s"])
+        verdict.result = _result(sc["status"], f"{sc['status']}: {sc['reason'] or sc['status']}",
+                                 strict)
+        suite.add_testcase(verdict)
         suite.update_statistics()
         xml.add_testsuite(suite)
     xml.update_statistics()
@@ -45,19 +58,33 @@ def _md_escape(value: Any) -> str:
 
 
 def write_markdown(doc: dict[str, Any], path: Path) -> None:
+    tally = doc.get("summary") or counts(doc["scenarios"])
+    strict = bool(doc.get("strict"))
     lines = [f"# opsconsole run {doc['run_id']}", "",
-             f"- status: **{doc['status'].upper()}**",
+             f"- status: **{doc['status'].upper()}**" + (" (--strict: any unknown fails)"
+                                                         if strict else ""),
+             f"- {summary_line(tally)}",
+             *([f"- could not run: {_md_escape(doc['error'])}"] if doc.get("error") else []),
              f"- started: {doc['started_at_iso']} · duration {doc['duration_s']:.1f} s",
              f"- target: {doc['target']} · tool {doc['tool']['version']} · "
              f"host {doc['system']['hostname']} ({doc['system']['cores']} cores)",
              f"- journal: `{doc['journal']['file']}` ({doc['journal']['events']} events, "
              f"sha256 `{doc['journal']['sha256'][:16]}…`) · signed by the key in "
              "`transcript.json` (`opsconsole verify`)", "",
-             "| scenario | status | duration | checks passed |", "| --- | --- | --- | --- |"]
+             ]
+    missed = not_passed(doc["scenarios"], strict=strict)
+    if missed:
+        lines += ["## Not passed", ""]
+        lines += [f"- **{status.upper()}** {sid}: {_md_escape(reason)}"
+                  for status, sid, reason in missed]
+        lines.append("")
+    lines += ["| scenario | status | duration | checks passed | unknown |",
+              "| --- | --- | --- | --- | --- |"]
     for sc in doc["scenarios"]:
         passed = sum(c["status"] == "pass" for c in sc["checks"])
+        unknown = sum(c["status"] == "unknown" for c in sc["checks"])
         lines.append(f"| {sc['id']} | {sc['status']} | {sc['duration_s']:.1f} s | "
-                     f"{passed}/{len(sc['checks'])} |")
+                     f"{passed}/{len(sc['checks'])} | {unknown} |")
     if doc.get("canary"):
         lines += ["", "## Relay canaries (this run's window)", "",
                   "Messages whose fate was known (older than 5 s) during the run; "

@@ -4,19 +4,23 @@ A scenario declares a steady-state hypothesis (checks on live probe state or on
 the system itself), a method (actions, faults, waits, load) and rollbacks. The
 hypothesis is checked before the method and again after the rollbacks; the
 ``safeguards`` are re-checked continuously while the method runs and abort it on
-deviation — rollbacks and healing still run. Every check yields pass, fail or
-unknown with its evidence and duration; the same events drive the TUI, the
-journal and the report.
+deviation — rollbacks and healing still run. Every check yields pass, warn, fail or
+unknown with its evidence and duration (a check whose own code breaks is ``error``);
+the scenario's verdict follows :mod:`opsconsole.core.verdict`, and the same events
+drive the TUI, the journal and the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sysconfig
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.events import (
@@ -26,6 +30,7 @@ from ..core.events import (
     ScenarioStarted,
     ScenarioStep,
 )
+from ..core.verdict import ERROR, FAIL, PASS, UNKNOWN, scenario_status
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -38,17 +43,66 @@ Outcome = tuple[str, Evidence]  # (pass | fail | unknown, evidence)
 CheckFn = Callable[["Run"], Awaitable[Outcome]]
 
 
-#: check statuses that do not fail a scenario ("warn": worth a look, not a failure)
-OK_STATUSES = frozenset({"pass", "warn"})
+#: check statuses that settle a check at once ("warn": worth a look, not a failure)
+OK_STATUSES = frozenset({PASS, "warn"})
 
 
 def outcome(ok: bool, **evidence: Any) -> Outcome:
     """A pass/fail outcome with its evidence."""
-    return ("pass" if ok else "fail"), evidence
+    return (PASS if ok else FAIL), evidence
 
 
 class Abort(Exception):
-    """Raised inside a method to stop it; rollbacks still run."""
+    """Raised inside a method to stop it: the scenario fails; rollbacks still run."""
+
+
+class Inconclusive(Abort):
+    """The method cannot go on because something could not be observed (a check was
+    ``unknown``): the scenario ends ``unknown`` unless a check failed; rollbacks run."""
+
+
+def _observation_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the target could not be observed", never a bug of ours."""
+    import nats.errors
+
+    from ..targets.http import NETWORK_ERRORS
+
+    return (*NETWORK_ERRORS, nats.errors.Error, UserError)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """What went wrong, in words, and where: the innermost frame of the code that raised
+    it (a pack, a check), not the engine's or the standard library's."""
+    where = ""
+    cause = exc.__cause__ or exc.__context__
+    tb = traceback.extract_tb(exc.__traceback__)
+    if cause is not None:  # e.g. StopIteration inside a coroutine: its frames are deeper
+        tb += traceback.extract_tb(cause.__traceback__)
+    frames = [f for f in tb
+              if not _library_frame(f.filename) and Path(f.filename).name != "engine.py"]
+    if frames:
+        last = frames[-1]
+        path = Path(last.filename)
+        shown = (path.relative_to(_PACKAGE_ROOT) if path.is_relative_to(_PACKAGE_ROOT)
+                 else path.name)
+        where = f" in {last.name}() at {shown}:{last.lineno}"
+    text = str(exc) or "no message"
+    hint = ""
+    if isinstance(exc, StopIteration) or isinstance(cause, StopIteration):
+        hint = " (a search with next() found nothing to pick)"
+    elif isinstance(exc, KeyError):
+        hint = f" (no entry {text} where one was expected)"
+    return f"unexpected {type(exc).__name__}{where}: {text}{hint}"
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the dir holding opsconsole/
+_LIBRARY_DIRS = tuple(str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"],
+                                                       sysconfig.get_paths()["purelib"],
+                                                       sysconfig.get_paths()["platlib"]})
+
+
+def _library_frame(filename: str) -> bool:
+    return str(Path(filename).resolve()).startswith(_LIBRARY_DIRS)
 
 
 @dataclass
@@ -77,7 +131,7 @@ class CheckRecord:
 class ScenarioResult:
     id: str
     title: str
-    status: str = "pass"  # pass | fail | error
+    status: str = PASS  # pass | fail | unknown | error (opsconsole.core.verdict)
     reason: str = ""
     started_at: float = 0.0
     duration_s: float = 0.0
@@ -125,6 +179,13 @@ class Scenario:
 
     async def rollback(self, run: Run) -> None:
         """Extra rollbacks; the run's own faults are always healed after this."""
+
+
+def _stop_unless_ok(rec: CheckRecord) -> None:
+    if rec.status == UNKNOWN:
+        raise Inconclusive(f"check {rec.name!r} could not be decided (unknown)")
+    if rec.status not in OK_STATUSES:
+        raise Abort(f"check {rec.name!r} {rec.status}")
 
 
 class Run:
@@ -177,8 +238,11 @@ class Run:
                 status, evidence = await check.fn(self)
             except Abort:
                 raise
-            except Exception as exc:  # a check that cannot evaluate is unknown, not a crash
-                status, evidence = "unknown", {"error": f"{type(exc).__name__}: {exc}"}
+            except _observation_errors() as exc:  # the target could not be observed
+                status, evidence = UNKNOWN, {"reason": "could not observe: "
+                                             f"{type(exc).__name__}: {exc}"[:300]}
+            except Exception as exc:  # the check's own code broke: not the target's fault
+                status, evidence = ERROR, {"error": describe_exception(exc)}
             if status in OK_STATUSES or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.2)
@@ -196,15 +260,15 @@ class Run:
             return result
 
         rec = await self.check(Check(name, fn))
-        if abort and rec.status not in OK_STATUSES:
-            raise Abort(f"check {name} {rec.status}")
+        if abort:
+            _stop_unless_ok(rec)
         return rec
 
     async def expect(self, name: str, fn: CheckFn, within: float = 0.0) -> CheckRecord:
-        """A method-phase check; a failure aborts the method."""
+        """A method-phase check the method depends on: a failure aborts it (the scenario
+        fails); an unknown stops it as inconclusive."""
         rec = await self.check(Check(name, fn, within))
-        if rec.status not in OK_STATUSES:
-            raise Abort(f"check {name} {rec.status}")
+        _stop_unless_ok(rec)
         return rec
 
     async def wait_until(self, what: str, cond: Callable[[], Any], timeout: float,
@@ -240,6 +304,8 @@ class Run:
 
     def _mark_healed(self, fault_id: str) -> None:
         note = self.faults.ledger.records().get(fault_id)
+        if note is not None and note.open:
+            return  # the heal failed (or never ran): the report says "not healed"
         for f in self.result.faults:
             if f["id"] == fault_id and f["healed_at"] is None:
                 f["healed_at"] = time.time()
@@ -248,88 +314,176 @@ class Run:
 
 async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: FaultManager,
                        run_id: str | None = None) -> ScenarioResult:
+    """Steady state, method (guarded), rollbacks and heals, steady state again; the
+    verdict from :func:`opsconsole.core.verdict.scenario_status` and how it stopped."""
     run_id = run_id or uuid.uuid4().hex[:12]
     result = ScenarioResult(scenario.id, scenario.title, started_at=time.time())
     run = Run(session, faults, result, run_id)
     bus = session.bus
     bus.publish(ScenarioStarted(run_id=run_id, scenario=scenario.id, title=scenario.title))
     started = time.monotonic()
+    stopped: tuple[str, str] | None = None  # (status, reason) when it did not run to its end
+    verify = False
     try:
         run.phase = "steady-state"
         run.step("hypothesis before")
         before = [await run.check(c) for c in scenario.steady_state()]
-        if any(c.status not in OK_STATUSES for c in before):
-            result.status, result.reason = "fail", "steady state not met before the method"
-        else:
+        stopped = _steady_state_verdict(before)
+        if stopped is None:
             run.phase = "method"
+            verify = True
             await _method_with_safeguards(scenario, run)
+    except Inconclusive as exc:
+        stopped = UNKNOWN, f"stopped, inconclusive: {exc}"
     except Abort as exc:
-        result.status, result.reason = "fail", f"aborted: {exc}"
+        stopped = FAIL, f"aborted: {exc}"
     except asyncio.CancelledError:
-        result.status, result.reason = "error", "interrupted"
+        stopped, verify = (ERROR, "interrupted"), False
         raise
     except UserError as exc:
-        result.status, result.reason = "error", str(exc)
+        stopped = ERROR, f"could not run: {exc}"
     except Exception as exc:
-        result.status, result.reason = "error", f"{type(exc).__name__}: {exc}"
+        stopped = ERROR, describe_exception(exc)
     finally:
-        await _rollback_and_verify(scenario, run, result)
+        cleanup = await _rollback_and_heal(scenario, run)
+        if verify and cleanup is None:
+            await _verify(scenario, run)
+        result.status, result.reason = _final_verdict(result.checks, stopped, cleanup)
         result.duration_s = time.monotonic() - started
-        if result.status == "pass" and any(c.status not in OK_STATUSES
-                                           for c in result.checks):
-            result.status = "fail"
-            failed = [c.name for c in result.checks if c.status not in OK_STATUSES]
-            result.reason = "checks not passed: " + ", ".join(failed)
         bus.publish(ScenarioFinished(run_id=run_id, scenario=scenario.id, status=result.status,
                                      duration_s=result.duration_s, reason=result.reason))
     return result
 
 
+def _steady_state_verdict(before: list[CheckRecord]) -> tuple[str, str] | None:
+    """None when the hypothesis held; else why the method is skipped."""
+    failed = [c.name for c in before if c.status not in OK_STATUSES and c.status != UNKNOWN]
+    unknown = [c.name for c in before if c.status == UNKNOWN]
+    if failed:
+        return FAIL, "steady state not met before the method: " + ", ".join(failed)
+    if unknown:
+        return UNKNOWN, ("steady state could not be established before the method "
+                         "(unknown: " + ", ".join(unknown) + ")")
+    return None
+
+
+def _final_verdict(checks: list[CheckRecord], stopped: tuple[str, str] | None,
+                   cleanup: str | None) -> tuple[str, str]:
+    """A failed check always fails the scenario; then how it stopped; then the checks."""
+    failed = [c.name for c in checks if c.status == FAIL]
+    broken = [c.name for c in checks if c.status == ERROR]
+    reasons = [stopped[1]] if stopped else []
+    if cleanup:
+        reasons.append(cleanup)
+    if failed:
+        if not stopped or stopped[0] != FAIL:
+            reasons.insert(0, "checks failed: " + ", ".join(failed))
+        return FAIL, "; ".join(reasons)
+    if stopped and stopped[0] == FAIL:
+        return FAIL, "; ".join(reasons)
+    if broken:
+        reasons.insert(0, "a check's code broke: " + ", ".join(broken))
+        return ERROR, "; ".join(reasons)
+    if cleanup or (stopped and stopped[0] == ERROR):
+        return ERROR, "; ".join(reasons)
+    if stopped:  # unknown: inconclusive or no steady state
+        return stopped
+    status = scenario_status(c.status for c in checks)
+    if status == UNKNOWN:
+        return UNKNOWN, (f"no check could decide: all {len(checks)} unknown" if checks
+                         else "no check was recorded")
+    return status, ""
+
+
 async def _method_with_safeguards(scenario: Scenario, run: Run) -> None:
+    """Run the method while every safeguard is re-evaluated each ``safeguard_interval``.
+
+    Evaluations are not recorded one by one (a guard is evaluated hundreds of times);
+    the record is one check per guard: failed when it tripped (with what it saw, and the
+    method is aborted), passed when it held for every evaluation, unknown when it was
+    never evaluated or could never observe anything.
+    """
     guards = scenario.safeguards()
     method = asyncio.create_task(scenario.method(run))
     if not guards:
         await method
         return
+    seen: dict[str, list[Outcome]] = {g.name: [] for g in guards}
 
-    async def watch() -> str:
+    async def watch() -> tuple[Check, Outcome]:
         while True:
             await asyncio.sleep(scenario.safeguard_interval)
             for guard in guards:
-                rec = await run.check(guard)
-                if rec.status == "fail":
-                    return f"safeguard {guard.name} failed"
+                try:
+                    observed = await guard.fn(run)
+                except _observation_errors() as exc:
+                    observed = UNKNOWN, {"reason": f"could not observe: {exc}"[:300]}
+                seen[guard.name].append(observed)
+                if observed[0] == FAIL:
+                    return guard, observed
 
     watcher = asyncio.create_task(watch())
-    done, _ = await asyncio.wait({method, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait({method, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (method, watcher):
+            await _cancel(task)
+    if watcher in done and not watcher.cancelled() and watcher.exception() is None:
+        guard, (status, evidence) = watcher.result()
+        await run.record(f"safeguard: {guard.name}", (status, {
+            **evidence, "evaluations": len(seen[guard.name])}))
+        raise Abort(f"safeguard {guard.name!r} tripped")
     if watcher in done:
-        method.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await method
-        raise Abort(watcher.result())
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+        watcher.result()  # the watcher itself broke: surface it
+    for guard in guards:
+        results = seen[guard.name]
+        decided = [o for o in results if o[0] != UNKNOWN]
+        status = UNKNOWN if not decided else PASS
+        evidence = (decided[-1][1] if decided else
+                    {"reason": "never evaluated: the method ended first" if not results
+                     else results[-1][1].get("reason", "never observed")})
+        await run.record(f"safeguard: {guard.name}", (status, {
+            **evidence, "evaluations": len(results), "observed": len(decided)}))
     method.result()  # re-raise the method's own exception, if any
 
 
-async def _rollback_and_verify(scenario: Scenario, run: Run, result: ScenarioResult) -> None:
-    """Always: scenario rollbacks, heal this run's faults, then verify steady state."""
+async def _cancel(task: asyncio.Task[Any], tries: int = 10, wait_s: float = 0.5) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if it swallowed the
+    request (on Python 3.11 ``asyncio.wait_for`` drops a cancel that arrives as its
+    inner await completes), so a tripped safeguard cannot leave a method running."""
+    for _ in range(tries):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=wait_s)
+    if task.done() and not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.exception()  # retrieved: the method's own error after a trip is moot
+
+
+async def _rollback_and_heal(scenario: Scenario, run: Run) -> str | None:
+    """Always: the scenario's rollbacks, then heal this run's faults. Returns what went
+    wrong (a rollback that failed, a fault left unhealed), or None."""
     run.phase = "rollback"
+    problems: list[str] = []
     try:
         await asyncio.shield(scenario.rollback(run))
     except Exception as exc:
-        result.status = "error" if result.status == "pass" else result.status
-        result.reason = result.reason or f"rollback failed: {exc}"
-    healed = await asyncio.shield(run.faults.heal_all(run_id=run.run_id)) \
-        if not run.faults.read_only else []
-    for rec in healed:
-        run._mark_healed(rec.id)
-    for f in result.faults:
+        problems.append(f"rollback failed: {describe_exception(exc)}")
+    if not run.faults.read_only:
+        healed = await asyncio.shield(run.faults.heal_all(run_id=run.run_id))
+        for rec in healed:
+            run._mark_healed(rec.id)
+            if rec.status != "healed":
+                problems.append(f"fault {rec.fault} on {rec.target} not healed: {rec.note}")
+    for f in run.result.faults:
         if f["healed_at"] is None:  # healed earlier by the method itself
             run._mark_healed(f["id"])
-    if result.reason.startswith("steady state not met"):
-        return
+    return "; ".join(problems) or None
+
+
+async def _verify(scenario: Scenario, run: Run) -> None:
+    """The steady-state hypothesis again, after the rollbacks (given time to recover)."""
     run.phase = "verify"
     run.step("hypothesis after")
     for check in scenario.steady_state():

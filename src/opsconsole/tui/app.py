@@ -116,6 +116,8 @@ class OpsConsoleApp(App[None]):
         progress = state.scenario
         if progress is not None and progress.status == "running":
             parts.append(f"▶ {progress.scenario} · {progress.phase}: {progress.step}")
+        elif progress is not None:  # the last verdict stays in view (the same as the report's)
+            parts.append(f"last {progress.scenario}: {progress.status.upper()}")
         if self.session.read_only:
             parts.append("READ-ONLY")
         self.sub_title = " · ".join(parts)
@@ -215,6 +217,7 @@ class OpsConsoleApp(App[None]):
 
     @work(exclusive=True, group="scenario", exit_on_error=False)
     async def run_scenario(self, scenario_id: str) -> None:
+        from ..core.verdict import not_passed
         from ..runner import RunRecorder, default_report_dir, overall, run_scenarios
 
         scenarios = resolve(scenario_id)
@@ -227,8 +230,10 @@ class OpsConsoleApp(App[None]):
         finally:
             status, _ = overall(results, None)
             path = recorder.finish(results, status)
-        self.notify(f"{scenario_id}: {status.upper()} · report {path}", title="Scenario",
-                    severity="information" if status == "pass" else "error", timeout=15)
+        severity = {"pass": "information", "unknown": "warning"}.get(status, "error")
+        missed = "".join(f"\n{st.upper()} {sid}: {why}" for st, sid, why in not_passed(results))
+        self.notify(f"{scenario_id}: {status.upper()} · report {path}{missed}",
+                    title="Scenario", severity=severity, timeout=15)
 
     # ---------------------------------------------------------- faults
     def launch_fault(self, fault_id: str) -> None:

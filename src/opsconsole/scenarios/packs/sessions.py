@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from ...sut.sessions.client import SessionFailed, SessionsClient
-from ...sut.sessions.pricing import estimate_cost
+from ...sut.sessions.pricing import estimate_cost, load_prices
 from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,
@@ -27,11 +27,46 @@ USAGE_KEYS = ("dynamodb_read_units", "dynamodb_write_units", "sqs_requests", "se
               "cloudwatch_requests", "fargate_task_seconds", "fargate_billed_seconds")
 
 
-def _client(run: Run) -> SessionsClient:
+class CountingClient(SessionsClient):
+    """The stack's client, counting the emails this scenario sends (the cost check compares
+    them with what the stack metered)."""
+
+    emails_sent = 0
+
+    async def send_email(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        sent = await super().send_email(*args, **kwargs)
+        self.emails_sent += 1
+        return sent
+
+
+def _client(run: Run) -> CountingClient:
     target = run.inventory.sessions
     if target is None:
         raise Abort("the inventory has no [sessions] base_url")
-    return SessionsClient(str(target.base_url).rstrip("/"), timeout=30)
+    return CountingClient(str(target.base_url).rstrip("/"), timeout=30)
+
+
+def cost_outcome(before: dict[str, Any] | None, after: dict[str, Any] | None,
+                 emails_sent: int) -> Outcome:
+    """The run's estimated cost, from the stack's usage counters before and after it.
+
+    Unknown when the stack does not meter a counter; fails when a counter went backwards
+    or the stack metered fewer emails than the scenario sent (the estimate would be low).
+    """
+    missing = sorted({k for k in USAGE_KEYS if k not in (before or {}) or
+                      k not in (after or {})})
+    if missing:
+        return "unknown", {"reason": "the stack reports no usage for: " + ", ".join(missing)}
+    assert before is not None and after is not None
+    usage = {k: float(after[k]) - float(before[k]) for k in USAGE_KEYS}
+    backwards = sorted(k for k, v in usage.items() if v < 0)
+    usage |= {k: after.get(k, 0) for k in ("task_vcpu", "task_memory_gb")}
+    cost = estimate_cost(usage)
+    metered = usage["ses_emails"]
+    ok = not backwards and metered >= emails_sent
+    return outcome(ok, **cost, usage={k: round(v, 3) for k, v in usage.items()},
+                   emails_sent=emails_sent, emails_metered=metered,
+                   counters_backwards=backwards)
 
 
 def stack_up() -> Check:
@@ -56,22 +91,18 @@ class SessionsScenario(Scenario):
 
     async def method(self, run: Run) -> None:
         async with _client(run) as sc:
-            before = (await sc.status()).get("usage", {})
+            before = (await sc.status()).get("usage")
             try:
                 await self.steps(run, sc)
             finally:
-                after = await sc.status()
-                usage = {k: float(after.get("usage", {}).get(k, 0)) - float(before.get(k, 0))
-                         for k in USAGE_KEYS}
-                usage |= {k: after.get("usage", {}).get(k, 0)
-                          for k in ("task_vcpu", "task_memory_gb")}
-                cost = estimate_cost(usage)
-                run.metric("estimated_cost_usd", cost["total_usd"], "USD")
+                after = (await sc.status()).get("usage")
+                status, evidence = cost_outcome(before, after, sc.emails_sent)
+                if "total_usd" in evidence:
+                    run.metric("estimated_cost_usd", evidence["total_usd"], "USD")
+                prices = load_prices()
                 await run.record(f"{self.id.split('.')[1]}: estimated AWS cost of the run "
-                                 f"(list prices as of {cost['prices_as_of']}, "
-                                 f"{cost['region']})",
-                                 outcome(True, **cost, usage={k: round(v, 3) for k, v in
-                                                              usage.items()}))
+                                 f"(list prices as of {prices.as_of}, {prices.region}), "
+                                 "every email metered", (status, evidence))
 
     async def steps(self, run: Run, sc: SessionsClient) -> None:
         raise NotImplementedError
@@ -320,7 +351,7 @@ async def smoke_session(run: Run) -> None:
     """`opsconsole smoke` phase 7: one instruction from email to a preview page."""
     if run.inventory.sessions is None:
         await run.record("one session from email to preview",
-                         ("warn", {"note": "no [sessions] in the inventory"}))
+                         ("unknown", {"reason": "no [sessions] in the inventory"}))
         return
     async with _client(run) as sc:
         user = _user("smoke")

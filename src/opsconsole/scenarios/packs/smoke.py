@@ -2,9 +2,10 @@
 
 Each phase is a scenario (``smoke.<phase>``), so it runs on the same engine, shows live
 in the console and lands in the same journal and reports; ``opsconsole smoke`` adds the
-signed boot transcript on top (:mod:`opsconsole.smoke`). Checks are pass / fail / warn:
-a warn is worth reading (nothing configured to check, plaintext off loopback) but does
-not fail the run. Phases 5-9 live in :mod:`.smoke_flow` and :mod:`.smoke_host`.
+signed boot transcript on top (:mod:`opsconsole.smoke`). Checks are pass / fail / warn /
+unknown: a warn is worth reading (plaintext off loopback) but does not fail the run; what
+the inventory does not configure is unknown with the reason (``--strict`` fails on it).
+Phases 5-9 live in :mod:`.smoke_flow` and :mod:`.smoke_host`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 import aiohttp
 import nats
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from ...config import ConfigError, SecretRef
+from ...config import ConfigError, Inventory, SecretRef, check_config
 from ..checks import leader_addr, vault_request, vault_token
 from ..engine import Outcome, Run, Scenario, outcome
 
@@ -61,7 +62,9 @@ class Config(SmokePhase):
     async def method(self, run: Run) -> None:
         inv = run.session.inventory
         source = str(inv.source) if inv.source else "built-in lab defaults"
-        await run.record("config valid", outcome(True, file=source, target=inv.name))
+        problems = config_problems(inv)
+        await run.record("config valid", outcome(not problems, file=source, target=inv.name,
+                                                 problems=problems))
         refs = _secret_refs(run.inventory)
         problems: dict[str, str] = {}
         for path, ref in refs:
@@ -75,7 +78,22 @@ class Config(SmokePhase):
         found = sorted(name for name, rx in SECRET_PATTERNS.items() if rx.search(text))
         await run.record("no inline secrets in the config", outcome(
             not found, file=source, secret_like_values=found))
-        await run.record("required binaries present", await _binaries(run))
+        if run.session.lab is None:  # a deployment's servers run elsewhere: nothing to find
+            run.step("no lab: no local server binaries to check")
+        else:
+            await run.record("required binaries present", await _binaries(run))
+
+
+def config_problems(inv: Inventory) -> list[str]:
+    """The inventory validated again now: its file as it is on disk (it may have changed
+    since the console loaded it), or the built-in lab defaults it was made from."""
+    if inv.source is not None:
+        return check_config(inv.source)
+    try:
+        Inventory.model_validate(inv.model_dump())
+    except ValidationError as exc:
+        return [f"built-in lab defaults: {e['loc']}: {e['msg']}" for e in exc.errors()]
+    return []
 
 
 async def _binaries(run: Run) -> Outcome:
@@ -84,8 +102,6 @@ async def _binaries(run: Run) -> Outcome:
 
     from ...lab import binaries
 
-    if run.session.lab is None:
-        return "pass", {"note": "no lab: the configured targets need no local binaries"}
     found: dict[str, str] = {}
     missing: list[str] = []
     for name, find in (("nats-server", binaries.nats_server), ("bao", binaries.bao),
@@ -152,14 +168,14 @@ class ServiceHealth(SmokePhase):
                 nodes=ev["nats"], leaves=ev["leaves"]))
         else:
             await run.record("NATS: every node healthy, every leaf connected",
-                             ("warn", {"note": "no [[nats]] in the inventory"}))
+                             ("unknown", {"reason": "no [[nats]] in the inventory"}))
         if inv.vault:
             await run.record("Vault: every node unsealed, one leader", outcome(
                 all(ev["vault"].values()) and ev["vault_leader"] is not None,
                 nodes=ev["vault"], leader=ev["vault_leader"]))
         else:
             await run.record("Vault: every node unsealed, one leader",
-                             ("warn", {"note": "no [vault] in the inventory"}))
+                             ("unknown", {"reason": "no [vault] in the inventory"}))
         await run.record("AWS endpoint answers", await _aws(run, "ec2"))
         await run.record("SSH hosts: reachable, every host check passes", await _ssh(run))
         await run.record("reference services answer", await _services(run))
@@ -170,7 +186,7 @@ async def _aws(run: Run, what: str) -> Outcome:
 
     aws = run.inventory.aws
     if aws is None:
-        return "warn", {"note": "no [aws] in the inventory"}
+        return "unknown", {"reason": "no [aws] in the inventory"}
     session = aioboto3.Session(profile_name=aws.profile, region_name=aws.region,
                                **(run.session.aws_credentials or {}))
     started = time.monotonic()
@@ -192,7 +208,7 @@ async def _aws(run: Run, what: str) -> Outcome:
 async def _ssh(run: Run) -> Outcome:
     cfg = run.inventory.ssh
     if not cfg.hosts:
-        return "warn", {"note": "no [[ssh.hosts]] in the inventory: nothing to check"}
+        return "unknown", {"reason": "no [[ssh.hosts]] in the inventory: nothing to check"}
     try:
         from ...targets.ssh_checks import check_hosts
     except ImportError:
@@ -210,7 +226,7 @@ async def _services(run: Run) -> Outcome:
     if sessions is not None and getattr(sessions, "base_url", None):
         urls["sessions router"] = str(sessions.base_url).rstrip("/") + "/api/health"
     if not urls:
-        return "warn", {"note": "no reference services in the inventory"}
+        return "unknown", {"reason": "no reference services in the inventory"}
     result: dict[str, Any] = {}
     for name, url in urls.items():
         try:
@@ -235,7 +251,7 @@ class Authentication(SmokePhase):
 async def _vault_token(run: Run) -> Outcome:
     vault = run.inventory.vault
     if vault is None:
-        return "warn", {"note": "no [vault] in the inventory"}
+        return "unknown", {"reason": "no [vault] in the inventory"}
     if vault_token(run) is None:
         return outcome(False, error="[vault] has no token reference")
     addr = leader_addr(run) or str(vault.nodes[0].api_addr)
@@ -254,7 +270,7 @@ async def leaf_isolation(run: Run) -> Outcome:
     leaves = run.inventory.leaves
     users = {lf.user: lf for lf in leaves}
     if len(users) < 2 or not run.inventory.nats:
-        return "warn", {"note": "needs two leaves of different users in the inventory"}
+        return "unknown", {"reason": "needs two leaves of different users in the inventory"}
     a, b = list(users.values())[:2]
     central_url = run.inventory.nats[0].nodes[0].client_url
     conns = [await nats.connect(u, connect_timeout=3, max_reconnect_attempts=1)

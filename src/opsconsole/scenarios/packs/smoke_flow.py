@@ -31,7 +31,8 @@ class ControlPath(SmokePhase):
     async def method(self, run: Run) -> None:
         name = "a forVault event through central NATS is answered by the Vault Manager"
         if _no_provisioner(run):
-            await run.record(name, ("warn", {"note": "no [provisioner] with member_tokens"}))
+            await run.record(name, ("unknown", {"reason": "no [provisioner] with "
+                                                               "member_tokens"}))
             return
         api = InstanceApi(run)
         await api.ready_instance()
@@ -67,7 +68,7 @@ class Provisioning(SmokePhase):
     async def method(self, run: Run) -> None:
         if _no_provisioner(run):
             await run.record("vault instance provisioned, healthy and terminated",
-                             ("warn", {"note": "no [provisioner] with member_tokens"}))
+                             ("unknown", {"reason": "no [provisioner] with member_tokens"}))
             return
         api = InstanceApi(run)
         started = time.monotonic()

@@ -62,7 +62,8 @@ class Resources(SmokePhase):
     async def method(self, run: Run) -> None:
         if run.session.lab is None:
             await run.record("per-process RSS and CPU of every lab process", (
-                "warn", {"note": "no lab: use SSH host checks (disk, memory) for real hosts"}))
+                "unknown", {"reason": "no lab: use SSH host checks (disk, memory) for real "
+                                      "hosts"}))
             return
         names = {rec.pid: name for name, rec in run.lab.dir.load().procs.items()}
         found = _lab_processes(run)

@@ -14,7 +14,7 @@ import time
 from ...alerts.rules import RULES
 from ...probes.vault_metrics import scrape
 from ..checks import vault_one_leader, vault_token
-from ..engine import Abort, Run, Scenario, outcome
+from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 CLUSTER_ALERTS = ("VaultSealed", "VaultDown", "VaultNoLeader")
 
@@ -53,11 +53,8 @@ class MetricsAlerts(Scenario):
             all(s is not None and s.value("vault_core_unsealed") is not None
                 and s.value("vault_core_active") is not None for s in by_node.values()),
             rules=[r.name for r in RULES]))
-        await run.wait_until("sealed/down/no-leader alerts to be clear",
-                             lambda: not any(_firing(run, a) for a in CLUSTER_ALERTS),
-                             6 * interval)
-        await run.record("no sealed, down or no-leader alert firing before the fault",
-                         outcome(True, firing=[a.name for a in run.state.firing_alerts]))
+        await run.expect("no sealed, down or no-leader alert firing before the fault",
+                         lambda r: clear_before_fault(r, token), within=6 * interval)
 
         victim = next((n for n, v in run.state.vault.items()
                        if v.reachable and not v.leader and not v.sealed), None)
@@ -82,7 +79,48 @@ class MetricsAlerts(Scenario):
                                  leader=run.state.vault_leader))
         await run.heal(fault)
         healed = time.monotonic()
-        await run.wait_until(f"VaultSealed to resolve for {victim}",
-                             lambda: not _firing(run, "VaultSealed", victim), 30 + 2 * interval)
-        run.metric("sealed_alert_resolve_seconds", time.monotonic() - healed, "s")
-        await run.record("VaultSealed resolves after the unseal", outcome(True, victim=victim))
+        rec = await run.check(Check("VaultSealed resolves after the unseal",
+                                    lambda r: resolved_after_unseal(r, victim, token),
+                                    within=30 + 2 * interval))
+        if rec.status == "pass":
+            run.metric("sealed_alert_resolve_seconds", time.monotonic() - healed, "s")
+
+
+async def _unsealed_now(run: Run, name: str, token: str | None) -> bool | None:
+    """The node's own ``vault_core_unsealed`` gauge, scraped now (None: no answer)."""
+    cluster = run.inventory.vault
+    assert cluster is not None
+    node = next(n for n in cluster.nodes if n.name == name)
+    sample = await scrape(run.http, str(node.api_addr), token)
+    value = sample.value("vault_core_unsealed") if sample is not None else None
+    return None if value is None else value == 1
+
+
+async def clear_before_fault(run: Run, token: str | None) -> Outcome:
+    """No cluster alert firing, and the rules' inputs say none should: every node scraped
+    now reports unsealed and exactly one is active (so "nothing firing" is not silence)."""
+    cluster = run.inventory.vault
+    assert cluster is not None
+    scrapes = await asyncio.gather(*(scrape(run.http, str(n.api_addr), token)
+                                     for n in cluster.nodes))
+    unsealed = {n.name: (s.value("vault_core_unsealed") if s else None)
+                for n, s in zip(cluster.nodes, scrapes, strict=True)}
+    active = sum(1 for s in scrapes if s is not None and s.value("vault_core_active") == 1)
+    firing = [f"{a.name}({a.instance})" for a in run.state.firing_alerts
+              if a.name in CLUSTER_ALERTS]
+    if any(v is None for v in unsealed.values()):
+        return "unknown", {"reason": "a node's metrics could not be scraped",
+                           "unsealed": unsealed}
+    return outcome(not firing and all(v == 1 for v in unsealed.values()) and active == 1,
+                   firing=firing, unsealed=unsealed, active_nodes=active)
+
+
+async def resolved_after_unseal(run: Run, victim: str, token: str | None) -> Outcome:
+    """VaultSealed no longer fires for the victim *because it is unsealed again* (its own
+    gauge, scraped now), not because its metrics went silent."""
+    unsealed = await _unsealed_now(run, victim, token)
+    still = _firing(run, "VaultSealed", victim)
+    if unsealed is None:
+        return "unknown", {"reason": f"{victim}'s metrics could not be scraped",
+                           "firing": still}
+    return outcome(unsealed and not still, victim=victim, unsealed=unsealed, firing=still)

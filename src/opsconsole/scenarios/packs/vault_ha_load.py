@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ...alerts import requests
@@ -18,7 +19,7 @@ from ...core.events import LoadReport
 from ...load.openloop import LoadProgress, LoadResult, LoadSpec
 from ...load.worker import LoadWorker
 from ..checks import leader_addr, vault_one_leader, vault_request, vault_token, vault_write_read
-from ..engine import Abort, Run, Scenario, outcome
+from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 P99_TARGET_MS = 50.0
 ERROR_RATE_TARGET = 0.001
@@ -28,6 +29,38 @@ FIND_MAX_STEP_S = 10.0
 FIND_MAX_CAP_RPS = 8000.0
 FIND_MAX_GROWTH = 1.5
 FIND_MAX_BISECTIONS = 3
+
+
+NO_LEADER_ABORT_S = 5.0  # a cluster with no leader this long is not under load, it is down
+SAMPLE_FRESH_S = 5.0  # an older probe sample says nothing about now
+
+
+def leader_present(no_leader_limit_s: float = NO_LEADER_ABORT_S,
+                   clock: Callable[[], float] = time.time) -> Check:
+    """Safeguard: fails once no fresh probe sample has shown a leader for the limit.
+
+    Leaderless time counts from the last fresh sample that showed exactly one reachable
+    leader (or from the first evaluation); when no sample is fresh at all the probes are
+    silent and nothing can be said (unknown).
+    """
+    last_seen: list[float] = []
+
+    async def fn(run: Run) -> Outcome:
+        now = clock()
+        fresh = {n: v for n, v in run.state.vault.items() if now - v.ts < SAMPLE_FRESH_S}
+        leaders = [n for n, v in fresh.items() if v.reachable and v.leader]
+        if len(leaders) == 1:
+            last_seen[:] = [now]
+        elif not last_seen:
+            last_seen.append(now)  # no leader at the first look: count from here
+        if not fresh:
+            return "unknown", {"reason": f"no Vault probe sample in the last "
+                                         f"{SAMPLE_FRESH_S:g} s"}
+        leaderless = now - last_seen[0]
+        return outcome(leaderless < no_leader_limit_s, leaders=leaders,
+                       leaderless_s=round(leaderless, 2), limit_s=no_leader_limit_s)
+
+    return Check(f"the cluster has a leader (abort after {no_leader_limit_s:g} s without)", fn)
 
 
 def meets_targets(res: LoadResult) -> bool:
@@ -48,6 +81,9 @@ class Load(Scenario):
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]
+
+    def safeguards(self):
+        return [leader_present()]
 
     def plan(self):
         mix = "/".join(f"{w * 100:g}% {k}" for k, w in self.mix)

@@ -1,0 +1,69 @@
+"""Negative controls for checks that used to record a pass they had not observed: break
+the thing each one is about and see that check — the pack's own code — fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsconsole.config import load_config
+from opsconsole.faults import FaultContext, FaultLedger, FaultManager
+from opsconsole.scenarios.engine import run_scenario
+from opsconsole.scenarios.packs.sessions import USAGE_KEYS, cost_outcome
+from opsconsole.scenarios.packs.smoke import Config, config_problems
+from opsconsole.session import ConsoleSession
+
+GOOD = ('name = "deployment"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'
+        'client_url = "nats://127.0.0.1:1"\nmonitor_url = "http://127.0.0.1:1"\n')
+
+
+@pytest.fixture
+def deployment(tmp_path) -> ConsoleSession:
+    path = tmp_path / "deployment.toml"
+    path.write_text(GOOD)
+    session = ConsoleSession(load_config(path), probes=False)
+    session.faults = FaultManager(FaultContext(session.inventory, None), session.bus,
+                                  ledger=FaultLedger(tmp_path / "faults.jsonl"))
+    return session
+
+
+async def test_config_valid_fails_when_the_file_no_longer_validates(deployment) -> None:
+    ok = await run_scenario(Config(), deployment, deployment.faults)
+    checks = {c.name: c for c in ok.checks}
+    assert checks["config valid"].status == "pass" and ok.status == "pass"
+    assert "required binaries present" not in checks  # no lab: nothing to look for
+
+    deployment.inventory.source.write_text(GOOD.replace("nats://127.0.0.1:1", "ftp://x"))
+    broken = await run_scenario(Config(), deployment, deployment.faults)
+    rec = next(c for c in broken.checks if c.name == "config valid")
+    assert rec.status == "fail" and broken.status == "fail"
+    assert any("client_url" in p for p in rec.evidence["problems"]), rec.evidence
+
+
+def test_config_problems_of_the_built_in_lab_defaults() -> None:
+    from opsconsole.config import Inventory, LabSpec
+
+    assert config_problems(Inventory(name="lab", lab=LabSpec())) == []
+
+
+def _usage(**over: float) -> dict[str, float]:
+    return {**{k: 10.0 for k in USAGE_KEYS}, **over}
+
+
+def test_cost_check_passes_only_when_every_email_was_metered() -> None:
+    status, ev = cost_outcome(_usage(), _usage(ses_emails=12.0), emails_sent=2)
+    assert status == "pass" and ev["emails_metered"] == 2 and ev["total_usd"] >= 0
+    status, ev = cost_outcome(_usage(), _usage(ses_emails=11.0), emails_sent=2)
+    assert status == "fail" and ev["emails_metered"] == 1  # the estimate would be low
+
+
+def test_cost_check_fails_when_a_counter_goes_backwards() -> None:
+    status, ev = cost_outcome(_usage(), _usage(sqs_requests=3.0, ses_emails=11.0), 1)
+    assert status == "fail" and ev["counters_backwards"] == ["sqs_requests"]
+
+
+def test_cost_check_is_unknown_when_the_stack_meters_nothing() -> None:
+    status, ev = cost_outcome(None, _usage(), 1)
+    assert status == "unknown" and "reports no usage" in ev["reason"]
+    partial = _usage()
+    del partial["ses_emails"]
+    assert cost_outcome(_usage(), partial, 1)[0] == "unknown"
