@@ -5,8 +5,13 @@ stamps ``{seq, ts}`` and a subscriber on the far side tracks what arrives:
 delivered, duplicated (a sequence number seen twice), reordered (older than one
 already seen), lost (sent, older than the grace window, never seen) and latency
 (same host clock on both ends). Publishing goes through nats-py, which buffers
-while disconnected, so a reconnect shows up as latency rather than loss when the
-buffer holds.
+while *its own* connection is disconnected, so a client reconnect shows up as latency
+rather than loss when the buffer holds. Core NATS across a leaf link is at-most-once:
+while the leaf server switches hub, messages with no interest path are dropped.
+
+A publisher never sends faster than ``rate``: after a stall it skips the missed slots
+instead of bursting, so any interval of length L holds at most ``rate * L + 2`` sends —
+the basis of a loss bound over a measured outage window.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class PathTracker:
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     lost: int = 0
     settled: int = 0  # messages whose fate is known (delivered or lost): settled - lost
+    #: when kept (a scenario's bounded run, not the console's endless one): the fate of
+    #: every settled message in send order, (sent_at, delivered)
+    fates: list[tuple[float, bool]] | None = None
 
     def on_sent(self, seq: int, at: float) -> None:
         self.sent += 1
@@ -60,11 +68,19 @@ class PathTracker:
         for seq, at in list(self.sent_at.items()):
             if now - at < GRACE_S:
                 break  # insertion order is send order
-            if seq not in self.seen:
+            delivered = seq in self.seen
+            if not delivered:
                 self.lost += 1
+            if self.fates is not None:
+                self.fates.append((at, delivered))
             self.settled += 1
             self.seen.discard(seq)
             del self.sent_at[seq]
+
+    def in_flight(self, now: float) -> bool:
+        """Whether a message sent and not seen is still younger than GRACE_S (may arrive)."""
+        return any(seq not in self.seen and now - at < GRACE_S
+                   for seq, at in self.sent_at.items())
 
     def percentile(self, q: float) -> float | None:
         if not self.latencies_ms:
@@ -77,15 +93,16 @@ class RelayCanary:
     """Canaries for one leaf, both directions, until stopped."""
 
     def __init__(self, bus: EventBus, leaf: str, user: str, central_url: str, leaf_url: str,
-                 rate: float = 10.0) -> None:
+                 rate: float = 10.0, keep_fates: bool = False) -> None:
         self.bus, self.leaf, self.user = bus, leaf, user
         self.central_url, self.leaf_url = central_url, leaf_url
         self.rate = rate
-        self.paths = {"c2l": PathTracker(), "l2c": PathTracker()}
+        self.paths = {p: PathTracker(fates=[] if keep_fates else None) for p in ("c2l", "l2c")}
         # Counting starts once a warm-up message has crossed: interest across a leaf
         # link propagates asynchronously, and start-up is not loss.
         self.ready = {"c2l": asyncio.Event(), "l2c": asyncio.Event()}
         self._tasks: list[asyncio.Task[None]] = []
+        self._publishers: list[asyncio.Task[None]] = []
         self._conns: list[nats.NATS] = []
 
     def subject(self, path: str) -> str:
@@ -99,16 +116,21 @@ class RelayCanary:
         self._conns = [central, local]
         for path, sub_nc in (("c2l", local), ("l2c", central)):
             await sub_nc.subscribe(self.subject(path), cb=self._receiver(path))
-        self._tasks = [asyncio.create_task(self._publish("c2l", central)),
-                       asyncio.create_task(self._publish("l2c", local)),
-                       asyncio.create_task(self._report())]
+        self._publishers = [asyncio.create_task(self._publish("c2l", central)),
+                            asyncio.create_task(self._publish("l2c", local))]
+        self._tasks = [*self._publishers, asyncio.create_task(self._report())]
+
+    async def stop_publishing(self) -> None:
+        """Stop sending; keep receiving, so what is in flight can still arrive."""
+        await _cancel(self._publishers)
+
+    def in_flight(self) -> bool:
+        """Whether some message sent could still arrive (unseen and younger than GRACE_S)."""
+        now = time.time()
+        return any(t.in_flight(now) for t in self.paths.values())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks)
         for nc in self._conns:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -141,7 +163,9 @@ class RelayCanary:
             with contextlib.suppress(Exception):  # counted as sent; its loss will show
                 await nc.publish(subject, json.dumps({"seq": seq, "ts": now}).encode())
             seq += 1
-            next_at += interval  # constant rate: no drift from slow publishes
+            # Constant rate without drift from slow publishes, and no burst after a stall
+            # (missed slots are skipped): never more than rate * L + 2 sends in L seconds.
+            next_at = max(next_at + interval, time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     async def _report(self) -> None:
@@ -154,3 +178,11 @@ class RelayCanary:
                     leaf=self.leaf, path=path, sent=t.sent, delivered=t.delivered,
                     settled=t.settled, lost=t.lost, duplicated=t.duplicated, reordered=t.reordered,
                     p50_ms=t.percentile(0.5), p99_ms=t.percentile(0.99)))
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

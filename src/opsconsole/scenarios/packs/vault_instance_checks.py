@@ -1,0 +1,393 @@
+"""The observations and verdicts of the ``vault-instance`` pack, as functions.
+
+Each function either observes a real component (central's ``/leafz``, a NATS login, a
+message crossing a leaf) or turns observations into an outcome. The pack calls these
+functions, and the negative-control tests call the same ones with the broken situation
+(a monitor that refuses connections, credentials still valid, loss outside the window),
+so a check's verdict is tested on its own code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import ssl
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import nats
+
+from ...load.canary import PathTracker
+from ..engine import Outcome, outcome
+
+# ------------------------------------------------------------------ hub lookup
+
+
+@dataclass(frozen=True)
+class HubLookup:
+    """Where a leaf is attached as central's ``/leafz`` shows it, and what went unread.
+
+    A node whose ``/leafz`` could not be read is in ``unread`` (with why): it might be
+    the hub, so "attached nowhere" is only an observation when ``unread`` is empty.
+    """
+
+    leaf: str
+    hubs: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+    unread: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0  # wall clock when the lookup finished
+
+    @property
+    def hub(self) -> str | None:
+        return self.hubs[0] if self.hubs else None
+
+    def evidence(self) -> dict[str, Any]:
+        return {"hubs": list(self.hubs), "read": list(self.read),
+                **({"unread": dict(self.unread)} if self.unread else {})}
+
+
+async def find_hub(http: aiohttp.ClientSession, monitors: Mapping[str, str | None],
+                   leaf: str, timeout: float = 2.0) -> HubLookup:
+    """Read every central node's ``/leafz`` (concurrently) and find ``leaf`` there."""
+
+    async def read(name: str, url: str | None) -> tuple[str, list[Any] | None, str]:
+        if not url:
+            return name, None, "no monitor_url in the inventory"
+        try:
+            async with http.get(f"{url.rstrip('/')}/leafz",
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                if r.status != 200:
+                    return name, None, f"/leafz answered HTTP {r.status}"
+                body = await r.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return name, None, f"{type(exc).__name__}: {exc}"[:200]
+        links = body.get("leafs") if isinstance(body, dict) else None
+        if not isinstance(links, list):
+            return name, None, "/leafz has no 'leafs' list"
+        return name, links, ""
+
+    rows = await asyncio.gather(*(read(n, u) for n, u in monitors.items()))
+    hubs = tuple(name for name, links, _ in rows if links is not None and any(
+        isinstance(link, dict) and link.get("name") == leaf for link in links))
+    return HubLookup(leaf, hubs, tuple(n for n, links, _ in rows if links is not None),
+                     {n: why for n, links, why in rows if links is None}, time.time())
+
+
+def _unread_reason(lookup: HubLookup, unread: Mapping[str, str]) -> str:
+    nodes = ", ".join(f"{n} ({why})" for n, why in sorted(unread.items()))
+    return (f"{lookup.leaf} is on none of the nodes read, and /leafz of {nodes} could not "
+            f"be read: it may be attached there")
+
+
+def _verdict(failure: str | None, **evidence: Any) -> Outcome:
+    """fail with ``failure`` as the reason, or pass when there is none."""
+    return outcome(failure is None, **({"reason": failure} if failure else {}), **evidence)
+
+
+def attached_outcome(lookup: HubLookup) -> Outcome:
+    """pass: a central node lists the leaf; unknown: not found, but some node went unread."""
+    if not lookup.hubs and (lookup.unread or not lookup.read):
+        return "unknown", {"reason": _unread_reason(lookup, lookup.unread)
+                           if lookup.unread else "no central node to look on",
+                           **lookup.evidence()}
+    return _verdict(None if lookup.hubs else f"no central node lists {lookup.leaf} in /leafz",
+                    hub=lookup.hub, **lookup.evidence())
+
+
+def detached_outcome(before: HubLookup, after: HubLookup) -> Outcome:
+    """pass: the leaf was found attached before (the positive control: the lookup can see
+    it) and no central node lists it now, every one of them read."""
+    if not before.hubs:
+        _, ev = attached_outcome(before)
+        return "unknown", {"reason": "positive control failed: before the stop the lookup did "
+                                     f"not find {before.leaf} attached ({ev.get('reason')}), so "
+                                     "not finding it after says nothing",
+                           "before": before.evidence(), "after": after.evidence()}
+    evidence = {"was": before.hub, "before": before.evidence(), "after": after.evidence()}
+    if not after.hubs and (after.unread or not after.read):
+        return "unknown", {"reason": _unread_reason(after, after.unread) if after.unread
+                           else "no central node to look on", **evidence}
+    return _verdict(f"{after.leaf} still attached to {', '.join(after.hubs)}"
+                    if after.hubs else None, **evidence)
+
+
+def moved_outcome(lookup: HubLookup, old: str) -> Outcome:
+    """pass: the leaf is attached to a central node other than ``old`` (whose /leafz is
+    expected to be unreadable: it was stopped)."""
+    new = [h for h in lookup.hubs if h != old]
+    evidence = {"killed": old, **lookup.evidence()}
+    others = {n: why for n, why in lookup.unread.items() if n != old}
+    if not lookup.hubs and others:
+        return "unknown", {"reason": _unread_reason(lookup, others), **evidence}
+    return _verdict(None if new else f"{lookup.leaf} still attached to {old}"
+                    if old in lookup.hubs else f"{lookup.leaf} attached to no central node",
+                    hub=new[0] if new else None, **evidence)
+
+
+# ------------------------------------------------------------- member binding
+
+
+async def member_binding(central_url: str, leaf_url: str, member: str,
+                         timeout: float = 5.0) -> Outcome:
+    """Whether central binds the leaf to the member's account: a subject inside
+    ``OwnerSpace.<member>`` crosses from central to the leaf, one outside it does not.
+
+    A central that binds credential-less connections to a default user (``no_auth_user``)
+    accepts a leaf with no credentials at all, so "attached" alone does not show the
+    member's credentials are installed. Each round publishes outside, then inside, on one
+    connection to the hub; the leaf's subscriptions go out in the same order; messages on
+    one path arrive in order. So once an inside message has arrived, every outside message
+    published before it would have arrived first, had central let it through.
+    """
+    tag = uuid.uuid4().hex[:12]
+    inside, outside = f"OwnerSpace.{member}.binding.{tag}", f"OpsconsoleProbe.binding.{tag}"
+    sub_nc = await nats.connect(leaf_url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        pub_nc = await nats.connect(central_url, connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            out_sub = await sub_nc.subscribe(outside)  # first: its interest travels ahead
+            in_sub = await sub_nc.subscribe(inside)
+            await sub_nc.flush()
+            started, rounds = time.monotonic(), 0
+            while in_sub.delivered == 0 and time.monotonic() - started < timeout:
+                await pub_nc.publish(outside, b"outside")
+                await pub_nc.publish(inside, b"inside")
+                await pub_nc.flush()
+                rounds += 1
+                await asyncio.sleep(0.05)
+            # delivered counts parse order: inside arrived, so earlier outside ones did too
+            crossed_in, crossed_out = in_sub.delivered, out_sub.delivered
+        finally:
+            await pub_nc.close()
+    finally:
+        await sub_nc.close()
+    return _verdict(
+        f"nothing crossed to the leaf within {timeout:g} s" if crossed_in == 0 else
+        f"a subject outside OwnerSpace.{member} crossed: the leaf is not bound to the "
+        "member's account (no credentials, or wider ones)" if crossed_out else None,
+        inside=inside, outside=outside, rounds=rounds, inside_crossed=crossed_in,
+        outside_crossed=crossed_out)
+
+
+# ------------------------------------------------------------------ NATS login
+
+
+@dataclass(frozen=True)
+class Login:
+    """One attempt to log in to a NATS node with a user and password.
+
+    ``result``: accepted | authorization (the server's Authorization Violation) |
+    unreachable (refused, timed out) | tls | error (anything else, named).
+    """
+
+    node: str
+    result: str
+    error: str = ""  # the error's class and text, never the password
+
+    def as_json(self) -> dict[str, str]:
+        return {"result": self.result, **({"error": self.error} if self.error else {})}
+
+
+def _classify(exc: BaseException, seen: Sequence[BaseException]) -> str:
+    causes = [exc, *seen]
+    if any(isinstance(e, nats.errors.AuthorizationError)
+           or (isinstance(e, nats.errors.Error) and "authorization violation" in str(e).lower())
+           for e in causes):
+        return "authorization"
+    if any(isinstance(e, ssl.SSLError | nats.errors.SecureConnRequiredError
+                      | nats.errors.SecureConnWantedError | nats.errors.SecureConnFailedError)
+           for e in causes):
+        return "tls"
+    if isinstance(exc, nats.errors.NoServersError | OSError):
+        return "unreachable"
+    return "error"
+
+
+async def try_login(node: str, url: str, user: str, password: str,
+                    timeout: float = 2.0) -> Login:
+    """Connect once (no reconnects) with ``user``/``password``; how the server answered."""
+    seen: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)
+
+    try:
+        nc = await asyncio.wait_for(nats.connect(
+            url, user=user, password=password, allow_reconnect=False,
+            max_reconnect_attempts=1, reconnect_time_wait=0.1, connect_timeout=timeout,
+            error_cb=on_error), timeout * 3)
+    except (TimeoutError, nats.errors.Error, OSError, ssl.SSLError) as exc:
+        # every kind is classified and named below; none of them counts as accepted
+        text = "; ".join(dict.fromkeys(f"{type(e).__name__}: {e}".rstrip(": ")
+                                       for e in [exc, *seen]))
+        return Login(node, _classify(exc, seen), text.replace(password, "***")[:300])
+    await nc.close()
+    return Login(node, "accepted")
+
+
+def revocation_outcome(before: Sequence[Login], after: Sequence[Login]) -> Outcome:
+    """pass: every node accepted the member's credentials before terminate (the positive
+    control) and refuses them with an authorization error after it."""
+    evidence: dict[str, Any] = {"before": {x.node: x.as_json() for x in before},
+                                "after": {x.node: x.as_json() for x in after}}
+    refused_before = [x.node for x in before if x.result != "accepted"]
+    if not before or refused_before:
+        return "unknown", {**evidence, "reason": (
+            "positive control failed: the member's credentials were not accepted before "
+            f"terminate (by {', '.join(refused_before) or 'no node'}), so a refusal after it "
+            "would say nothing")}
+    if not after:
+        return "unknown", {**evidence, "reason": "no login attempted after terminate"}
+    accepted = [x.node for x in after if x.result == "accepted"]
+    unreachable = [x.node for x in after if x.result == "unreachable"]
+    if unreachable and not accepted:
+        return "unknown", {**evidence, "reason": f"{', '.join(unreachable)} unreachable after "
+                                                 "terminate: not evidence of a revocation"}
+    other = [f"{x.node} ({x.result})" for x in after if x.result != "authorization"]
+    return _verdict(f"still accepted by {', '.join(accepted)}" if accepted else
+                    f"refused for another reason than authorization by {', '.join(other)}: "
+                    "not a revocation" if other else None, **evidence)
+
+
+# --------------------------------------------------------------------- forApp
+
+
+def answer_outcome(answers: Sequence[Any], event_id: str, etype: str,
+                   result: Any = None) -> Outcome:
+    """pass: an answer with this id has the event's type, ``ok: true`` and, when given,
+    this result."""
+    copies = [a for a in answers if isinstance(a, dict) and a.get("id") == event_id]
+    right = [a for a in copies if a.get("type") == etype and a.get("ok") is True
+             and (result is None or a.get("result") == result)]
+    return _verdict(None if right else f"no answer with id {event_id!r}" if not copies else
+                    f"the answer with id {event_id!r} is not a successful {etype}",
+                    answers=len(answers), copies=len(copies),
+                    first=copies[0] if copies else None)
+
+
+# -------------------------------------------------------- initialize ordering
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    """The instance as the provisioner (``/vault/status``) and EC2 (describe) show it."""
+
+    status: str | None
+    ec2: str | None = None  # None: EC2 not observable (no [aws] in the inventory)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "ec2": self.ec2}
+
+
+def only_after_running_outcome(early_http: int, after_early: InstanceState,
+                               at_init: InstanceState, init_http: int | None) -> Outcome:
+    """pass: initialize was refused while the instance was not running (the state seen
+    right after the refusal: status only moves forward, so it held at the refusal too),
+    and accepted once both the provisioner and EC2 said running."""
+    evidence = {"early_http": early_http, "after_early": after_early.as_json(),
+                "at_initialize": at_init.as_json(), "initialize_http": init_http}
+    if after_early.status == "running":
+        return "unknown", {**evidence, "reason": "the instance was already running right "
+                                                 "after the early attempt: no refusal before "
+                                                 "running was observed"}
+    return _verdict(
+        f"initialize accepted (HTTP {early_http}) while the instance was "
+        f"{after_early.status}" if early_http < 400 else
+        "the instance is not running yet"
+        if at_init.status != "running" or at_init.ec2 not in (None, "running") else
+        f"initialize answered HTTP {init_http} although running" if init_http != 200 else None,
+        **evidence)
+
+
+# -------------------------------------------------------------- relay loss bound
+
+#: a message sent this long before the hub stopped may still have been in flight through
+#: it (publish → flusher → route → hub takes milliseconds here)
+LEAD_S = 0.5
+#: after the leaf is seen on its new hub, interest still has to propagate (the leaf's
+#: subscriptions to the hub, then one route hop): milliseconds, bounded generously
+TAIL_S = 1.0
+#: traffic that must cross after the window for "delivered after the reconnection" to mean
+#: something, in seconds of canary traffic
+AFTER_MIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class OutageWindow:
+    """The measured hub switch: from just before the hub was stopped to the observation
+    that the leaf is attached elsewhere (or the last observation, if it never was)."""
+
+    start: float  # wall clock (the canary stamps messages with time.time())
+    end: float
+    recovered: bool = True
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+LOSS_BOUND = (f"lost <= rate * (reconnect window + {LEAD_S + TAIL_S:g} s) + 2 per direction, "
+              "none lost outside that window")
+
+
+def relay_loss_outcome(paths: Mapping[str, PathTracker], rate: float,
+                       window: OutageWindow | None, no_window_reason: str = "") -> Outcome:
+    """The loss bound of the hub switch, per direction, over settled canary messages.
+
+    Core NATS across a leaf link is at-most-once, so a message published while no
+    interest path exists (old hub gone, new one not yet attached) is dropped; nats-py's
+    own buffer does not help, its connections never drop. Loss is therefore confined to
+    [start - LEAD_S, end + TAIL_S] and, as the canary never sends more than
+    ``rate * L + 2`` messages in L seconds, bounded by ``rate * (window + LEAD_S + TAIL_S)
+    + 2``. Asserted: that bound, zero loss before and after the window, traffic crossing
+    before the fault (positive control) and at least AFTER_MIN_S of traffic after it.
+    ``paths`` must be settled (every fate known) and keep their fates.
+    """
+    evidence: dict[str, Any] = {"rate": rate, "bound": LOSS_BOUND}
+    fails: list[str] = []
+    unknowns: list[str] = []
+    if window is not None:
+        lo, hi = window.start - LEAD_S, window.end + TAIL_S
+        limit = math.floor(rate * (hi - lo)) + 2
+        evidence |= {"reconnect_s": round(window.seconds, 3), "window_s": round(hi - lo, 3),
+                     "recovered": window.recovered, "max_lost": limit}
+    for name, t in paths.items():
+        row: dict[str, Any] = {"sent": t.sent, "delivered": t.delivered, "lost": t.lost,
+                               "duplicated": t.duplicated, "reordered": t.reordered}
+        evidence[name] = row
+        if t.fates is None or t.settled != t.sent:
+            unknowns.append(f"{name}: not every message settled ({t.settled}/{t.sent})")
+        elif window is None:
+            (fails if t.lost else unknowns).append(
+                f"{name}: {t.lost} lost with no hub switch" if t.lost else
+                f"{name}: no hub switch to measure ({no_window_reason})")
+        else:
+            before = [d for at, d in t.fates if at < lo]
+            inside = [d for at, d in t.fates if lo <= at <= hi]
+            after = [d for at, d in t.fates if at > hi]
+            lost_in = inside.count(False)
+            lost_out = before.count(False) + after.count(False)
+            row |= {"sent_before": len(before), "sent_in_window": len(inside),
+                    "sent_after": len(after), "lost_in_window": lost_in,
+                    "lost_outside_window": lost_out,
+                    # when the lost ones were sent, in seconds from the fault (first 10)
+                    "lost_at_s": [round(at - window.start, 3) for at, d in t.fates
+                                  if not d][:10]}
+            if lost_out or lost_in > limit:
+                fails.append(f"{name}: {lost_out} lost outside the window, {lost_in} inside "
+                             f"(at most {limit})")
+            elif not any(before):
+                unknowns.append(f"{name}: nothing crossed before the fault (positive control)")
+            elif len(after) < rate * AFTER_MIN_S:
+                unknowns.append(f"{name}: only {len(after)} sent after the window")
+    if not paths:
+        unknowns.append("no canary path")
+    if fails or unknowns:
+        evidence["reason"] = "; ".join(fails + unknowns)
+    if unknowns and not fails:
+        return "unknown", evidence
+    return outcome(not fails, **evidence)
