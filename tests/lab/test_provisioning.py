@@ -27,7 +27,7 @@ async def api(lab: Lab):
                 return r.status, await r.json()
 
         yield call
-    lab.set_member_account("bob", True)  # re-grant: terminate revokes it
+    await lab.set_member_account("bob", True)  # re-grant: terminate revokes it
 
 
 async def _ec2(lab: Lab, instance_id: str) -> dict:
