@@ -137,7 +137,7 @@ async def kill_vault_leader(session: ConsoleSession, lab: Any,
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(watch.done.wait(), TIMEOUT_S)
     watch.close()
-    lab.start_node(old)
+    await lab.start_node(old)
     recover = await wait_healthy(session, lab)
 
     def since(t: float | None) -> float | None:
@@ -160,7 +160,7 @@ async def kill_nats(session: ConsoleSession, lab: Any, http: aiohttp.ClientSessi
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(watch.done.wait(), TIMEOUT_S)
     watch.close()
-    lab.start_node(node.name)
+    await lab.start_node(node.name)
     recover = await wait_healthy(session, lab)
     down = watch.seen.get("down")
     return {"kind": "nats", "node": node.name, "down_s": None if down is None else down - t0,

@@ -141,7 +141,7 @@ class ConsoleSession:
         if self.faults is not None:
             await self.faults.stop_watcher()
             if heal and not self.read_only:
-                for rec in self.faults.ledger.open_records():
+                for rec in await self.faults.open_records():
                     if rec.owner_alive() and rec.owner_pid == os.getpid():
                         await self.faults.heal(rec)
         for canary in self.canaries:

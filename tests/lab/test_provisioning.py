@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 
 import aioboto3
 import aiohttp
@@ -27,7 +29,7 @@ async def api(lab: Lab):
                 return r.status, await r.json()
 
         yield call
-    lab.set_member_account("bob", True)  # re-grant: terminate revokes it
+    await lab.set_member_account("bob", True)  # re-grant: terminate revokes it
 
 
 async def _ec2(lab: Lab, instance_id: str) -> dict:
@@ -148,3 +150,39 @@ async def test_admin_api_grants_and_revokes_accounts_and_refuses_bad_input(lab: 
         finally:
             assert (await post("/admin/accounts/carol", {"active": True}))[0] == 200
         assert "carol" not in lab.revoked_members()
+
+
+def _waits_for_lock(pid: int, lock: Path) -> bool:
+    """True while ``pid`` is blocked in flock on ``lock`` (a ``->`` line in /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    return any(line.split()[1] == "->" and line.split()[5] == str(pid)
+               for line in Path("/proc/locks").read_text().splitlines() if inode in line)
+
+
+async def test_provisioner_answers_while_a_handler_waits_for_the_lab_lock(lab: Lab) -> None:
+    """A handler waiting on the lab's flock (another command holds it) must not stall the
+    service: the flock is taken off the provisioner's loop."""
+    base = lab.topology().provisioner_url
+    admin = {"Authorization": f"Bearer {lab.dir.read_secret('provisioning-admin-token')}"}
+    pid = lab.process("provisioner").pid
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async def grant() -> int:  # carol is granted already: re-granting changes nothing
+            async with http.post(f"{base}/admin/accounts/carol", json={"active": True},
+                                 headers=admin) as r:
+                return r.status
+
+        async def healthz_s() -> float:
+            began = time.monotonic()
+            async with http.get(f"{base}/healthz",
+                                timeout=aiohttp.ClientTimeout(total=5)) as r:
+                assert r.status == 200
+            return time.monotonic() - began
+
+        async with lab.dir.locked():  # as `lab up` or a fault in another process would
+            pending = asyncio.create_task(grant())
+            await async_wait_until(lambda: _waits_for_lock(pid, lab.dir.root / "lock"), 10,
+                                   "the provisioner's handler to wait for the lab lock")
+            latencies = [await healthz_s() for _ in range(3)]
+            assert not pending.done(), "the handler did not wait for the lock"
+        assert await asyncio.wait_for(pending, 30) == 200
+    assert max(latencies) < 0.5, f"/healthz stalled while a handler waited: {latencies}"

@@ -130,7 +130,7 @@ class ProcessKill(FaultKind):
             return "lab is down; nothing to restart"
         if lab.process(spec["node"]) is not None:
             return f"{spec['node']} already running"
-        rec = lab.start_node(spec["node"])
+        rec = await lab.start_node(spec["node"])
         return f"restarted {spec['node']} (pid {rec.pid})"
 
 
@@ -141,7 +141,7 @@ class ProcessRestart(ProcessKill):
     one_shot = True
 
     async def inject(self, ctx, target, params, heal):
-        _attach(heal).restart_node(target)
+        await _attach(heal).restart_node(target)
 
 
 @register
@@ -319,7 +319,7 @@ class VaultSeal(FaultKind):
         lab = _live_lab(spec)
         if lab is None:
             return "lab is down; nothing to unseal"
-        new = lab.restart_node(spec["node"])
+        new = await lab.restart_node(spec["node"])
         return f"restarted {spec['node']} (pid {new.pid}); static seal unseals it"
 
 
@@ -360,17 +360,17 @@ class VaultPartition(FaultKind):
         lab = ctx.require_lab(self.id)
         topo = lab.topology()
         if topo is None or topo.netns is None:
-            lab.set_vault_link(target, up=True)  # raises the one-line refusal
+            await lab.set_vault_link(target, up=True)  # raises the one-line refusal
         return {"lab_dir": str(lab.dir.root), "node": target}
 
     async def inject(self, ctx, target, params, heal):
-        _attach(heal).set_vault_link(target, up=False)
+        await _attach(heal).set_vault_link(target, up=False)
 
     async def heal(self, ctx, spec):
         lab = _live_lab(spec)
         if lab is None:
             return "lab is down; namespaces are gone"
-        lab.set_vault_link(spec["node"], up=True)
+        await lab.set_vault_link(spec["node"], up=True)
         return f"reconnected {spec['node']}"
 
 

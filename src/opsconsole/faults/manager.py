@@ -1,4 +1,7 @@
-"""Inject and heal faults through the ledger, publishing every step on the bus."""
+"""Inject and heal faults through the ledger, publishing every step on the bus.
+
+Every ledger access (flock + fsync, or reading the file) runs in a worker thread:
+the manager runs on the console's loop, which is also the UI's."""
 
 from __future__ import annotations
 
@@ -44,18 +47,21 @@ class FaultManager:
             raise UserError(f"fault {fault} refused: {target!r} is not a target in the "
                             f"inventory ({self.ctx.inventory.name})")
         heal = await kind.prepare(self.ctx, target, params)
-        rec = self.ledger.open_fault(fault, target, params, ttl_s, heal=heal, run_id=run_id)
+        rec = await asyncio.to_thread(self.ledger.open_fault, fault, target, params, ttl_s,
+                                      heal=heal, run_id=run_id)
         try:
             await kind.inject(self.ctx, target, params, heal)
         except NothingApplied as exc:
-            self.ledger.mark(rec.id, "healed", note=f"injection failed, nothing applied: {exc}")
+            await asyncio.to_thread(self.ledger.mark, rec.id, "healed",
+                                    note=f"injection failed, nothing applied: {exc}")
             raise
         except Exception:
             # It may have half-happened: heal now from the recorded spec, then report.
             await self.heal(rec)
             raise
-        self.ledger.mark(rec.id, "healed" if kind.one_shot else "active",
-                         note="one-shot action" if kind.one_shot else "")
+        await asyncio.to_thread(self.ledger.mark, rec.id,
+                                "healed" if kind.one_shot else "active",
+                                note="one-shot action" if kind.one_shot else "")
         rec.status = "active"
         self.bus.publish(FaultInjected(fault_id=rec.id, fault=fault, target=target,
                                        params=params, ttl_s=ttl_s))
@@ -63,6 +69,10 @@ class FaultManager:
             self.bus.publish(FaultHealed(fault_id=rec.id, fault=fault, target=target,
                                          how="one-shot action"))
         return rec
+
+    async def open_records(self) -> list[FaultRecord]:
+        """The ledger's open faults, read off the loop (the file grows with history)."""
+        return await asyncio.to_thread(self.ledger.open_records)
 
     # -------------------------------------------------------------------- heal
     async def heal(self, rec: FaultRecord) -> bool:
@@ -73,7 +83,7 @@ class FaultManager:
         except Exception as exc:  # a heal failure stays in the ledger for the next try
             how, ok = f"{type(exc).__name__}: {exc}", False
         rec.status, rec.note = ("healed" if ok else "heal_failed"), how
-        self.ledger.mark(rec.id, rec.status, note=how)
+        await asyncio.to_thread(self.ledger.mark, rec.id, rec.status, note=how)
         self.bus.publish(FaultHealed(fault_id=rec.id, fault=rec.fault, target=rec.target,
                                      how=how, ok=ok))
         return ok
@@ -82,7 +92,7 @@ class FaultManager:
         """Heal every open fault (optionally only one run's), newest first."""
         if self.read_only:
             raise UserError(READ_ONLY_REFUSAL)
-        recs = [r for r in self.ledger.open_records() if run_id is None or r.run_id == run_id]
+        recs = [r for r in await self.open_records() if run_id is None or r.run_id == run_id]
         recs.sort(key=lambda r: r.created_at, reverse=True)
         for rec in recs:
             await self.heal(rec)
@@ -91,12 +101,12 @@ class FaultManager:
     async def recover(self) -> list[FaultRecord]:
         """At start: heal what a crashed process left behind, and anything expired."""
         now = time.time()
-        stale = [r for r in self.ledger.open_records()
+        stale = [r for r in await self.open_records()
                  if not r.owner_alive() or r.expires_at <= now]
         for rec in sorted(stale, key=lambda r: r.created_at, reverse=True):
             await self.heal(rec)
         if stale:
-            self.ledger.compact()
+            await asyncio.to_thread(self.ledger.compact)
         return stale
 
     # ------------------------------------------------------------------- TTL
@@ -104,7 +114,7 @@ class FaultManager:
         async def watch() -> None:
             while True:
                 now = time.time()
-                for rec in self.ledger.open_records():
+                for rec in await self.open_records():
                     if rec.expires_at <= now:
                         await self.heal(rec)
                 await asyncio.sleep(interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -70,15 +71,16 @@ def listening(port: int) -> bool:
     return port in listening_ports()
 
 
-def wait_closed(ports: list[int], timeout: float) -> list[int]:
+async def wait_closed(ports: list[int], timeout: float) -> list[int]:
     """Wait until none of ``ports`` listens; return those still listening at the deadline.
 
     A killed multithreaded server can show as a zombie a moment before its last
     thread has closed its sockets, so "process gone" does not yet mean "port free".
+    The kernel's table is read in a thread (it grows with every socket on the host).
     """
     deadline = time.monotonic() + timeout
     while True:
-        still = sorted(set(ports) & listening_ports())
+        still = sorted(set(ports) & await asyncio.to_thread(listening_ports))
         if not still or time.monotonic() >= deadline:
             return still
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)

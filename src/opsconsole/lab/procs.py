@@ -7,6 +7,7 @@ it; every child carries ``OPSCONSOLE_LAB_MARKER=<state dir>`` so a later
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -67,21 +68,24 @@ def find_marked(marker: str) -> list[psutil.Process]:
     return found
 
 
-def stop_processes(procs: Iterable[psutil.Process], grace: float = 3.0) -> None:
-    """SIGCONT (a paused node cannot exit), SIGTERM, then SIGKILL after ``grace`` s."""
+async def stop_processes(procs: Iterable[psutil.Process], grace: float = 3.0) -> None:
+    """SIGCONT (a paused node cannot exit), SIGTERM, then SIGKILL after ``grace`` s.
+
+    Waits with ``asyncio.sleep``: the caller's loop (the console's UI loop) keeps running.
+    """
     procs = list(procs)
     for p in procs:
         for sig in (signal.SIGCONT, signal.SIGTERM):
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sig)
-    alive = _wait_exit(procs, grace)
+    alive = await wait_exit(procs, grace)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    _wait_exit(alive, grace)
+    await wait_exit(alive, grace)
 
 
-def _wait_exit(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+async def wait_exit(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait until each process has exited or is a zombie (whose parent, maybe a
     console still running, reaps it later); return those still running."""
     deadline = time.monotonic() + timeout
@@ -90,7 +94,7 @@ def _wait_exit(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
         alive = [p for p in alive if _running(p)]
         if not alive or time.monotonic() >= deadline:
             break
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
     return alive
 
 

@@ -12,11 +12,13 @@ Layout::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ STATE_DIR_ENV = "OPSCONSOLE_LAB_DIR"
 #: Environment marker carried by every lab child; lets cleanup find processes
 #: whose pid record was never written (console killed between spawn and record).
 MARKER_ENV = "OPSCONSOLE_LAB_MARKER"
+#: Held while a LabState is changed and saved: lab work runs in worker threads (off the
+#: console's loop), and two of them must not share state.tmp or save a dict mid-change.
+STATE_LOCK = threading.RLock()
 
 
 def resolve_state_dir(flag: str | os.PathLike[str] | None = None) -> Path:
@@ -102,11 +107,12 @@ class StateDir:
         """Atomic, durable replace: a crash leaves the old or the new file, never half."""
         self.ensure()
         tmp = self.state_file.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(state.to_json(), fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_file)
+        with STATE_LOCK:
+            with open(tmp, "w") as fh:
+                json.dump(state.to_json(), fh, indent=2, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_file)
         dir_fd = os.open(self.root, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -143,13 +149,25 @@ class StateDir:
             os.close(fd)
         os.chmod(path, 0o600)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Serialise lab-changing commands (two `lab up`s must not race)."""
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        """Serialise lab-changing commands (two `lab up`s must not race).
+
+        The flock is taken in a worker thread, so a caller on the console's loop keeps
+        its UI running while another command holds the lock. Cancelled while waiting,
+        the descriptor is closed only once the thread returns (closing it releases a
+        lock taken meanwhile; closing earlier could let the thread lock a reused fd).
+        """
         self.ensure()
-        with open(self.root / "lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fd = os.open(self.root / "lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        acquire = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(acquire)
+        except BaseException:
+            acquire.add_done_callback(lambda _: os.close(fd))
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -42,7 +43,7 @@ from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
 from .netns import NetnsPlan
 from .ports import ensure_free, free_ports, wait_closed
-from .state import LabState, ProcRecord, StateDir, resolve_state_dir
+from .state import STATE_LOCK, LabState, ProcRecord, StateDir, resolve_state_dir
 from .vault_bootstrap import (
     enable_kv,
     health,
@@ -195,7 +196,7 @@ class Lab:
     async def up(self, timeout: float = 60.0) -> dict[str, Any]:
         """Bring the lab up (idempotent); return its status once every node is healthy."""
         began = time.monotonic()
-        with self.dir.locked():
+        async with self.dir.locked():
             state = self.dir.load()
             wanted = {n for kind in PORT_ROLES for n in node_names(self.spec, kind)}
             # a lab recorded by an older opsconsole (other nodes) is rebuilt, not patched
@@ -203,22 +204,22 @@ class Lab:
             if fresh:
                 # Never resume a half-built lab: its vault may be initialised
                 # with a token we never saved. Clean it and start from scratch.
-                self._stop_everything(state)
+                await self._stop_everything(state)
                 binaries.nats_server(), binaries.bao(), binaries.moto_server()  # fail early
-                state = self._fresh_state()
+                state = await asyncio.to_thread(self._fresh_state)
             try:
                 started = await self._bring_up(state, timeout)
             except BaseException:
                 if fresh:  # nothing half-built is left behind: no process, no namespace
-                    self._stop_everything(self.dir.load(), grace=1.5)
+                    await self._stop_everything(self.dir.load(), grace=1.5)
                     failed = self.dir.load()
                     failed.phase, failed.procs = "down", {}
-                    self.dir.save(failed)
+                    await asyncio.to_thread(self.dir.save, failed)
                 raise
             if started or state.phase != "up":
                 state.phase = "up"
                 state.up_seconds = round(time.monotonic() - began, 2)
-                self.dir.save(state)
+                await asyncio.to_thread(self.dir.save, state)
         return await self.status()
 
     async def _bring_up(self, state: LabState, timeout: float) -> list[str]:
@@ -226,9 +227,9 @@ class Lab:
         topo = self._plan(state)
         cmds = self.commands(topo)  # resolves every binary before anything is created
         if topo.netns is not None:
-            netns.create(topo.netns)
-        self._write_configs(topo)
-        started = self._start_missing(state, topo, cmds)
+            await asyncio.to_thread(netns.create, topo.netns)
+        await asyncio.to_thread(self._write_configs, topo)
+        started = await asyncio.to_thread(self._start_missing, state, topo, cmds)
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(
                 self._wait_nats(session, topo, timeout),
@@ -243,17 +244,16 @@ class Lab:
 
     async def down(self) -> list[str]:
         """Stop every lab process (recorded or marked); return the names stopped."""
-        with self.dir.locked():
+        async with self.dir.locked():
             state = self.dir.load()
-            stopped = self._stop_everything(state, grace=1.5)
+            stopped = await self._stop_everything(state, grace=1.5)
             owners = {port: f"{node} {role}" for node, ports in state.ports.items()
                       for role, port in ports.items()}
-            leftover = [f"{owners[p]} {p}" for p in wait_closed(list(owners), timeout=3.0)]
+            still = await wait_closed(list(owners), timeout=3.0)
+            leftover = [f"{owners[p]} {p}" for p in still]
             state.phase = "down"
             state.procs = {}
-            self.dir.save(state)
-            for sub in ("secrets", "vault", "nats"):
-                shutil.rmtree(self.dir.root / sub, ignore_errors=True)
+            await asyncio.to_thread(self._clear_down, state)
             if leftover:
                 raise UserError("lab down: still listening after stop: " + ", ".join(leftover),
                                 exit_code=2)
@@ -270,7 +270,14 @@ class Lab:
             raise UserError(f"lab: vault_netns = \"on\" {reason}", exit_code=2)
         return self.spec.vault_netns != "off" and reason is None
 
-    def _stop_everything(self, state: LabState, grace: float = 3.0) -> list[str]:
+    def _clear_down(self, state: LabState) -> None:
+        """Record the lab as down (durably) and drop its secrets and node data."""
+        self.dir.save(state)
+        for sub in ("secrets", "vault", "nats"):
+            shutil.rmtree(self.dir.root / sub, ignore_errors=True)
+
+    def _lab_processes(self, state: LabState) -> dict[int, tuple[str, psutil.Process]]:
+        """pid -> (name, process) of every live lab child, recorded or only marked."""
         found: dict[int, tuple[str, psutil.Process]] = {}
         for rec in state.procs.values():
             proc = procs.record_process(rec)
@@ -278,9 +285,14 @@ class Lab:
                 found[proc.pid] = (rec.name, proc)
         for proc in procs.find_marked(self.marker):
             found.setdefault(proc.pid, (f"pid {proc.pid}", proc))
-        procs.stop_processes([p for _, p in found.values()], grace=grace)
+        return found
+
+    async def _stop_everything(self, state: LabState, grace: float = 3.0) -> list[str]:
+        # finding marked children reads every process's environment: off the loop
+        found = await asyncio.to_thread(self._lab_processes, state)
+        await procs.stop_processes([p for _, p in found.values()], grace=grace)
         if state.netns:
-            netns.destroy(NetnsPlan.from_json(state.netns))
+            await asyncio.to_thread(netns.destroy, NetnsPlan.from_json(state.netns))
         return sorted(name for name, _ in found.values())
 
     def _fresh_state(self) -> LabState:
@@ -391,28 +403,37 @@ class Lab:
         kind, argv = cmds[name]
         rec = procs.spawn(name, kind, argv, self._node_dir(kind, name) / f"{name}.log",
                           self.marker)
-        state.procs[name] = rec
-        self.dir.save(state)
+        with STATE_LOCK:  # joined OpenBao nodes are restarted from two threads at once
+            state.procs[name] = rec
+            self.dir.save(state)
         return rec
 
-    def restart_node(self, name: str, grace: float = 5.0) -> ProcRecord:
+    async def restart_node(self, name: str, grace: float = 5.0) -> ProcRecord:
         """Stop one node gracefully (if running), then start it on its recorded ports."""
         rec = self.process(name)
         if rec is not None:
-            procs.stop_processes([psutil.Process(rec.pid)], grace=grace)
-        return self.start_node(name)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                await procs.stop_processes([psutil.Process(rec.pid)], grace=grace)
+        return await self.start_node(name)
 
-    def start_node(self, name: str) -> ProcRecord:
+    async def start_node(self, name: str) -> ProcRecord:
         """(Re)start one recorded lab node on its recorded ports (used by faults)."""
-        with self.dir.locked():
-            state = self.dir.load()
-            topo = self._plan(state)
-            rec = state.procs.get(name)
-            if rec is not None and procs.is_alive(rec):
-                return rec
-            if not self._in_netns(topo, name):
-                ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
-            return self._spawn(state, self.commands(topo), name)
+        async with self.dir.locked():
+            return await asyncio.to_thread(self._start_node_locked, name)
+
+    def _start_node_locked(self, name: str) -> ProcRecord:
+        """start_node's work under the lock, in a thread: spawn and fsync off the loop.
+
+        The child is detached (own session, no asyncio child watcher): it outlives
+        the command, and the console, that started it."""
+        state = self.dir.load()
+        topo = self._plan(state)
+        rec = state.procs.get(name)
+        if rec is not None and procs.is_alive(rec):
+            return rec
+        if not self._in_netns(topo, name):
+            ensure_free({f"{name} {r}": p for r, p in state.ports[name].items()})
+        return self._spawn(state, self.commands(topo), name)
 
     # -------------------------------------------------------- health waits
     async def _wait_nats(self, session: aiohttp.ClientSession, topo: Topology,
@@ -488,8 +509,8 @@ class Lab:
             return  # unsealed by itself meanwhile
         proc = procs.record_process(state.procs[node.name])
         if proc is not None:
-            await asyncio.to_thread(procs.stop_processes, [proc], 5.0)
-        self._spawn(state, self.commands(topo), node.name)
+            await procs.stop_processes([proc], 5.0)
+        await asyncio.to_thread(self._spawn, state, self.commands(topo), node.name)
 
     async def _vault_leader(self, session: aiohttp.ClientSession,
                             topo: Topology) -> VaultNodeSpec:
@@ -548,23 +569,26 @@ class Lab:
             return None
         return self.dir.read_secret(f"nats-member-{member}.password")
 
-    def set_member_account(self, member: str, active: bool) -> None:
+    async def set_member_account(self, member: str, active: bool) -> None:
         """Grant or revoke a member's NATS account: rewrite central auth and reload
         every central node (SIGHUP); a revoked member's connections drop at once."""
-        with self.dir.locked():
-            revoked = self.revoked_members()
-            revoked = revoked - {member} if active else revoked | {member}
-            path = self.dir.root / "nats" / "revoked.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(sorted(revoked)))
-            state = self.dir.load()
-            self._write_configs(self._plan(state))
-            for name in node_names(self.spec, "nats"):
-                rec = state.procs.get(name)
-                if rec is not None and procs.is_alive(rec):
-                    os.kill(rec.pid, signal.SIGHUP)
+        async with self.dir.locked():
+            await asyncio.to_thread(self._set_member_account_locked, member, active)
 
-    def set_vault_link(self, node: str, up: bool) -> None:
+    def _set_member_account_locked(self, member: str, active: bool) -> None:
+        revoked = self.revoked_members()
+        revoked = revoked - {member} if active else revoked | {member}
+        path = self.dir.root / "nats" / "revoked.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sorted(revoked)))
+        state = self.dir.load()
+        self._write_configs(self._plan(state))
+        for name in node_names(self.spec, "nats"):
+            rec = state.procs.get(name)
+            if rec is not None and procs.is_alive(rec):
+                os.kill(rec.pid, signal.SIGHUP)
+
+    async def set_vault_link(self, node: str, up: bool) -> None:
         """Partition one Vault node from everything (down) or reconnect it (up)."""
         topo = self.topology()
         if topo is None or topo.netns is None:
@@ -573,7 +597,7 @@ class Lab:
                             f"network namespaces ({why})", exit_code=2)
         if node not in topo.netns.namespaces:
             raise UserError(f"vault partition: no Vault node named {node}", exit_code=2)
-        netns.set_link(topo.netns, node, up)
+        await asyncio.to_thread(netns.set_link, topo.netns, node, up)
 
     def root_token(self) -> str | None:
         return self.dir.read_secret(ROOT_TOKEN_FILE)

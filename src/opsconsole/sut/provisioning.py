@@ -27,12 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ from ..lab.supervisor import DUMMY_AWS_KEY
 
 PROVISION_TIMEOUT_S = 120.0
 AMI_NAME = "opsconsole-hardened-arm64"
+Handler = Callable[["Provisioner", web.Request], Awaitable[web.Response]]
 
 
 @dataclass
@@ -71,6 +74,17 @@ class Instance:
     initialized_at: float | None = None
 
 
+def _serialised(handler: Handler) -> Handler:
+    """One lifecycle change at a time per member: stopping or starting an instance's
+    processes awaits, so a second request could otherwise act on a half-changed vault."""
+    @functools.wraps(handler)
+    async def wrapped(self: Provisioner, request: web.Request) -> web.Response:
+        async with self.busy(self.member(request)):
+            return await handler(self, request)
+
+    return wrapped
+
+
 class Provisioner:
     def __init__(self, lab: Lab, pending_s: float = 2.0) -> None:
         self.lab = lab
@@ -79,6 +93,7 @@ class Provisioner:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_file = self.dir / "instances.json"
         self.instances: dict[str, Instance] = self._load()
+        self._busy: dict[str, asyncio.Lock] = {}
         tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
         self.members_by_token = {token: member for member, token in tokens.items()}
         self.admin_token = lab.dir.read_secret("provisioning-admin-token")
@@ -124,6 +139,9 @@ class Provisioner:
                                        content_type="application/json")
         return member
 
+    def busy(self, member: str) -> asyncio.Lock:
+        return self._busy.setdefault(member, asyncio.Lock())
+
     def current(self, member: str) -> Instance:
         inst = self.instances.get(member)
         if inst is None or inst.status == "terminated":
@@ -132,6 +150,7 @@ class Provisioner:
         self.refresh(inst)
         return inst
 
+    @_serialised
     async def provision(self, request: web.Request) -> web.Response:
         member = self.member(request)
         existing = self.instances.get(member)
@@ -188,6 +207,7 @@ class Provisioner:
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self._summary(self.current(self.member(request))))
 
+    @_serialised
     async def initialize(self, request: web.Request) -> web.Response:
         inst = self.current(self.member(request))
         if inst.status in ("initialized", "stopped"):
@@ -206,7 +226,7 @@ class Provisioner:
         try:
             await self._start_processes(inst, password)
         except Exception as exc:  # nothing half-done: stop what started, stay "running"
-            self._stop_processes(inst)
+            await self._stop_processes(inst)
             inst.owner_space_id = inst.message_space_id = ""
             self.save()
             return web.json_response({"status": "failed", "error": str(exc)}, status=500)
@@ -228,10 +248,13 @@ class Provisioner:
                 f'http: "127.0.0.1:{inst.leaf_monitor}"\nping_interval: "2s"\nping_max: 2\n'
                 f'leafnodes {{\n  reconnect: "100ms"\n  remotes: [ {{ urls: [{urls}] }} ]\n}}\n')
         self.lab.dir.write_private(d / "nats.conf", conf)  # credentials installed, 0600
-        leaf = procs.spawn(f"vault-{inst.member}-nats", "instance",
-                           [binaries.nats_server(), "-c", str(d / "nats.conf")],
-                           d / "nats.log", self.lab.marker)
-        manager = procs.spawn(
+        # detached children, spawned off the loop: Popen blocks until the child has exec'd
+        leaf = await asyncio.to_thread(
+            procs.spawn, f"vault-{inst.member}-nats", "instance",
+            [binaries.nats_server(), "-c", str(d / "nats.conf")], d / "nats.log",
+            self.lab.marker)
+        manager = await asyncio.to_thread(
+            procs.spawn,
             f"vault-{inst.member}-manager", "instance",
             [sys.executable, "-m", "opsconsole.sut.vault_manager",
              "--nats", f"nats://127.0.0.1:{inst.leaf_client}", "--user", inst.member,
@@ -302,22 +325,23 @@ class Provisioner:
             body["details"] = problems
         return web.json_response(body, status=200 if status == "healthy" else 503)
 
-    def _stop_processes(self, inst: Instance) -> None:
+    async def _stop_processes(self, inst: Instance) -> None:
         running = []
         for pid in inst.pids.values():
             with contextlib.suppress(psutil.Error):
                 running.append(psutil.Process(pid))
         # Manager first (SIGTERM: drain in-flight events, flush state), then its NATS.
-        procs.stop_processes(running[1:], grace=10)
-        procs.stop_processes(running[:1], grace=5)
+        await procs.stop_processes(running[1:], grace=10)
+        await procs.stop_processes(running[:1], grace=5)
         inst.pids = {}
 
+    @_serialised
     async def stop(self, request: web.Request) -> web.Response:
         inst = self.current(self.member(request))
         if inst.status != "initialized":
             return web.json_response({"error": f"cannot stop a vault that is {inst.status}"},
                                      status=409)
-        self._stop_processes(inst)
+        await self._stop_processes(inst)
         async with self.ec2() as ec2:
             await ec2.stop_instances(InstanceIds=[inst.instance_id])
         inst.status = "stopped"
@@ -325,6 +349,7 @@ class Provisioner:
         return web.json_response({"status": "stopped", "state_preserved": True,
                                   "instance_id": inst.instance_id})
 
+    @_serialised
     async def start(self, request: web.Request) -> web.Response:
         inst = self.current(self.member(request))
         if inst.status != "stopped":
@@ -359,7 +384,7 @@ class Provisioner:
                                      status=400)
         if not isinstance(active, bool):
             return web.json_response({"error": '"active" must be true or false'}, status=400)
-        await asyncio.to_thread(self.lab.set_member_account, member, active)
+        await self.lab.set_member_account(member, active)
         return web.json_response({"member": member, "active": active})
 
     async def admin_instances(self, request: web.Request) -> web.Response:
@@ -383,18 +408,19 @@ class Provisioner:
                 rows.append(row)
         return web.json_response(rows)
 
+    @_serialised
     async def terminate(self, request: web.Request) -> web.Response:
         member = self.member(request)
         inst = self.instances.get(member)
         if inst is None:
             return web.json_response({"error": "no vault provisioned"}, status=404)
         if inst.status != "terminated":
-            self._stop_processes(inst)
+            await self._stop_processes(inst)
             async with self.ec2() as ec2:
                 await ec2.terminate_instances(InstanceIds=[inst.instance_id])
                 with contextlib.suppress(Exception):  # moto keeps the ENI briefly
                     await ec2.delete_security_group(GroupId=inst.security_group)
-            await asyncio.to_thread(self.lab.set_member_account, member, False)
+            await self.lab.set_member_account(member, False)
             inst.status = "terminated"
             self.save()
         return web.json_response({"status": "terminated", "instance_id": inst.instance_id,
