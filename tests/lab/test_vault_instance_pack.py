@@ -81,9 +81,16 @@ def test_pack_runs_against_a_deployment_described_only_by_config(lab: Lab, tmp_p
 
     # Without the lab or an SSH host allowed to stop the hub, the hub-loss checks say
     # why they could not run (unknown), and so does the loss bound: no switch to measure.
+    # Unknown is not a failure (exit 0, the run says UNKNOWN checks), unless --strict.
     out = run_cli("run", "vault-instance.relay", "--config", str(config), "--json",
                   "--report", str(tmp_path / "relay"), env=aws, timeout=300)
-    assert out.returncode in (0, 1), out.stderr[-2000:]  # exit code: see --strict (issue 15)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "3 unknown" in out.stderr and "  unknown: " not in out.stderr  # it passed
+    strict = run_cli("run", "vault-instance.relay", "--config", str(config), "--strict",
+                     "--report", str(tmp_path / "relay-strict"), env=aws, timeout=300)
+    assert strict.returncode == 1, strict.stderr[-2000:]
+    assert "  unknown: vault-instance.relay: check 'relay: central disconnection handled" \
+        in strict.stderr
     [relay] = json.loads(out.stdout)
     status = {c["name"]: c for c in relay["checks"]}
     for name in ("relay: central disconnection handled (leaf moves hub)",

@@ -297,13 +297,17 @@ class Run:
 
     async def heal(self, rec: FaultRecord) -> None:
         self.step(f"heal {rec.fault} on {rec.target}")
-        current = self.faults.ledger.records().get(rec.id)
+        current = (await self._ledger_records()).get(rec.id)
         if current is not None and current.open:
             await self.faults.heal(current)
-        self._mark_healed(rec.id)
+        await self._mark_healed(rec.id)
 
-    def _mark_healed(self, fault_id: str) -> None:
-        note = self.faults.ledger.records().get(fault_id)
+    async def _ledger_records(self) -> dict[str, FaultRecord]:
+        """The ledger, read off the loop (the file grows with the fault history)."""
+        return await asyncio.to_thread(self.faults.ledger.records)
+
+    async def _mark_healed(self, fault_id: str) -> None:
+        note = (await self._ledger_records()).get(fault_id)
         if note is not None and note.open:
             return  # the heal failed (or never ran): the report says "not healed"
         for f in self.result.faults:
@@ -473,12 +477,12 @@ async def _rollback_and_heal(scenario: Scenario, run: Run) -> str | None:
     if not run.faults.read_only:
         healed = await asyncio.shield(run.faults.heal_all(run_id=run.run_id))
         for rec in healed:
-            run._mark_healed(rec.id)
+            await run._mark_healed(rec.id)
             if rec.status != "healed":
                 problems.append(f"fault {rec.fault} on {rec.target} not healed: {rec.note}")
     for f in run.result.faults:
         if f["healed_at"] is None:  # healed earlier by the method itself
-            run._mark_healed(f["id"])
+            await run._mark_healed(f["id"])
     return "; ".join(problems) or None
 
 
