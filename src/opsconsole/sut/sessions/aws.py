@@ -146,6 +146,21 @@ class Aws:
         try:
             await ddb.describe_table(TableName=table)
         except ddb.exceptions.ResourceNotFoundException:
+            await self._create_table()
+            await ddb.get_waiter("table_exists").wait(TableName=table,
+                                                      WaiterConfig={"Delay": 1})
+        ttl = await ddb.describe_time_to_live(TableName=table)
+        if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") != "ENABLED":
+            await ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": "expires_at"})
+
+    async def _create_table(self) -> None:
+        """Create the sessions table; one that exists already is fine: a create that timed
+        out at the client (a slow endpoint) and was retried by botocore may have been
+        applied the first time."""
+        ddb, table = self.dynamodb, self.res.table
+        # it exists: the caller's waiter then confirms it is active
+        with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             await ddb.create_table(
                 TableName=table, BillingMode="PAY_PER_REQUEST",
                 AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in
@@ -157,12 +172,6 @@ class Aws:
                     "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
                                   {"AttributeName": "created_at", "KeyType": "RANGE"}],
                     "Projection": {"ProjectionType": "ALL"}}])
-            await ddb.get_waiter("table_exists").wait(TableName=table,
-                                                      WaiterConfig={"Delay": 1})
-        ttl = await ddb.describe_time_to_live(TableName=table)
-        if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") != "ENABLED":
-            await ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-                "Enabled": True, "AttributeName": "expires_at"})
 
     async def _ensure_queues(self) -> None:
         sqs = self.sqs
