@@ -14,6 +14,7 @@ import pytest
 from opsconsole.scenarios.engine import Abort
 from opsconsole.scenarios.packs.mesh_checks import (
     FORGED_SEQ,
+    SCALE_TARGETS,
     EntryExpiryWatch,
     ExpiryWatch,
     RendezvousPlan,
@@ -28,6 +29,7 @@ from opsconsole.scenarios.packs.mesh_checks import (
     registrations,
     rejected_without_effect,
     replay_ignored,
+    scale_verdicts,
     shard_assignment,
     shard_by_definition,
 )
@@ -476,3 +478,39 @@ def test_claims_settled_needs_the_same_winner_on_every_replica() -> None:
     status, evidence = claims_settled([a, b], [add.task])
     assert status == "pass" and len(evidence["winners"][add.task]) == 1
     assert claims_settled([a, b], ["no such task"])[0] == "fail"
+
+
+# ---- scale: no pass on figures nobody measured --------------------------------------------
+
+
+def _scale(workers_ran: int, **kw: Any) -> Any:
+    from opsconsole.load.mesh_coordinator import ScaleResult, WorkerSummary
+
+    per_worker = [WorkerSummary(f"w{i}", agents=50, agents_started=50, phase="done",
+                                load_s=60.0 if i < workers_ran else 0.0,
+                                lost="" if i < workers_ran else "no report for 30 s")
+                  for i in range(2)]
+    figures = dict(p50_ms=1.0, p95_ms=3.0, p99_ms=5.0, throughput_msgs=999.0,
+                   deliveries_per_s=98_000.0, mem_mb_per_agent=1.2,
+                   bandwidth_kbps_per_agent=13.0, connection_success_rate=1.0,
+                   convergence_seconds=0.3, agents=100, workers=workers_ran, converged=True)
+    return ScaleResult(**{**figures, **kw}, per_worker=per_worker)
+
+
+def test_scale_verdicts_pass_on_a_full_run() -> None:
+    verdicts = dict(scale_verdicts(_scale(2), workers=2))
+    assert all(status == "pass" for status, _ in verdicts.values()), verdicts
+    assert len(verdicts) == 3 + 5
+
+
+def test_scale_verdicts_fail_when_a_worker_never_reported_its_load() -> None:
+    verdicts = dict(scale_verdicts(_scale(1), workers=2))
+    status, evidence = verdicts["scale: every worker ran the load and reported it"]
+    assert status == "fail" and evidence["lost"] == {"w1": "no report for 30 s"}
+    # with no worker reporting, the zeros (bandwidth, throughput) must not pass a target
+    nothing = _scale(0, bandwidth_kbps_per_agent=0.0, throughput_msgs=0.0)
+    verdicts = dict(scale_verdicts(nothing, workers=2))
+    assert verdicts["scale: bandwidth_kbps_per_agent < 100"] == (
+        "fail", {"value": 0.0, "reason": "no worker reported its load"})
+    assert all(status == "fail" for name, (status, _) in verdicts.items()
+               if name.split()[1] in SCALE_TARGETS)

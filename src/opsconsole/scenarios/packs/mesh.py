@@ -32,6 +32,7 @@ from ...sut.mesh.local import LocalMesh
 from ..checks import nats_cluster_healthy
 from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
 from .mesh_checks import (
+    SCALE_TARGETS,
     EntryExpiryWatch,
     ExpiryWatch,
     as_check,
@@ -46,6 +47,7 @@ from .mesh_checks import (
     registrations,
     rejected_without_effect,
     replay_ignored,
+    scale_verdicts,
     shard_assignment,
 )
 
@@ -350,11 +352,6 @@ async def _inject(nc: Any, subject: str, data: bytes) -> None:
     await nc.flush()
 
 
-SCALE_TARGETS = {"p95_ms": ("<", 500.0), "throughput_msgs": (">", 500.0),
-                 "mem_mb_per_agent": ("<", 50.0), "bandwidth_kbps_per_agent": ("<", 100.0),
-                 "convergence_seconds": ("<", 30.0)}
-
-
 class Scale(Scenario):
     id = "mesh.scale"
     title = "N agents x R msg/s on worker processes: propagation latency (HDR), delivered " \
@@ -403,15 +400,8 @@ class Scale(Scenario):
             run.metric(name, value)
         run.metric("offered_msgs", res.offered_msgs)
         run.metric("deliveries_per_s", res.deliveries_per_s)
-        await run.record("scale: every worker registered and every agent started", outcome(
-            res.connection_success_rate == 1.0, agents=res.agents, workers=res.workers,
-            rate=res.connection_success_rate))
-        await run.record("scale: every agent converged after the load", outcome(
-            res.converged, seconds=round(res.convergence_seconds, 2)))
-        for name, (op, limit) in SCALE_TARGETS.items():
-            value = getattr(res, name)
-            ok = value < limit if op == "<" else value > limit
-            await run.record(f"scale: {name} {op} {limit:g}", outcome(ok, value=round(value, 3)))
+        for name, verdict in scale_verdicts(res, self.workers):
+            await run.record(name, verdict)
 
 
 SCENARIOS: list[type[Scenario]] = [Convergence, Partition, Presence, Rendezvous, Security,

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 from nacl.bindings import crypto_sign_seed_keypair
@@ -33,6 +33,9 @@ from ...sut.mesh.identity import (
     encode_signed_bytes,
 )
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, outcome
+
+if TYPE_CHECKING:
+    from ...load.mesh_coordinator import ScaleResult
 
 Observation = Callable[[], Outcome]
 
@@ -408,3 +411,34 @@ def forgeries(victim: AgentIdentity) -> list[Forgery]:
             Forgery("an invalid (truncated) message is rejected", truncated, "malformed",
                     task_m),
             Forgery("key substitution detected", substituted, "key_substitution", task_k)]
+
+
+# ---- scale --------------------------------------------------------------------------------
+
+SCALE_TARGETS = {"p95_ms": ("<", 500.0), "throughput_msgs": (">", 500.0),
+                 "mem_mb_per_agent": ("<", 50.0), "bandwidth_kbps_per_agent": ("<", 100.0),
+                 "convergence_seconds": ("<", 30.0)}
+
+
+def scale_verdicts(res: ScaleResult, workers: int) -> list[tuple[str, Outcome]]:
+    """The scale run's records. A worker that never reported its load window fails its own
+    record, and with no worker reporting, no target can pass on the zeros left in place of
+    figures (bandwidth and memory used to pass on them)."""
+    lost = {w.name: w.lost or f"no load report (phase {w.phase})"
+            for w in res.per_worker if w.load_s <= 0}
+    out = [("scale: every worker registered and every agent started", outcome(
+                res.connection_success_rate == 1.0, agents=res.agents, workers=res.workers,
+                rate=res.connection_success_rate)),
+           ("scale: every worker ran the load and reported it", outcome(
+               res.workers == workers and not lost, ran=res.workers, expected=workers,
+               lost=lost)),
+           ("scale: every agent converged after the load", outcome(
+               res.converged, seconds=round(res.convergence_seconds, 2)))]
+    for name, (op, limit) in SCALE_TARGETS.items():
+        value = getattr(res, name)
+        ok = value < limit if op == "<" else value > limit
+        evidence: dict[str, Any] = {"value": round(value, 3)}
+        if res.workers == 0:
+            ok, evidence["reason"] = False, "no worker reported its load"
+        out.append((f"scale: {name} {op} {limit:g}", outcome(ok, **evidence)))
+    return out
