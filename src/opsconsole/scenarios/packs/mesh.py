@@ -159,22 +159,26 @@ class Partition(MeshScenario):
         new_right = [await a.add_task(f"right {i}") for i, a in enumerate(right)]
         await run.wait_until("each side to converge on its own",
                              lambda: mesh.converged(left) and mesh.converged(right), 30)
-        split = not any(left[0].tasks.present(t) for t in new_right)
+        leaked = sum(a.tasks.present(t) for a in left for t in new_right) + sum(
+            a.tasks.present(t) for a in right for t in new_left)
         await run.record("partition: each side works alone during a real route cut",
-                         outcome(split and left[0].digest() != right[0].digest(),
-                                 cut=isolated))
+                         outcome(leaked == 0 and left[0].digest() != right[0].digest(),
+                                 cut=isolated, crossed_the_cut=leaked))
         await run.heal(fault)
         healed = time.monotonic()
         await run.wait_until("convergence after the heal",
                              lambda: mesh.converged(everyone, 3 - 1 + 6), 60)
         run.metric("convergence_seconds", time.monotonic() - healed, "s")
-        view = {t["id"]: t for t in everyone[0].snapshot()}
+        views = [{t["id"]: t for t in a.snapshot()} for a in everyone]
+        view = views[0]
+        lost = sorted({t for v in views for t in new_left + new_right if t not in v})
         await run.record("partition: no lost ops after healing", outcome(
-            set(new_left + new_right) <= view.keys(), tasks=len(view)))
+            not lost, tasks=len(view), lost=lost))
+        titles = sorted({str(v.get(shared[0], {}).get("meta", {}).get("title")) for v in views})
+        removed = sum(shared[1] not in v for v in views)
         await run.record("partition: conflicts resolved the same everywhere (LWW, add-wins)",
-                         outcome(view[shared[0]]["meta"].get("title") == "right"
-                                 and shared[1] not in view,
-                                 title=view[shared[0]]["meta"].get("title")))
+                         outcome(titles == ["right"] and removed == len(views),
+                                 titles=titles, removed_on=removed, agents=len(views)))
         secs = run.result.metrics["convergence_seconds"]
         await run.record("partition: convergence_seconds after heal < 30",
                          outcome(secs < 30, seconds=round(secs, 2)))
