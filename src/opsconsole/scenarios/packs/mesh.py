@@ -10,6 +10,7 @@ and says so. `scale` runs on worker processes (:mod:`opsconsole.load.mesh_coordi
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,14 +20,36 @@ import nats
 from ...sut.mesh import (
     AgentIdentity,
     MeshAgent,
-    coordinators_for,
+    Rejected,
+    ReplayCache,
+    SignedMessage,
+    Subjects,
+    Verifier,
     foaf_query,
     server_has_seen,
-    shard_of,
 )
 from ...sut.mesh.local import LocalMesh
 from ..checks import nats_cluster_healthy
-from ..engine import Abort, Run, Scenario, outcome
+from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
+from .mesh_checks import (
+    SCALE_TARGETS,
+    EntryExpiryWatch,
+    ExpiryWatch,
+    as_check,
+    beacons_seen,
+    claims_settled,
+    failover_found,
+    forgeries,
+    genuine_accepted,
+    lookup_found,
+    mesh_state,
+    plan_rendezvous,
+    registrations,
+    rejected_without_effect,
+    replay_ignored,
+    scale_verdicts,
+    shard_assignment,
+)
 
 CONVERGE_S = 10.0
 
@@ -82,27 +105,30 @@ class Convergence(MeshScenario):
         contested = added[:5]
         await asyncio.gather(*(a.claim(t) for a in agents for t in contested))
         await _converge(run, "concurrent claims", lambda: mesh.converged(agents), 30)
-        view = {t["id"]: t for t in agents[-1].snapshot()}
         await run.record("convergence: concurrent claims, one winner per task everywhere",
-                         outcome(all(view[t]["state"] == "claimed" for t in contested),
-                                 winners=len({view[t]["claimed_by"] for t in contested})))
+                         claims_settled(agents, contested))
         for i, a in enumerate(agents):
             await a.update(added[10], notes=f"by agent {i}")
             await asyncio.sleep(0.001)  # strictly increasing timestamps: the last must win
         await _converge(run, "concurrent updates", lambda: mesh.converged(agents), 30)
-        notes = {t["id"]: t for t in agents[0].snapshot()}[added[10]]["meta"].get("notes")
+        notes = sorted({str(({t["id"]: t for t in a.snapshot()}.get(added[10]) or {})
+                            .get("meta", {}).get("notes")) for a in agents})
         await run.record("convergence: LWW — the latest update wins on every replica",
-                         outcome(notes == f"by agent {len(agents) - 1}", notes=notes))
+                         outcome(notes == [f"by agent {len(agents) - 1}"], notes=notes))
         await asyncio.gather(agents[3].complete(added[20]), agents[4].remove_task(added[21]),
                              agents[5].move(added[29], after=added[0]))
         await _converge(run, "complete, remove and move", lambda: mesh.converged(agents, 29),
                         30)
         order = [t["id"] for t in agents[7].snapshot()]
         final = {t["id"]: t for t in agents[7].snapshot()}
+        moved = (added[29] in order and added[0] in order
+                 and order.index(added[29]) == order.index(added[0]) + 1)
+        same = sum([t["id"] for t in a.snapshot()] == order for a in agents)
+        done = final.get(added[20], {}).get("state")
         await run.record("convergence: complete/remove/move, consistent ordering", outcome(
-            final[added[20]]["state"] == "done" and added[21] not in final
-            and order.index(added[29]) == order.index(added[0]) + 1
-            and all([t["id"] for t in a.snapshot()] == order for a in agents)))
+            done == "done" and added[21] not in final and moved and same == len(agents),
+            completed=done, removed=added[21] not in final, moved_after_target=moved,
+            same_order_on=same, agents=len(agents)))
         took = time.monotonic() - started
         run.metric("convergence_seconds", took, "s")
         await run.record("convergence: convergence_seconds < 10", outcome(
@@ -133,22 +159,26 @@ class Partition(MeshScenario):
         new_right = [await a.add_task(f"right {i}") for i, a in enumerate(right)]
         await run.wait_until("each side to converge on its own",
                              lambda: mesh.converged(left) and mesh.converged(right), 30)
-        split = not any(left[0].tasks.present(t) for t in new_right)
+        leaked = sum(a.tasks.present(t) for a in left for t in new_right) + sum(
+            a.tasks.present(t) for a in right for t in new_left)
         await run.record("partition: each side works alone during a real route cut",
-                         outcome(split and left[0].digest() != right[0].digest(),
-                                 cut=isolated))
+                         outcome(leaked == 0 and left[0].digest() != right[0].digest(),
+                                 cut=isolated, crossed_the_cut=leaked))
         await run.heal(fault)
         healed = time.monotonic()
         await run.wait_until("convergence after the heal",
                              lambda: mesh.converged(everyone, 3 - 1 + 6), 60)
         run.metric("convergence_seconds", time.monotonic() - healed, "s")
-        view = {t["id"]: t for t in everyone[0].snapshot()}
+        views = [{t["id"]: t for t in a.snapshot()} for a in everyone]
+        view = views[0]
+        lost = sorted({t for v in views for t in new_left + new_right if t not in v})
         await run.record("partition: no lost ops after healing", outcome(
-            set(new_left + new_right) <= view.keys(), tasks=len(view)))
+            not lost, tasks=len(view), lost=lost))
+        titles = sorted({str(v.get(shared[0], {}).get("meta", {}).get("title")) for v in views})
+        removed = sum(shared[1] not in v for v in views)
         await run.record("partition: conflicts resolved the same everywhere (LWW, add-wins)",
-                         outcome(view[shared[0]]["meta"].get("title") == "right"
-                                 and shared[1] not in view,
-                                 title=view[shared[0]]["meta"].get("title")))
+                         outcome(titles == ["right"] and removed == len(views),
+                                 titles=titles, removed_on=removed, agents=len(views)))
         secs = run.result.metrics["convergence_seconds"]
         await run.record("partition: convergence_seconds after heal < 30",
                          outcome(secs < 30, seconds=round(secs, 2)))
@@ -167,8 +197,11 @@ class Partition(MeshScenario):
             if not deaf:
                 break
         await run.record("partition: asymmetric cut (transport filter), 3 repeated cycles, "
-                         "converged each time", outcome(deaf and mesh.converged(
-                             everyone, expected), tasks=expected))
+                         "converged each time", outcome(deaf and cycle == 2 and mesh.converged(
+                             everyone, expected), cycles=cycle + 1, deaf=deaf, tasks=expected))
+
+
+PRESENCE_TTL_S = 2.0
 
 
 class Presence(MeshScenario):
@@ -180,29 +213,39 @@ class Presence(MeshScenario):
         urls = _urls(run)
         ring = [AgentIdentity.generate() for _ in range(6)]
         ids = [r.agent_id for r in ring]
-        agents: list[MeshAgent] = []
-        for i, ident in enumerate(ring):  # a ring: each agent knows its two neighbours
-            agents += await mesh.add(urls[i % len(urls)], 1, identities=[ident],
-                                     neighbours={ids[(i - 1) % 6], ids[(i + 1) % 6]},
-                                     presence_ttl=2.0)
-        took = await _converge(run, "every beacon seen by every agent", lambda: all(
-            a.peers() == set(ids) - {a.agent_id} for a in agents), 10)
-        await run.record("presence: beacons visible to all within 5 s",
-                         outcome(took < 5, seconds=round(took, 2)))
-        table = agents[0].neighbour_table()
-        far = foaf_query(table, ids[0], ids[3], ttl=3)
-        await run.record("presence: friend-of-friend finds an agent within TTL=3",
-                         outcome(far.found and far.hops == 3, hops=far.hops))
-        near, beyond = foaf_query(table, ids[0], ids[1], ttl=1), \
-            foaf_query(table, ids[0], ids[2], ttl=1)
-        await run.record("presence: TTL=1 reaches neighbours only",
-                         outcome(near.found and not beyond.found))
-        silent = agents[3]
-        await silent.stop(graceful=False)
-        expired = await _converge(run, "the silent agent to expire", lambda: agents[0].presence
-                                  .status(silent.agent_id) == "offline", 10)
-        await run.record("presence: expiry marks a silent agent offline", outcome(
-            True, ttl_s=2.0, seconds=round(expired, 2)))
+        silent_i = 3
+        watch = ExpiryWatch(ids[silent_i], PRESENCE_TTL_S)
+        spy = await nats.connect(urls[0])  # hears the silent agent's beacons on the wire
+        try:
+            async def heard(msg: Any) -> None:
+                watch.heard(msg.data)
+
+            await spy.subscribe(Subjects(mesh.run).presence, cb=heard)
+            await server_has_seen(spy)
+            agents: list[MeshAgent] = []
+            for i, ident in enumerate(ring):  # a ring: each agent knows its two neighbours
+                agents += await mesh.add(urls[i % len(urls)], 1, identities=[ident],
+                                         neighbours={ids[(i - 1) % 6], ids[(i + 1) % 6]},
+                                         presence_ttl=PRESENCE_TTL_S,
+                                         warmup_beacons=(0.5, 0.5))  # every gap < the TTL
+            await run.check(as_check("presence: beacons visible to all within 5 s",
+                                     lambda: beacons_seen(agents), within=5))
+            table = agents[0].neighbour_table()
+            far = foaf_query(table, ids[0], ids[3], ttl=3)
+            await run.record("presence: friend-of-friend finds an agent within TTL=3",
+                             outcome(far.found and far.hops == 3, hops=far.hops))
+            near, beyond = foaf_query(table, ids[0], ids[1], ttl=1), \
+                foaf_query(table, ids[0], ids[2], ttl=1)
+            await run.record("presence: TTL=1 reaches neighbours only",
+                             outcome(near.found and not beyond.found, neighbour=near.found,
+                                     two_hops=beyond.found))
+            silent = agents[silent_i]
+            watch.stopping([a for a in agents if a is not silent])
+            await silent.stop(graceful=False)
+            await run.check(as_check("presence: expiry marks a silent agent offline",
+                                     watch.observe, within=watch.deadline_s))
+        finally:
+            await spy.close()
 
 
 class Rendezvous(MeshScenario):
@@ -211,117 +254,106 @@ class Rendezvous(MeshScenario):
 
     async def steps(self, run: Run, mesh: LocalMesh) -> None:
         urls = _urls(run)
-        agents = []
-        for i in range(6):
-            agents += await mesh.add(urls[i % len(urls)], 1, lookup_timeout=0.5)
-        ids = {a.agent_id for a in agents}
-        again = [shard_of(a.agent_id) for a in agents]
-        await run.record("rendezvous: deterministic shard assignment", outcome(
-            again == [a.shard for a in agents] and all(0 <= s <= 0xFFFF for s in again),
-            shards=again))
-        await run.wait_until("beacons", lambda: all(a.peers() == ids - {a.agent_id}
-                                                    for a in agents), 10)
+        plan = plan_rendezvous(6)  # a target whose coordinators are two third parties
+        agents: list[MeshAgent] = []
+        for i, ident in enumerate(plan.identities):
+            agents += await mesh.add(urls[i % len(urls)], 1, identities=[ident],
+                                     lookup_timeout=0.5)
+        await run.record("rendezvous: deterministic shard assignment",
+                         shard_assignment(agents))
+        await run.wait_until("beacons", lambda: beacons_seen(agents)[0] in OK_STATUSES, 10)
+        await run.check(as_check("rendezvous: every agent registers with its shard's "
+                                 "primary and backup", lambda: registrations(agents),
+                                 within=15))
         by_id = {a.agent_id: a for a in agents}
-        pairs = [(t, coordinators_for(t.agent_id, ids)) for t in agents]
-        target, (primary_id, backup_id) = next(
-            (t, c) for t, c in pairs if c[0] not in (t.agent_id, agents[0].agent_id)
-            and c[1] not in (t.agent_id, agents[0].agent_id) and t is not agents[0])
-        asker = agents[0]
-        await run.wait_until("the target's registration at its coordinators", lambda: all(
-            by_id[c].directory.lookup(target.agent_id) for c in (primary_id, backup_id)), 10)
-        found = await asker.lookup(target.agent_id)
-        await run.record("rendezvous: lookup via the shard's coordinator works", outcome(
-            found.found and found.coordinator == primary_id, shard=target.shard))
-        await by_id[primary_id].stop(graceful=False)
-        failover = await asker.lookup(target.agent_id)
-        await run.record("rendezvous: coordinator failover to the backup", outcome(
-            failover.found and failover.failover and failover.coordinator == backup_id,
-            tried=list(failover.tried)))
+        asker = by_id[plan.asker]
+        found = await asker.lookup(plan.target)
+        await run.record("rendezvous: lookup via the shard's coordinator works",
+                         lookup_found(found, plan))
+        await by_id[plan.primary].stop(graceful=False)
+        failover = await asker.lookup(plan.target)
+        await run.record("rendezvous: coordinator failover to the backup",
+                         failover_found(failover, plan))
+
+
+REPLAY_TTL_S = 5.0
+"""The security scenario's replay cache TTL and age window (the default is 5 minutes): short
+enough to watch an entry expire from the live cache."""
 
 
 class Security(MeshScenario):
     id = "mesh.security"
-    title = "valid accepted; invalid, tampered, substituted key rejected; replay ignored"
+    title = "valid accepted; invalid, tampered, substituted key rejected; replay ignored; " \
+            "replay cache expiry"
 
     async def steps(self, run: Run, mesh: LocalMesh) -> None:
         url = _urls(run)[0]
-        agents = await mesh.add(url, 3)
+        verifier = Verifier(replay=ReplayCache(ttl=REPLAY_TTL_S), max_age_s=REPLAY_TTL_S)
+        agents = await mesh.add(url, 3, verifier=verifier)
         transport = mesh.transports[0]
-        captured: list[bytes] = []
+        gossip = transport.subjects.gossip
+        captured: list[tuple[float, bytes]] = []  # (monotonic arrival, wire bytes)
         spy = await nats.connect(url)
         try:
             async def grab(msg: Any) -> None:
-                captured.append(msg.data)
+                captured.append((time.monotonic(), msg.data))
 
-            await spy.subscribe(transport.subjects.gossip, cb=grab)
+            await spy.subscribe(gossip, cb=grab)
             await server_has_seen(spy)
+            before = mesh_state(transport, agents)
             task = await agents[0].add_task("genuine")
-            await run.wait_until("the genuine op", lambda: captured and all(
-                a.tasks.present(task) for a in agents), 10)
-            accepted = transport.verifier.stats.accepted
-            await run.record("security: a validly signed message is accepted",
-                             outcome(accepted >= 1, accepted=accepted))
-            rejected = transport.stats.rejected
-            for name, data, reason in (
-                    ("a tampered message is rejected", _flip(captured[0], -70),
-                     "bad_signature"),
-                    ("an invalid (truncated) message is rejected", captured[0][:-10],
-                     "malformed"),
-                    ("key substitution detected", _substitute_key(captured[0]),
-                     "key_substitution")):
-                before = rejected.get(reason, 0)
-                await _inject(spy, transport.subjects.gossip, data)
-                await run.wait_until(name, lambda r=reason, b=before: rejected.get(r, 0) > b,
-                                     10)
-                await run.record(f"security: {name}", outcome(True, reason=reason,
-                                                              rejected=dict(rejected)))
-            await _inject(spy, transport.subjects.gossip, captured[0])
-            await run.wait_until("the replay", lambda: rejected.get("replay", 0) >= 1, 10)
-            await run.record("security: a replayed message is ignored", outcome(
-                all(a.stats.ops_duplicate == 0 for a in agents), rejected=dict(rejected)))
-            cache = transport.verifier.replay
-            await run.record("security: replay cache entries expire after their TTL",
-                             _cache_expiry(cache))
+            await run.check(as_check("security: a validly signed message is accepted",
+                                     lambda: genuine_accepted(task, agents[0], agents, before,
+                                                              transport), within=10))
+            for forged in forgeries(agents[0].identity):
+                before = mesh_state(transport, agents)
+                await _inject(spy, gossip, forged.data)
+                await run.check(as_check(
+                    f"security: {forged.name}",
+                    lambda f=forged, b=before: rejected_without_effect(f.reason, b, transport,
+                                                                       agents, f.task),
+                    within=10))
+            # a fresh genuine op, replayed at once (in the cache), then after the cache's TTL
+            second = await agents[0].add_task("genuine, to replay")
+            await run.wait_until("the second genuine op on the wire and applied", lambda: (
+                _captured_op(captured, second) and all(a.tasks.present(second)
+                                                       for a in agents)), 10, 0.02)
+            added_at, data = _captured_op(captured, second) or (0.0, b"")
+            message_id = SignedMessage.parse(data).message_id
+            before = mesh_state(transport, agents)
+            await _inject(spy, gossip, data)
+            await run.check(as_check("security: a replayed message is ignored",
+                                     lambda: replay_ignored(before, transport, agents,
+                                                            message_id),
+                                     within=REPLAY_TTL_S / 2))
+            expiry = EntryExpiryWatch(transport.verifier.replay, message_id, added_at)
+            await run.check(as_check("security: replay cache entries expire after their TTL",
+                                     expiry.observe, within=expiry.deadline_s))
+            before = mesh_state(transport, agents)
+            await _inject(spy, gossip, data)
+            await run.check(as_check(
+                "security: a replay after the cache TTL is rejected by the age window",
+                lambda: rejected_without_effect("stale", before, transport, agents),
+                within=10))
         finally:
             await spy.close()
 
 
-def _flip(data: bytes, index: int) -> bytes:
-    out = bytearray(data)
-    out[index] ^= 0x01
-    return bytes(out)
-
-
-def _substitute_key(data: bytes) -> bytes:
-    """The same message and signature presenting another public key for the same agent."""
-    from ...sut.mesh.identity import SignedMessage, encode_signed_bytes
-
-    msg = SignedMessage.parse(data)
-    other = AgentIdentity.generate()
-    return encode_signed_bytes(msg.kind, other.public_key, bytes.fromhex(msg.agent_id),
-                               msg.timestamp_ns, msg.payload) + msg.signature
+def _captured_op(captured: list[tuple[float, bytes]], task: str) -> tuple[float, bytes] | None:
+    """The first captured op message about ``task`` (arrival time, bytes), if any."""
+    for at, data in captured:
+        try:
+            msg = SignedMessage.parse(data)
+            if msg.kind == "op" and json.loads(msg.payload).get("t") == task:
+                return at, data
+        except (Rejected, ValueError, AttributeError):
+            continue
+    return None
 
 
 async def _inject(nc: Any, subject: str, data: bytes) -> None:
     await nc.publish(subject, data)
     await nc.flush()
-
-
-def _cache_expiry(cache: Any) -> tuple[str, dict[str, Any]]:
-    """A cache like the transport's, on an injected clock: new → replay → expired → new."""
-    from ...sut.mesh.identity import ReplayCache
-
-    now = [0.0]
-    probe = ReplayCache(ttl=cache.ttl, clock=lambda: now[0])
-    first, replay = probe.check_and_add(b"m"), not probe.check_and_add(b"m")
-    now[0] += cache.ttl + 1
-    after = probe.check_and_add(b"m")
-    return outcome(first and replay and after, ttl_s=cache.ttl)
-
-
-SCALE_TARGETS = {"p95_ms": ("<", 500.0), "throughput_msgs": (">", 500.0),
-                 "mem_mb_per_agent": ("<", 50.0), "bandwidth_kbps_per_agent": ("<", 100.0),
-                 "convergence_seconds": ("<", 30.0)}
 
 
 class Scale(Scenario):
@@ -372,15 +404,8 @@ class Scale(Scenario):
             run.metric(name, value)
         run.metric("offered_msgs", res.offered_msgs)
         run.metric("deliveries_per_s", res.deliveries_per_s)
-        await run.record("scale: every worker registered and every agent started", outcome(
-            res.connection_success_rate == 1.0, agents=res.agents, workers=res.workers,
-            rate=res.connection_success_rate))
-        await run.record("scale: every agent converged after the load", outcome(
-            res.converged, seconds=round(res.convergence_seconds, 2)))
-        for name, (op, limit) in SCALE_TARGETS.items():
-            value = getattr(res, name)
-            ok = value < limit if op == "<" else value > limit
-            await run.record(f"scale: {name} {op} {limit:g}", outcome(ok, value=round(value, 3)))
+        for name, verdict in scale_verdicts(res, self.workers):
+            await run.record(name, verdict)
 
 
 SCENARIOS: list[type[Scenario]] = [Convergence, Partition, Presence, Rendezvous, Security,

@@ -304,6 +304,11 @@ class MeshAgent:
                 scores[candidate] = hrw_score(shard, candidate)
         return heapq.nlargest(2, pool, key=lambda c: (scores[c], c))
 
+    @property
+    def registered_with(self) -> tuple[str, ...]:
+        """The coordinators our last registration went to (primary first); empty before."""
+        return tuple(self._registered)
+
     async def register(self) -> list[str]:
         """Register our record with our shard's primary and backup coordinators."""
         targets = self._registered = self.my_coordinators()

@@ -15,7 +15,7 @@ from typing import Any
 import nats
 
 from .agent import MeshAgent, digests_agree
-from .identity import AgentIdentity
+from .identity import AgentIdentity, Verifier
 from .transport import LinkFilter, NatsTransport
 
 
@@ -30,11 +30,15 @@ class LocalMesh:
 
     async def add(self, url: str, n: int, identities: list[AgentIdentity] | None = None,
                   per_agent: list[dict[str, Any]] | None = None,
-                  **agent_kw: Any) -> list[MeshAgent]:
-        """``n`` agents on one new connection to ``url``; started before returning."""
+                  verifier: Verifier | None = None, **agent_kw: Any) -> list[MeshAgent]:
+        """``n`` agents on one new connection to ``url``; started before returning.
+
+        ``verifier``: the new transport's receive pipeline (default: a fresh ``Verifier``
+        with the 5-minute replay cache and age window).
+        """
         nc = await nats.connect(url, name=f"mesh-{self.run}", max_reconnect_attempts=-1,
                                 reconnect_time_wait=0.2)
-        transport = NatsTransport(nc, self.run, link_filter=self.link_filter)
+        transport = NatsTransport(nc, self.run, link_filter=self.link_filter, verifier=verifier)
         await transport.start()
         self.conns.append(nc)
         self.transports.append(transport)
