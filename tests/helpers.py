@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from opsconsole.sut.vault_manager import control_message
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,3 +54,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "opsconsole.cli", *args], cwd=REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def sign_control(key: Ed25519PrivateKey, command: str, user: str, ts: float | None = None,
+                 nonce: str | None = None) -> bytes:
+    """A Vault Manager control message signed with ``key`` (its tests' own signer)."""
+    nonce = nonce or uuid.uuid4().hex
+    ts = time.time() if ts is None else ts
+    sig = base64.b64encode(key.sign(control_message(command, nonce, ts, user))).decode()
+    return json.dumps({"command": command, "nonce": nonce, "ts": ts, "key_id": "ops",
+                       "signature": sig}).encode()

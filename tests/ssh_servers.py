@@ -5,11 +5,16 @@ client key, running each command with a real shell (optionally inside a network 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
+
+from opsconsole.config import SshHost
 
 
 @dataclass
@@ -100,3 +105,46 @@ async def start_server(client_key: asyncssh.SSHKey, netns: str | None = None) ->
         process_factory=_handler(stats, netns))
     return SshServer(server, server.sockets[0].getsockname()[1],
                      host_key.export_public_key().decode().strip(), stats)
+
+
+@dataclass
+class Env:
+    """A target SSH server and a jump host, both pinned, accepting one client key."""
+
+    key: Path
+    target_port: int
+    target_pinned: str
+    target_stats: Stats
+    jump_port: int
+    jump_pinned: str
+    jump_stats: Stats
+    tmp: Path
+
+    def host(self, name: str, which: str = "target", *, tunnel: str | None = None,
+             pin: bool = True, **extra: object) -> SshHost:
+        port, pinned = ((self.target_port, self.target_pinned) if which == "target"
+                        else (self.jump_port, self.jump_pinned))
+        return SshHost.model_validate({
+            "name": name, "host": "127.0.0.1", "port": port, "user": "ops",
+            "identity_file": self.key, "tunnel": tunnel,
+            "host_key": pinned if pin else None, **extra})
+
+
+@contextlib.asynccontextmanager
+async def ssh_env(tmp: Path) -> AsyncIterator[Env]:
+    """Start the target and the jump host for the block; both are closed after it."""
+    client_key, key_path = write_client_key(tmp)
+    target, jump = await start_server(client_key), await start_server(client_key)
+    try:
+        yield Env(key_path, target.port, target.pinned, target.stats, jump.port, jump.pinned,
+                  jump.stats, tmp)
+    finally:
+        await target.close()
+        await jump.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

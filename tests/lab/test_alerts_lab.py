@@ -1,4 +1,5 @@
-"""Alert rules: the shipped Prometheus file, the console's live evaluation, the counters."""
+"""Alert rules with real tools: promtool accepts the shipped rules and scrape configs, and
+the console's Vault request counters are served for Prometheus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Relay canaries: the tracker's arithmetic, and real canaries across lab leaves."""
+"""Relay canaries across a real lab leaf: no loss in steady state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ledger is written before injection and heals what a crashed run left behind."""
+"""The ledger heals what a crashed run left behind: a real process it paused is resumed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions stack pieces that need no AWS: instructions, site, backoff, pricing."""
+"""The sessions workspace's git repository: commits and markers, with the real git."""
 
 from __future__ import annotations
 

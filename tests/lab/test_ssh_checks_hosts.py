@@ -1,6 +1,6 @@
-"""SSH host checks and port forwards against real SSH servers: two in-process asyncssh
-servers on loopback (a target and a jump host, both with pinned host keys) that run each
-command with a real shell on this machine, so every check reads real state."""
+"""SSH host checks against real SSH servers: two in-process asyncssh servers on loopback
+(a target and a jump host, both with pinned host keys) that run each command with a real
+shell on this machine, so every check reads real state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,54 +23,20 @@ from opsconsole.targets.ssh_checks import (
 )
 
 from ..helpers import async_wait_until
-from ..ssh_servers import Stats, start_server, write_client_key
+from ..ssh_servers import Env, closed_port, ssh_env
 
 HAS_SYSTEMD = Path("/run/systemd/system").is_dir()
 MY_COMM = Path("/proc/self/comm").read_text().strip()
 
 
-@dataclass
-class Env:
-    key: Path
-    target_port: int
-    target_pinned: str
-    target_stats: Stats
-    jump_port: int
-    jump_pinned: str
-    jump_stats: Stats
-    tmp: Path
-
-    def host(self, name: str, which: str = "target", *, tunnel: str | None = None,
-             pin: bool = True, **extra: object) -> SshHost:
-        port, pinned = ((self.target_port, self.target_pinned) if which == "target"
-                        else (self.jump_port, self.jump_pinned))
-        return SshHost.model_validate({
-            "name": name, "host": "127.0.0.1", "port": port, "user": "ops",
-            "identity_file": self.key, "tunnel": tunnel,
-            "host_key": pinned if pin else None, **extra})
-
-
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("ssh-checks")
-    client_key, key_path = write_client_key(tmp)
-    target, jump = await start_server(client_key), await start_server(client_key)
-    try:
-        yield Env(key_path, target.port, target.pinned, target.stats, jump.port, jump.pinned,
-                  jump.stats, tmp)
-    finally:
-        await target.close()
-        await jump.close()
+    async with ssh_env(tmp_path_factory.mktemp("ssh-checks")) as e:
+        yield e
 
 
 def _by_name(report: HostReport) -> dict[str, CheckResult]:
     return {c.name: c for c in report.checks}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- checks
@@ -163,7 +128,7 @@ async def test_each_kind_fails_with_evidence(env: Env) -> None:
     loose = env.tmp / "loose.conf"
     loose.write_text("x")
     loose.chmod(0o644)
-    closed = _closed_port()
+    closed = closed_port()
     host = env.host("edge-1", checks=[
         {"kind": "file", "path": str(env.tmp / "missing.conf")},
         {"kind": "file", "path": str(loose), "mode": "0600"},
@@ -216,7 +181,7 @@ async def test_unknown_host_key_is_refused_unless_pinned_and_nothing_runs(env: E
             env.host("unpinned", pin=False, known_hosts=empty, checks=probe),
             env.host("behind", tunnel="bastion", checks=probe),
             env.host("in-known-hosts", pin=False, known_hosts=trusted, checks=probe),
-            SshHost(name="dead", host="127.0.0.1", port=_closed_port(), checks=probe),
+            SshHost(name="dead", host="127.0.0.1", port=closed_port(), checks=probe),
         ])
     commands_before = len(env.target_stats.commands)
     reports = {r.host: r for r in await check_hosts(cfg, timeout=5)}

@@ -1,4 +1,4 @@
-"""The reference Vault Manager: fuzzed in-process, then run for real on a lab leaf."""
+"""The reference Vault Manager run for real on a lab leaf."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
-import uuid
 
 import aiohttp
 import nats
@@ -18,18 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opsconsole.lab import Lab
 from opsconsole.lab.nats_topology import inbox_prefix
 from opsconsole.lab.ports import free_ports
-from opsconsole.sut.vault_manager import control_message
 
-from ..helpers import REPO, async_wait_until
-
-
-def _sign(key: Ed25519PrivateKey, command: str, user: str, ts: float | None = None,
-          nonce: str | None = None) -> bytes:
-    nonce = nonce or uuid.uuid4().hex
-    ts = time.time() if ts is None else ts
-    sig = base64.b64encode(key.sign(control_message(command, nonce, ts, user))).decode()
-    return json.dumps({"command": command, "nonce": nonce, "ts": ts, "key_id": "ops",
-                       "signature": sig}).encode()
+from ..helpers import REPO, async_wait_until, sign_control
 
 
 async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> None:
@@ -79,9 +67,8 @@ async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> N
             await async_wait_until(lambda: len(answers) >= 42, 10, "every event answered")
             assert any(a["error"] == "malformed: not JSON" for a in answers if not a["ok"])
             assert any(a.get("error") == "rate limited" for a in answers)
-            bad = await central.request("OwnerSpace.u1.control",
-                                        _sign(Ed25519PrivateKey.generate(), "shutdown", "u1"),
-                                        timeout=5)
+            forged = sign_control(Ed25519PrivateKey.generate(), "shutdown", "u1")
+            bad = await central.request("OwnerSpace.u1.control", forged, timeout=5)
             assert not json.loads(bad.data)["ok"]
             async with http.get(f"http://127.0.0.1:{port}/health") as r:
                 health = await r.json()
@@ -89,7 +76,7 @@ async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> N
             assert health["nats"]["connected"] and health["nats"]["in_msgs"] >= 42
             assert health["control"]["rejected"] == 1 and health["memory_mb"] > 0
             good = await central.request("OwnerSpace.u1.control",
-                                         _sign(key, "shutdown", "u1"), timeout=5)
+                                         sign_control(key, "shutdown", "u1"), timeout=5)
             assert json.loads(good.data)["ok"]
             await asyncio.to_thread(proc.wait, 15)
             assert proc.returncode == 0  # graceful shutdown

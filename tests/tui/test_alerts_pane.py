@@ -1,4 +1,4 @@
-"""Alert rules: the shipped Prometheus file, the console's live evaluation, the counters."""
+"""Firing alerts show in the Cluster health pane."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Alert rules: the shipped Prometheus file, the console's live evaluation, the counters."""
+"""Alert rules: the shipped Prometheus file is the console's, `for` durations, the
+error-rate window."""
 
 from __future__ import annotations
 

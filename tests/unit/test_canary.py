@@ -1,4 +1,4 @@
-"""Relay canaries: the tracker's arithmetic, and real canaries across lab leaves."""
+"""Relay canaries: the tracker's arithmetic (delivered, duplicated, reordered, lost)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The ledger is written before injection and heals what a crashed run left behind."""
+"""The ledger is written before injection, keeps live owners' faults, heals expired ones,
+refuses what read-only mode and the inventory forbid, and survives a torn last line."""
 
 from __future__ import annotations
 

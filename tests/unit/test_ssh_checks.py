@@ -1,12 +1,11 @@
-"""SSH host checks and port forwards against real SSH servers: two in-process asyncssh
-servers on loopback (a target and a jump host, both with pinned host keys) that run each
-command with a real shell on this machine, so every check reads real state."""
+"""SSH host checks and port forwards that run no remote command: connect timeouts, the
+forwards through a jump host, config errors, the ledger round trip and the parsers (two
+in-process asyncssh servers on loopback; no process is started)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,47 +21,13 @@ from opsconsole.targets.ssh_checks import (
 from opsconsole.targets.ssh_forward import open_forwards
 
 from ..helpers import async_wait_until
-from ..ssh_servers import Stats, start_server, write_client_key
-
-
-@dataclass
-class Env:
-    key: Path
-    target_port: int
-    target_pinned: str
-    target_stats: Stats
-    jump_port: int
-    jump_pinned: str
-    jump_stats: Stats
-    tmp: Path
-
-    def host(self, name: str, which: str = "target", *, tunnel: str | None = None,
-             pin: bool = True, **extra: object) -> SshHost:
-        port, pinned = ((self.target_port, self.target_pinned) if which == "target"
-                        else (self.jump_port, self.jump_pinned))
-        return SshHost.model_validate({
-            "name": name, "host": "127.0.0.1", "port": port, "user": "ops",
-            "identity_file": self.key, "tunnel": tunnel,
-            "host_key": pinned if pin else None, **extra})
+from ..ssh_servers import Env, closed_port, ssh_env
 
 
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("ssh-checks")
-    client_key, key_path = write_client_key(tmp)
-    target, jump = await start_server(client_key), await start_server(client_key)
-    try:
-        yield Env(key_path, target.port, target.pinned, target.stats, jump.port, jump.pinned,
-                  jump.stats, tmp)
-    finally:
-        await target.close()
-        await jump.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    async with ssh_env(tmp_path_factory.mktemp("ssh-checks")) as e:
+        yield e
 
 
 async def _echo_server() -> asyncio.Server:
@@ -131,7 +96,7 @@ async def test_forwards_reach_a_private_endpoint_through_the_jump_host(env: Env)
 
 
 async def test_forward_errors_name_the_forward(env: Env) -> None:
-    closed = _closed_port()
+    closed = closed_port()
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()

@@ -1,18 +1,19 @@
-"""The reference Vault Manager: fuzzed in-process, then run for real on a lab leaf."""
+"""The reference Vault Manager in process: fuzzed events, signed control messages."""
 
 from __future__ import annotations
 
 import base64
 import json
 import time
-import uuid
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsconsole.sut.vault_manager import VaultManager, control_message
+from opsconsole.sut.vault_manager import VaultManager
+
+from ..helpers import sign_control
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                            st.text(max_size=30),
@@ -29,6 +30,7 @@ events = st.one_of(
         lambda d: json.dumps(d).encode()))
 
 
+
 @settings(max_examples=settings.default.max_examples * 3 // 2,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=events)
@@ -40,27 +42,18 @@ def test_fuzzed_events_are_always_answered_or_rejected(tmp_path_factory, data: b
     json.dumps(response)  # always serialisable
 
 
-def _sign(key: Ed25519PrivateKey, command: str, user: str, ts: float | None = None,
-          nonce: str | None = None) -> bytes:
-    nonce = nonce or uuid.uuid4().hex
-    ts = time.time() if ts is None else ts
-    sig = base64.b64encode(key.sign(control_message(command, nonce, ts, user))).decode()
-    return json.dumps({"command": command, "nonce": nonce, "ts": ts, "key_id": "ops",
-                       "signature": sig}).encode()
-
-
 def test_control_needs_an_authorised_fresh_unreplayed_signature(tmp_path) -> None:
     key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     pub = base64.b64encode(key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
     manager = VaultManager("u1", tmp_path, {"ops": pub})
-    ok, cmd = manager.handle_control(_sign(key, "backup", "u1", nonce="n1"))
+    ok, cmd = manager.handle_control(sign_control(key, "backup", "u1", nonce="n1"))
     assert ok["ok"] and cmd == "backup" and (tmp_path / "backup-1.json").exists()
-    for data, why in ((_sign(key, "backup", "u1", nonce="n1"), "replayed"),
-                      (_sign(other, "shutdown", "u1"), "signature"),
-                      (_sign(key, "shutdown", "u2"), "signature"),  # signed for another user
-                      (_sign(key, "shutdown", "u1", ts=time.time() - 600), "stale"),
-                      (_sign(key, "reboot", "u1"), "unknown command"),
+    for data, why in ((sign_control(key, "backup", "u1", nonce="n1"), "replayed"),
+                      (sign_control(other, "shutdown", "u1"), "signature"),
+                      (sign_control(key, "shutdown", "u2"), "signature"),  # signed for another user
+                      (sign_control(key, "shutdown", "u1", ts=time.time() - 600), "stale"),
+                      (sign_control(key, "reboot", "u1"), "unknown command"),
                       (b"{}", "signature")):
         response, cmd = manager.handle_control(data)
         assert not response["ok"] and why in response["error"] and cmd is None, response
