@@ -67,3 +67,9 @@ async def until(pilot, cond, what: str, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def refreshed(pilot, app: OpsConsoleApp, timeout: float = 10.0) -> None:
+    """Until the panes show the state as it is now (a ≤ 4 Hz refresh rendered it)."""
+    await until(pilot, lambda: app._seen_version == app.session.state.version,
+                "the panes to render the latest state", timeout)

@@ -12,7 +12,7 @@ from opsconsole.session import ConsoleSession
 from opsconsole.tui.app import READ_ONLY_REASON, OpsConsoleApp
 from opsconsole.tui.screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen
 
-from .fixtures import T0, healthy_cluster, idle_session, load_report, make_app
+from .fixtures import T0, healthy_cluster, idle_session, load_report, make_app, refreshed, until
 
 TITLES = ["Cluster health", "NATS relay flow", "Vault instances", "Scale-test histograms"]
 
@@ -28,7 +28,7 @@ async def test_panes_have_exact_titles_and_render_injected_state() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         assert [p.border_title for p in app.panes] == TITLES
         healthy_cluster(session)
-        await pilot.pause(0.4)  # one refresh tick (≤ 4 Hz batching)
+        await refreshed(pilot, app)  # the next refresh tick (≤ 4 Hz batching)
         health = _cells(app, "pane-health")
         assert set(health) == {"nats/nats-1", "nats/nats-2", "nats/nats-3",
                                "vault/vault-1", "vault/vault-2", "vault/vault-3"}
@@ -47,14 +47,14 @@ async def test_leader_change_is_highlighted_and_dead_node_unreachable() -> None:
     app = make_app(session, now=T0 + 3)
     async with app.run_test(size=(160, 48)) as pilot:
         healthy_cluster(session, leader="vault-1")
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         assert "(new)" not in _cells(app, "pane-health")["vault/vault-1"][2]
         session.bus.publish(VaultNodeSampled(ts=T0 + 1, name="vault-1", reachable=False,
                                              voter=True, reason="unreachable: timeout"))
         session.bus.publish(VaultNodeSampled(ts=T0 + 2, name="vault-2", reachable=True,
                                              initialized=True, sealed=False, standby=False,
                                              leader=True, voter=True))
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         health = _cells(app, "pane-health")
         assert health["vault/vault-1"][1] == "unreachable"
         assert "LEADER (new)" in health["vault/vault-2"][2]
@@ -103,7 +103,7 @@ async def test_quit_asks_for_confirmation_when_faults_are_active() -> None:
         for i in range(2):
             session.bus.publish(FaultInjected(fault_id=f"f-{i}", fault="process.pause",
                                               target=f"nats-{i + 1}"))
-        await pilot.pause(0.3)
+        await refreshed(pilot, app)
         assert "faults active: 2" in app.sub_title
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
@@ -130,7 +130,7 @@ async def test_event_log_help_and_histogram() -> None:
         assert "No scale test has run yet" in str(body.content)
         session.bus.publish(load_report())
         session.bus.publish(Note(ts=T0, text="operator note", level="warn"))
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         assert app.query_one("#pane-histograms").border_subtitle == "run-1"
         console = Console(width=100, record=True)
         console.print(body.content)
@@ -140,10 +140,13 @@ async def test_event_log_help_and_histogram() -> None:
             assert rung in text, rung
         await pilot.press("e")
         assert isinstance(app.screen, EventLogScreen)
-        await pilot.pause(0.6)
-        rows = [str(app.screen.query_one(DataTable).get_row_at(i)[2])
-                for i in range(app.screen.query_one(DataTable).row_count)]
-        assert "operator note" in rows
+
+        def logged() -> list[str]:
+            table = app.screen.query_one(DataTable)
+            return [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+
+        await until(pilot, lambda: "operator note" in logged(), "the event log to list the note")
+        rows = logged()
         assert any(r.startswith("load vault-ha.load finished") for r in rows)
         await pilot.press("escape", "question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -165,12 +168,11 @@ async def test_console_stays_responsive_when_every_target_is_down() -> None:
     session = ConsoleSession(inv)
     app = OpsConsoleApp(session, show_clock=False)
     async with app.run_test(size=(160, 48)) as pilot:
-        for _ in range(40):
-            await pilot.pause(0.1)
+        def every_node_unreachable() -> bool:
             health = _cells(app, "pane-health") if app.query("#pane-health DataTable") else {}
-            if len(health) == 6 and all(r[1] == "unreachable" for r in health.values()):
-                break
-        assert len(health) == 6 and all(r[1] == "unreachable" for r in health.values()), health
+            return len(health) == 6 and all(r[1] == "unreachable" for r in health.values())
+
+        await until(pilot, every_node_unreachable, "every node shown unreachable", 20)
         await pilot.press("2")
         assert app.query_one("#pane-relay") in app.focused.ancestors
         await pilot.press("q")
@@ -213,7 +215,7 @@ async def test_replay_shows_a_recorded_run(tmp_path) -> None:
     app = OpsConsoleApp(replay, show_clock=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await replay.finished.wait()
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         assert "vault/vault-1" in _cells(app, "pane-health")
         assert "replay of" in app.title
         await pilot.press("f")
@@ -227,12 +229,12 @@ async def test_relay_pane_shows_canary_loss_once_canaries_report() -> None:
     app = make_app(session)
     async with app.run_test(size=(160, 48)) as pilot:
         healthy_cluster(session)
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         assert _cells(app, "pane-relay")["leaf-u1"][4:6] == ["—", "—"]  # no canary yet
         for path, lost in (("c2l", 3), ("l2c", 2)):
             session.bus.publish(CanaryReport(ts=T0 + 9, leaf="leaf-u1", path=path, sent=100,
                                              delivered=95, lost=lost, duplicated=1,
                                              reordered=0, settled=90))
-        await pilot.pause(0.4)
+        await refreshed(pilot, app)
         assert _cells(app, "pane-relay")["leaf-u1"][4:6] == ["5", "2"]
         assert _cells(app, "pane-relay")["leaf-u2"][4:6] == ["—", "—"]
