@@ -380,8 +380,10 @@ def _final_verdict(checks: list[CheckRecord], stopped: tuple[str, str] | None,
     if cleanup:
         reasons.append(cleanup)
     if failed:
-        if not stopped or stopped[0] != FAIL:
-            reasons.insert(0, "checks failed: " + ", ".join(failed))
+        unnamed = [n for n in failed if not stopped or n not in stopped[1]]
+        if unnamed:  # after the abort's own reason, or first when it did not abort
+            at = 1 if stopped and stopped[0] == FAIL else 0
+            reasons.insert(at, "checks failed: " + ", ".join(unnamed))
         return FAIL, "; ".join(reasons)
     if stopped and stopped[0] == FAIL:
         return FAIL, "; ".join(reasons)
