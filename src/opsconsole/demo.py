@@ -50,9 +50,9 @@ STEPS: tuple[DemoStep, ...] = (
     DemoStep("Partition a NATS leaf hub", "Cut the link between a leaf and its hub in the "
              "fault proxy: the leaf moves to another hub and the relay keeps working.",
              (("lab.leaf-hub-cut", {}),)),
-    DemoStep("A short load run", "An open-loop 300 req/s KV load for 10 s; latency from the "
+    DemoStep("A short load run", "An open-loop 100 req/s KV load for 10 s; latency from the "
              "intended send time lands in the Scale-test histograms pane live.",
-             (("vault-ha.load", {"rate": 300.0, "duration": 10.0}),)),
+             (("vault-ha.load", {"rate": 100.0, "duration": 10.0}),)),
     DemoStep("Heal everything", "Every fault is in a durable ledger with its undo; heal "
              "whatever is still open (the scenarios healed their own).", action="heal"),
     DemoStep("The signed report", "The whole walkthrough was journaled (hash-chained) and "
