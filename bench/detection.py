@@ -97,11 +97,12 @@ async def is_active(http: aiohttp.ClientSession, addr: str) -> bool:
 def healthy(session: ConsoleSession, lab: Any) -> bool:
     st = session.state
     topo = lab.topology()
-    return (st.vault_leader is not None
-            and all(n.name in st.vault and st.vault[n.name].reachable
-                    and st.vault[n.name].sealed is False and st.vault[n.name].voter
-                    and st.vault[n.name].autopilot_healthy is True for n in topo.vault)
-            and all(n.name in st.nats and st.nats[n.name].sample.healthy for n in topo.central))
+    return (st.vault.leader is not None
+            and all(n.name in st.vault.nodes and st.vault.nodes[n.name].reachable
+                    and st.vault.nodes[n.name].sealed is False and st.vault.nodes[n.name].voter
+                    and st.vault.nodes[n.name].autopilot_healthy is True for n in topo.vault)
+            and all(n.name in st.nats.nodes and st.nats.nodes[n.name].sample.healthy
+                    for n in topo.central))
 
 
 async def wait_healthy(session: ConsoleSession, lab: Any, timeout: float = 60.0) -> float:
@@ -118,12 +119,12 @@ async def wait_healthy(session: ConsoleSession, lab: Any, timeout: float = 60.0)
 async def kill_vault_leader(session: ConsoleSession, lab: Any,
                             http: aiohttp.ClientSession) -> dict[str, Any]:
     st = session.state
-    old = st.vault_leader
+    old = st.vault.leader
     assert old is not None
     nodes = {n.name: n.api_addr for n in lab.topology().vault}
     watch = Watch(session, {
-        "down": lambda: not st.vault[old].reachable,
-        "new_leader": lambda: st.vault_leader not in (None, old)})
+        "down": lambda: not st.vault.nodes[old].reachable,
+        "new_leader": lambda: st.vault.leader not in (None, old)})
     t0 = time.monotonic()
     os.kill(lab.dir.load().procs[old].pid, signal.SIGKILL)
 
@@ -152,7 +153,7 @@ async def kill_vault_leader(session: ConsoleSession, lab: Any,
 async def kill_nats(session: ConsoleSession, lab: Any, http: aiohttp.ClientSession,
                     k: int) -> dict[str, Any]:
     node = lab.topology().central[k % len(lab.topology().central)]
-    view = session.state.nats[node.name]
+    view = session.state.nats.nodes[node.name]
     watch = Watch(session, {"down": lambda: not view.sample.reachable})
     t0 = time.monotonic()
     os.kill(lab.dir.load().procs[node.name].pid, signal.SIGKILL)

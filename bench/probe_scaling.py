@@ -30,10 +30,10 @@ import aioboto3
 import aiohttp
 from benchlib import BENCH, Figure, rotate, write_result
 
-from opsconsole.config import AwsTarget
 from opsconsole.lab.binaries import moto_server
 from opsconsole.lab.ports import free_ports
-from opsconsole.probes.instances import InstanceProbe
+from opsconsole.systems.aws.config import AwsTarget
+from opsconsole.systems.vault_instances.probe import InstanceProbe
 
 REGION = "us-east-1"
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto only

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncssh
 
-from opsconsole.config import SshHost
+from opsconsole.systems.ssh.config import SshHost
 
 
 @dataclass

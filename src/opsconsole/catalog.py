@@ -1,8 +1,9 @@
 """The catalogue of scenarios and faults the console can launch (TUI-free).
 
-Packs register entries here; the TUI's `s` / `f` screens and command palette
-list whatever is registered. Nothing is registered until the scenario engine
-and fault ledger exist: an empty list is shown as such, never faked.
+Assembled from the registered systems' packs and fault kinds each time it is read, so a
+plugin's entries appear (and a removed plugin's disappear) without any list to edit. The
+TUI's `s` / `f` screens and command palette list whatever is here; an empty list is shown
+as such, never faked.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ class CatalogEntry:
     destructive: bool = False
 
 
-_ENTRIES: dict[str, CatalogEntry] = {}
-
-
-def register(entry: CatalogEntry) -> None:
-    _ENTRIES[f"{entry.kind}:{entry.id}"] = entry
-
-
 def scenarios() -> list[CatalogEntry]:
-    return sorted((e for e in _ENTRIES.values() if e.kind == "scenario"), key=lambda e: e.id)
+    from .scenarios import PACKS
+
+    entries = {cls.id: CatalogEntry(cls.id, "scenario", cls.title, cls.description)
+               for pack in PACKS.values() for cls in pack}
+    return sorted(entries.values(), key=lambda e: e.id)
 
 
 def faults() -> list[CatalogEntry]:
-    return sorted((e for e in _ENTRIES.values() if e.kind == "fault"), key=lambda e: e.id)
+    from .faults.kinds import REGISTRY
+
+    return sorted((CatalogEntry(k.id, "fault", k.title, destructive=k.destructive)
+                   for k in REGISTRY.values()), key=lambda e: e.id)

@@ -372,7 +372,7 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .vault_health import cluster_health
+    from .systems.vault.health import cluster_health
 
     inv = _load_inventory(args)
     rows, healthy = asyncio.run(cluster_health(inv, args.state_dir))
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve_metrics(port: int) -> None:
-    from .alerts import requests
+    from .systems.vault import request_metrics as requests
 
     try:
         requests.serve(port)

@@ -49,7 +49,7 @@ STEPS: tuple[DemoStep, ...] = (
              (("vault-ha.failover", {}),)),
     DemoStep("Partition a NATS leaf hub", "Cut the link between a leaf and its hub in the "
              "fault proxy: the leaf moves to another hub and the relay keeps working.",
-             (("lab.leaf-hub-cut", {}),)),
+             (("lab-faults.leaf-hub-cut", {}),)),
     DemoStep("A short load run", "An open-loop 100 req/s KV load for 10 s; latency from the "
              "intended send time lands in the Scale-test histograms pane live.",
              (("vault-ha.load", {"rate": 100.0, "duration": 10.0}),)),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Inventory
-from .core.events import CanaryReport, Event, Note
+from .core.events import Event, Note
 from .core.verdict import EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_PASS, counts, run_verdict
 from .report.journal import Journal
 from .report.redact import Redactor
@@ -21,6 +21,7 @@ from .report.transcript import journal_section, sign_transcript, system_info, wr
 from .report.writers import write_junit, write_markdown
 from .scenarios import Scenario, resolve, run_scenario
 from .session import ConsoleSession
+from .systems.nats.events import CanaryReport
 
 __all__ = ["EXIT_COULD_NOT_RUN", "EXIT_FAIL", "EXIT_PASS", "RunOutcome", "RunRecorder",
            "overall", "run_headless", "run_scenarios"]

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 import yaml
 
-from opsconsole.alerts import requests
 from opsconsole.lab import Lab
 from opsconsole.lab.ports import free_ports
-from opsconsole.probes.vault_metrics import scrape
-from opsconsole.targets.vault import VaultApi
+from opsconsole.systems.vault import request_metrics as requests
+from opsconsole.systems.vault.client import VaultApi
+from opsconsole.systems.vault.metrics_probe import scrape
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "prometheus"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from opsconsole.core.bus import EventBus
-from opsconsole.core.events import CanaryReport
 from opsconsole.lab import Lab
 from opsconsole.load.canary import GRACE_S, RelayCanary
+from opsconsole.systems.nats.events import CanaryReport
 
 from ..helpers import async_wait_until
 

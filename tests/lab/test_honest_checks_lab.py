@@ -10,15 +10,15 @@ import pytest
 from opsconsole.config import Inventory, LabSpec
 from opsconsole.faults.ledger import FaultLedger
 from opsconsole.lab import Lab
-from opsconsole.scenarios.checks import vault_token
 from opsconsole.scenarios.engine import Run, ScenarioResult, run_scenario
-from opsconsole.scenarios.packs.vault_ha_alerts import (
+from opsconsole.session import ConsoleSession
+from opsconsole.systems.vault.checks import vault_token
+from opsconsole.systems.vault.packs.vault_ha_alerts import (
     _firing,
     clear_before_fault,
     resolved_after_unseal,
 )
-from opsconsole.scenarios.packs.vault_ha_load import Load
-from opsconsole.session import ConsoleSession
+from opsconsole.systems.vault.packs.vault_ha_load import Load
 
 from ..helpers import async_wait_until
 
@@ -42,7 +42,7 @@ def _run(session: ConsoleSession) -> Run:
 
 
 async def _leader_known(session: ConsoleSession) -> None:
-    await async_wait_until(lambda: session.state.vault_leader is not None, 60,
+    await async_wait_until(lambda: session.state.vault.leader is not None, 60,
                            "a Vault leader in the console state")
 
 
@@ -55,7 +55,7 @@ async def test_alert_checks_fail_while_a_standby_is_sealed(lab_session) -> None:
         return (await clear_before_fault(run, token))[0] == "pass"
 
     await async_wait_until(clear, 30, "the positive control: no alert, every node unsealed")
-    victim = next(n for n, v in lab_session.state.vault.items()
+    victim = next(n for n, v in lab_session.state.vault.nodes.items()
                   if v.reachable and not v.leader and not v.sealed)
     assert lab_session.faults is not None
     rec = await lab_session.faults.inject("vault.seal", victim)
@@ -88,9 +88,9 @@ async def test_the_load_aborts_when_the_cluster_has_no_leader_for_5_s(lab: Lab,
     await async_wait_until(lambda: lab_session.state.load is not None
                            and lab_session.state.load.scenario == "vault-ha.load"
                            and lab_session.state.load.count > 0, 60, "the load to be running")
-    leader = lab_session.state.vault_leader
+    leader = lab_session.state.vault.leader
     assert leader is not None
-    standby = next(n for n in lab_session.state.vault if n != leader)
+    standby = next(n for n in lab_session.state.vault.nodes if n != leader)
     for node in (leader, standby):
         await lab_session.faults.inject("process.pause", node, run_id="safeguard-nc")
     result = await asyncio.wait_for(task, 120)

@@ -1,4 +1,4 @@
-"""`opsconsole run lab` on the real lab: verdicts, signed reports, healing after kill -9."""
+"""`opsconsole run lab-faults` on the real lab: verdicts, signed reports, healing after kill -9."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from opsconsole.lab import Lab
 
 from ..helpers import REPO, run_cli, wait_until
 
-LAB_SCENARIOS = ["lab.nats-node-restart", "lab.vault-leader-kill", "lab.nats-node-pause",
-                 "lab.leaf-hub-cut", "lab.vault-partition"]
+LAB_SCENARIOS = ["lab-faults.nats-node-restart", "lab-faults.vault-leader-kill", "lab-faults.nats-node-pause",
+                 "lab-faults.leaf-hub-cut", "lab-faults.vault-partition"]
 
 
 @pytest.fixture(scope="module")
 def lab_run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict:
     report = tmp_path_factory.mktemp("report") / "out"
-    out = run_cli("run", "lab", "--report", str(report), "--json",
+    out = run_cli("run", "lab-faults", "--report", str(report), "--json",
                   "--state-dir", str(lab.dir.root), timeout=600)
     return {"proc": out, "report": report,
             "results": json.loads(out.stdout) if out.stdout.strip() else []}
@@ -43,8 +43,8 @@ def test_run_lab_passes_with_every_scenario(lab_run: dict) -> None:
         for check in r["checks"]:
             assert set(check) >= {"name", "status", "evidence", "duration_s"}
     by_id = {r["id"]: r for r in results}
-    assert by_id["lab.vault-leader-kill"]["metrics"]["failover_seconds"] > 0
-    assert "rejoin_seconds" in by_id["lab.nats-node-restart"]["metrics"]
+    assert by_id["lab-faults.vault-leader-kill"]["metrics"]["failover_seconds"] > 0
+    assert "rejoin_seconds" in by_id["lab-faults.nats-node-restart"]["metrics"]
 
 
 def test_report_verifies_and_tampering_is_detected(lab_run: dict, tmp_path: Path) -> None:
@@ -77,10 +77,10 @@ def test_junit_has_every_check_and_no_failures(lab_run: dict) -> None:
 
 def test_partition_minority_cannot_write_majority_can(lab_run: dict) -> None:
     """Runs in CI as root (real network-namespace partition); refuses clearly otherwise."""
-    result = next(r for r in lab_run["results"] if r["id"] == "lab.vault-partition")
+    result = next(r for r in lab_run["results"] if r["id"] == "lab-faults.vault-partition")
     if os.geteuid() != 0:
         transcript = json.loads((lab_run["report"] / "transcript.json").read_text())
-        sc = next(s for s in transcript["scenarios"] if s["id"] == "lab.vault-partition")
+        sc = next(s for s in transcript["scenarios"] if s["id"] == "lab-faults.vault-partition")
         assert "network namespaces" in sc["reason"]
         return
     checks = {c["name"]: c for c in result["checks"]}
@@ -108,7 +108,7 @@ def test_kill9_during_a_pause_then_heal_resumes_the_node(lab: Lab, tmp_path: Pat
     stderr = tmp_path / "run.stderr"
     with open(stderr, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "opsconsole.cli", "run", "lab.nats-node-pause", "--report",
+            [sys.executable, "-m", "opsconsole.cli", "run", "lab-faults.nats-node-pause", "--report",
              str(tmp_path / "out"), "--state-dir", str(lab.dir.root)],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     victim = psutil.Process(lab.dir.load().procs["nats-3"].pid)

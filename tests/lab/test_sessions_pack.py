@@ -6,10 +6,10 @@ import json
 
 import aiohttp
 
-from opsconsole.config import SessionsTarget
-from opsconsole.core.events import SessionsSampled
 from opsconsole.lab import Lab
-from opsconsole.probes.sessions import SessionsProbe
+from opsconsole.systems.previews.config import SessionsTarget
+from opsconsole.systems.previews.events import SessionsSampled
+from opsconsole.systems.previews.probe import SessionsProbe
 
 from ..helpers import run_cli
 from ..tui.fixtures import idle_session, make_app, until

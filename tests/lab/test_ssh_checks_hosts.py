@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from opsconsole.config import SshConfig, SshHost, load_config
+from opsconsole.config import load_config
+from opsconsole.systems.ssh.config import SshConfig, SshHost
 from opsconsole.targets import ssh_checks
 from opsconsole.targets.ssh_checks import (
     CheckResult,
@@ -291,10 +292,11 @@ async def test_the_console_probes_a_private_nats_node_through_its_forwards(
         env: Env, lab, tmp_path) -> None:
     """The inventory names 127.0.0.1:<local port>; the session opens the forwards through
     the jump host at start, the NATS probe sees the node healthy, stop closes them."""
-    from opsconsole.config import Inventory, NatsCluster, NatsNode
+    from opsconsole.config import Inventory
     from opsconsole.faults.ledger import FaultLedger
     from opsconsole.lab.ports import free_ports
     from opsconsole.session import ConsoleSession
+    from opsconsole.systems.nats.config import NatsCluster, NatsNode
 
     node = lab.topology().central[0]
     client, monitor = free_ports(2)
@@ -312,7 +314,7 @@ async def test_the_console_probes_a_private_nats_node_through_its_forwards(
     await session.start()
     try:
         def healthy() -> bool:
-            view = session.state.nats.get("nats-a")
+            view = session.state.nats.nodes.get("nats-a")
             return bool(view and view.sample.reachable and view.sample.healthy)
 
         await async_wait_until(healthy, 15, "nats-a healthy through the forwards")

@@ -10,10 +10,11 @@ import uuid
 import aiohttp
 import pytest
 
-from opsconsole.config import Inventory, SshConfig, SshHost
+from opsconsole.config import Inventory
 from opsconsole.core.bus import EventBus
 from opsconsole.errors import UserError
 from opsconsole.faults import FaultContext, FaultLedger, FaultManager
+from opsconsole.systems.ssh.config import SshConfig, SshHost
 
 from ..ssh_servers import start_server, write_client_key
 

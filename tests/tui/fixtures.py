@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from opsconsole.config import Inventory
-from opsconsole.core.events import (
-    InstanceSampled,
-    LeafSampled,
-    LoadReport,
-    NatsNodeSampled,
-    VaultNodeSampled,
-)
+from opsconsole.core.events import LoadReport
 from opsconsole.session import ConsoleSession
+from opsconsole.systems.nats.events import LeafSampled, NatsNodeSampled
+from opsconsole.systems.vault.events import VaultNodeSampled
+from opsconsole.systems.vault_instances.events import InstanceSampled
 from opsconsole.tui.app import OpsConsoleApp
 
 T0 = 1_800_000_000.0  # a fixed instant; panes render UTC clock times from it

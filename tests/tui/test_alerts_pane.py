@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsconsole.core.events import AlertChanged
+from opsconsole.systems.vault.events import AlertChanged
 
 from .fixtures import healthy_cluster, idle_session, make_app, until
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from rich.console import Console
 from textual.widgets import DataTable, Static
 
-from opsconsole.config import Inventory, NatsCluster, NatsNode, VaultCluster, VaultNode
-from opsconsole.core.events import FaultInjected, Note, VaultNodeSampled
+from opsconsole.config import Inventory
+from opsconsole.core.events import FaultInjected, Note
 from opsconsole.lab.ports import free_ports
 from opsconsole.session import ConsoleSession
+from opsconsole.systems.nats.config import NatsCluster, NatsNode
+from opsconsole.systems.vault.config import VaultCluster, VaultNode
+from opsconsole.systems.vault.events import VaultNodeSampled
 from opsconsole.tui.app import READ_ONLY_REASON, OpsConsoleApp
 from opsconsole.tui.screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen
 
@@ -185,8 +188,8 @@ async def test_read_only_refuses_scenarios_too() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("s")
         assert isinstance(app.screen, PickScreen)
-        assert "lab.vault-leader-kill" in [o for o, _ in app.screen.items]
-        app.screen.dismiss("lab.vault-leader-kill")
+        assert "lab-faults.vault-leader-kill" in [o for o, _ in app.screen.items]
+        app.screen.dismiss("lab-faults.vault-leader-kill")
         await pilot.pause()
         assert any("scenarios inject faults" in n.message for n in app._notifications)
         assert app.session.state.scenario is None  # nothing ran
@@ -223,7 +226,7 @@ async def test_replay_shows_a_recorded_run(tmp_path) -> None:
 
 
 async def test_relay_pane_shows_canary_loss_once_canaries_report() -> None:
-    from opsconsole.core.events import CanaryReport
+    from opsconsole.systems.nats.events import CanaryReport
 
     session = idle_session()
     app = make_app(session)

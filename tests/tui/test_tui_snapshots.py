@@ -5,7 +5,7 @@ Regenerate after an intended UI change: `pytest tests/tui/test_tui_snapshots.py 
 
 from __future__ import annotations
 
-from opsconsole.core.events import VaultNodeSampled
+from opsconsole.systems.vault.events import VaultNodeSampled
 
 from .fixtures import T0, healthy_cluster, idle_session, load_report, make_app
 

@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opsconsole.alerts.rules import AlertEngine, ErrorRateWindow, Round, as_prometheus_groups
-from opsconsole.alerts.scrape import Scrape
+from opsconsole.systems.vault.alerts.rules import (
+    AlertEngine,
+    ErrorRateWindow,
+    Round,
+    as_prometheus_groups,
+)
+from opsconsole.systems.vault.alerts.scrape import Scrape
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "prometheus"
 

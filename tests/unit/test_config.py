@@ -11,10 +11,10 @@ from opsconsole.config import (
     ConfigError,
     Inventory,
     SecretRef,
-    VaultCluster,
     check_config,
     load_config,
 )
+from opsconsole.systems.vault.config import VaultCluster
 
 REPO = Path(__file__).resolve().parents[2]
 

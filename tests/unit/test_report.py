@@ -8,13 +8,14 @@ import shutil
 from junitparser import JUnitXml
 
 from opsconsole.cli import main as cli_main
-from opsconsole.core.events import FaultInjected, NatsNodeSampled, Note
+from opsconsole.core.events import FaultInjected, Note
 from opsconsole.replay import ReplaySession
 from opsconsole.report.journal import Journal, read_events, verify_chain
 from opsconsole.report.redact import Redactor
 from opsconsole.report.signing import load_or_create_key
 from opsconsole.report.transcript import journal_section, sign_transcript, verify_transcript
 from opsconsole.report.writers import write_junit
+from opsconsole.systems.nats.events import NatsNodeSampled
 
 
 def _make_run(tmp_path, secret: str = "s.supersecrettoken") -> tuple:
@@ -94,7 +95,7 @@ async def test_replay_feeds_the_journal_back_into_state(tmp_path) -> None:
     import asyncio
 
     await asyncio.wait_for(replay.finished.wait(), 10)
-    assert replay.state.nats["nats-1"].sample.routes == 2
+    assert replay.state.nats.nodes["nats-1"].sample.routes == 2
     assert replay.state.active_faults == 1
     assert replay.clock() == 1007.0
     await replay.stop()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from opsconsole.config import SshConfig, SshHost, check_config
+from opsconsole.config import check_config
 from opsconsole.errors import UserError
+from opsconsole.systems.ssh.config import SshConfig, SshHost
 from opsconsole.targets.ssh_checks import (
     check_hosts,
     listening,

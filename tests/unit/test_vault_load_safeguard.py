@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from opsconsole.core.events import VaultNodeSampled
 from opsconsole.core.state import State
-from opsconsole.scenarios.packs.vault_ha_load import Load, leader_present
+from opsconsole.systems.vault.events import VaultNodeSampled
+from opsconsole.systems.vault.packs.vault_ha_load import Load, leader_present
 
 
 def _sample(state: State, ts: float, leader: str | None) -> None:

@@ -28,88 +28,14 @@ class Event:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Event:
-        cls = _REGISTRY[data["kind"]]
+        cls = _REGISTRY.get(data["kind"])
+        if cls is None:  # a system's event: its module registers the kind when loaded
+            from .system import systems
+
+            systems()
+            cls = _REGISTRY[data["kind"]]
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True, kw_only=True)
-class NatsNodeSampled(Event):
-    """One central NATS node, from /varz /routez /leafz /healthz /jsz."""
-
-    kind: ClassVar[str] = "nats.node"
-    name: str
-    reachable: bool
-    reason: str = ""
-    healthy: bool = False
-    connections: int = 0
-    routes: int = 0
-    leafnodes: int = 0
-    in_msgs: int = 0
-    out_msgs: int = 0
-    in_bytes: int = 0
-    out_bytes: int = 0
-    slow_consumers: int = 0
-    mem_bytes: int = 0
-    cpu_percent: float = 0.0
-    uptime: str = ""
-    js_meta_leader: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LeafSampled(Event):
-    """One leaf (vault-instance) NATS server and its link to central.
-
-    ``to_local_msgs`` / ``to_central_msgs`` are the link's cumulative counters
-    (messages received from / sent to the hub); the reducer turns them into rates.
-    """
-
-    kind: ClassVar[str] = "nats.leaf"
-    name: str
-    user: str
-    reachable: bool
-    reason: str = ""
-    healthy: bool = False
-    hub: str = ""
-    connections: int = 0
-    to_local_msgs: int = 0
-    to_central_msgs: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class VaultNodeSampled(Event):
-    """One Vault/OpenBao node: sys/health plus its row in the raft configuration."""
-
-    kind: ClassVar[str] = "vault.node"
-    name: str
-    reachable: bool
-    reason: str = ""
-    initialized: bool = False
-    sealed: bool | None = None
-    standby: bool | None = None
-    version: str = ""
-    leader: bool = False
-    voter: bool = False
-    autopilot_healthy: bool | None = None
-    last_index: int | None = None
-    lag: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class InstanceSampled(Event):
-    """One vault instance: its EC2 record plus its own health when present."""
-
-    kind: ClassVar[str] = "instance"
-    instance_id: str
-    owner: str
-    state: str
-    instance_type: str = ""
-    arch: str = ""
-    private_ip: str = ""
-    local_nats: str = "—"
-    central_link: str = "—"
-    manager: str = "—"
-    last_event: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,48 +148,3 @@ class ScenarioFinished(Event):
     status: str  # pass | fail | error
     duration_s: float = 0.0
     reason: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class CanaryReport(Event):
-    """Cumulative relay-canary counters for one leaf and direction (c2l or l2c)."""
-
-    kind: ClassVar[str] = "canary.report"
-    leaf: str
-    path: str
-    sent: int
-    delivered: int
-    lost: int
-    settled: int = 0  # fate known (older than the grace window): settled = delivered + lost
-    duplicated: int
-    reordered: int
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlertChanged(Event):
-    """An alert rule changed state for one instance: pending, firing or resolved."""
-
-    kind: ClassVar[str] = "alert"
-    name: str
-    instance: str
-    state: str  # pending | firing | resolved
-    value: float = 0.0
-    severity: str = ""
-    summary: str = ""
-    since: float = 0.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionsSampled(Event):
-    """The email-to-preview sessions stack: sessions by status and edit containers."""
-
-    kind: ClassVar[str] = "sessions"
-    reachable: bool
-    reason: str = ""
-    running: int = 0  # edit containers up
-    desired: int = 0
-    max_capacity: int = 0
-    sessions: dict[str, int] = field(default_factory=dict)  # status -> count
-    scale_events: int = 0  # scale-up + scale-down so far

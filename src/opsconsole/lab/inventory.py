@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from ..config import (
-    AwsTarget,
-    Inventory,
-    LeafNode,
-    NatsCluster,
-    NatsNode,
-    ProvisionerTarget,
-    SecretRef,
-    SessionsTarget,
-    VaultCluster,
-    VaultNode,
-)
+from ..config import Inventory, SecretRef
+from ..systems.aws.config import AwsTarget
+from ..systems.nats.config import LeafNode, NatsCluster, NatsNode
+from ..systems.previews.config import SessionsTarget
+from ..systems.vault.config import VaultCluster, VaultNode
+from ..systems.vault_instances.config import ProvisionerTarget
 from .nats_topology import CLUSTER_NAME
 from .supervisor import (
     DUMMY_AWS_KEY,

@@ -30,14 +30,16 @@ import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..alerts import prometheus_files
-from ..config import LabSpec, SecretRef, VaultCluster, VaultNode
-from ..core.events import VaultNodeSampled
+from ..config import LabSpec, SecretRef
 from ..errors import UserError
-from ..probes.vault import VaultClusterProbe
+from ..systems.vault.alerts import prometheus_files
+from ..systems.vault.client import VaultApi
+from ..systems.vault.config import VaultCluster, VaultNode
+from ..systems.vault.events import VaultNodeSampled
+from ..systems.vault.health import node_health
+from ..systems.vault.probe import VaultClusterProbe
 from ..targets.http import NETWORK_ERRORS, reason
 from ..targets.nats import NatsMonitor
-from ..targets.vault import VaultApi
 from . import binaries, netns, procs
 from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
@@ -716,7 +718,7 @@ async def vault_status(session: aiohttp.ClientSession, nodes: list[VaultNodeSpec
         row: dict[str, Any] = {
             "name": node.name, "api_addr": node.api_addr, "sealed": sample.sealed,
             "leader": sample.leader, "voter": sample.voter,
-            "healthy": bool(sample.reachable and sample.initialized and not sample.sealed)}
+            "healthy": node_health(sample).healthy}
         if not sample.reachable:
             row["error"] = "unreachable"
         rows.append(row)

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 
 from ..errors import UserError
+from ..systems.vault.client import VaultApi
 from ..targets.http import NETWORK_ERRORS
-from ..targets.vault import VaultApi
 from .vault_topology import VaultNodeSpec
 
 Json = dict[str, Any]

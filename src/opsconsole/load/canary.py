@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import nats
 
 from ..core.bus import EventBus
-from ..core.events import CanaryReport
+from ..systems.nats.events import CanaryReport
 
 GRACE_S = 5.0  # a message not seen this long after it was sent counts as lost
 WARMUP_S = 10.0  # start counting anyway after this long without a warm-up crossing

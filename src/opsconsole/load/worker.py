@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..systems.vault.kv_load import VaultKvLoad
 from . import eventloop
 from .histogram import Latency
 from .openloop import LoadProgress, LoadResult, LoadSpec, OpenLoop, OpStats
-from .vault_kv import VaultKvLoad
 
 
 # ---------------------------------------------------------------- child side

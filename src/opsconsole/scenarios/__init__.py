@@ -1,23 +1,71 @@
-"""Scenarios grouped in packs; ids are ``pack.scenario``."""
+"""Scenarios grouped in packs; ids are ``pack.scenario``. The packs are assembled from the
+registered systems (:mod:`opsconsole.core.system`): two systems may add to one pack."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import catalog
+from ..core import system as registry
 from ..errors import UserError
 from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
-from .packs import lab as lab_pack
-from .packs import mesh, sessions, smoke, smoke_flow, smoke_host, vault_ha, vault_instance
 
-PACKS: dict[str, list[type[Scenario]]] = {"lab": lab_pack.SCENARIOS,
-                                          "vault-instance": vault_instance.SCENARIOS,
-                                          "vault-ha": vault_ha.SCENARIOS,
-                                          "sessions": sessions.SCENARIOS,
-                                          "mesh": mesh.SCENARIOS,
-                                          "smoke": [*smoke.SCENARIOS_1_4,
-                                                    *smoke_flow.SCENARIOS_5_7,
-                                                    *smoke_host.SCENARIOS_8_9]}
+#: packs renamed since an earlier release: the old name gets a one-line hint
+RENAMED_PACKS = {"lab": "lab-faults"}
+
+
+class _Packs(dict[str, list[type[Scenario]]]):
+    """``{pack: [Scenario classes]}`` from every registered system, assembled on first use
+    (tests may add a pack with ``monkeypatch.setitem``)."""
+
+    _filled = False
+
+    def _fill(self) -> None:
+        if self._filled:
+            return
+        self._filled = True
+        for system in registry.systems():
+            for pack, classes in system.packs().items():
+                super().setdefault(pack, []).extend(classes)
+
+    def reset(self) -> None:
+        self.clear()
+        self._filled = False
+
+    def __getitem__(self, key: str) -> list[type[Scenario]]:
+        self._fill()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._fill()
+        return super().get(key, default)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().keys()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().values()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().items()
+
+
+PACKS = _Packs()
+registry.on_reset(PACKS.reset)
 
 
 def all_scenarios() -> list[Scenario]:
@@ -36,8 +84,11 @@ def resolve(selector: str, options: dict[str, Any] | None = None) -> list[Scenar
         found = [s for s in all_scenarios() if s.id == selector]
     if not found:
         known = ", ".join(sorted(PACKS))
+        pack = selector.split(".", 1)[0]
+        hint = (f"; the pack {pack!r} is now {RENAMED_PACKS[pack]!r}"
+                if pack in RENAMED_PACKS else "")
         raise UserError(f"unknown scenario or pack {selector!r} (packs: {known}; "
-                        "`opsconsole scenarios list` shows every id)", exit_code=2)
+                        f"`opsconsole scenarios list` shows every id{hint})", exit_code=2)
     for name, value in (options or {}).items():
         takers = [s for s in found if name in s.OPTIONS]
         if not takers:
@@ -49,18 +100,6 @@ def resolve(selector: str, options: dict[str, Any] | None = None) -> list[Scenar
             scenario.configure(**{name: value})
     return found
 
-
-def _register_catalog() -> None:
-    from ..faults.kinds import REGISTRY
-
-    for scenario in all_scenarios():
-        catalog.register(catalog.CatalogEntry(scenario.id, "scenario", scenario.title))
-    for kind in REGISTRY.values():
-        catalog.register(catalog.CatalogEntry(kind.id, "fault", kind.title,
-                                              destructive=kind.destructive))
-
-
-_register_catalog()
 
 __all__ = ["PACKS", "Check", "Run", "Scenario", "ScenarioResult", "all_scenarios", "resolve",
            "run_scenario"]

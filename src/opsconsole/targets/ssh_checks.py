@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import asyncssh
 
-from ..config import (
+from ..errors import UserError
+from ..systems.ssh.config import (
     DiskCheck,
     FileCheck,
     MemoryCheck,
@@ -40,7 +41,6 @@ from ..config import (
     SshConfig,
     SshHost,
 )
-from ..errors import UserError
 from .ssh import ConnectionPool, find_host
 
 Status = Literal["pass", "fail", "warn"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..config import SshConfig, SshForward
 from ..errors import UserError
+from ..systems.ssh.config import SshConfig, SshForward
 from .ssh import CLOSE_TIMEOUT_S, ConnectionPool
 
 LOCAL_HOST = "127.0.0.1"

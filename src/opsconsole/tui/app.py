@@ -99,7 +99,8 @@ class OpsConsoleApp(App[None]):
         """Re-render panes only when state changed (or a highlight may expire)."""
         state = self.session.state
         now = self._fixed_now or self.session.clock()
-        leader_fresh = state.leader_changed_at is not None and now - state.leader_changed_at < 20
+        changed = state.vault.leader_changed_at
+        leader_fresh = changed is not None and now - changed < 20
         if state.version == self._seen_version and not leader_fresh:
             return
         self._seen_version = state.version
@@ -246,7 +247,7 @@ class OpsConsoleApp(App[None]):
         kind = self.session.faults.kind(fault_id)
         targets = kind.targets(self.session.faults.ctx)
         if fault_id.startswith("ec2."):
-            targets = sorted(self.session.state.instances)
+            targets = sorted(self.session.state.vault_instances.instances)
         self.push_screen(PickScreen(f"Target for {fault_id}", [(t, t) for t in targets],
                                     empty="No targets in the inventory for this fault."),
                          lambda target: self._picked_target(fault_id, target))

@@ -57,10 +57,10 @@ async def take(out: Path, state_dir: str | None) -> list[Path]:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # wait for every pane to have real data
                 st = session.state
-                if (len(st.nats) == 3 and len(st.vault) == 3 and st.vault_leader
-                        and st.instances and all(len(v.to_local.rate.points) >= 8
-                                                 for v in st.leaves.values())
-                        and st.leaves):
+                if (len(st.nats.nodes) == 3 and len(st.vault.nodes) == 3 and st.vault.leader
+                        and st.vault_instances.instances and all(len(v.to_local.rate.points) >= 8
+                                                 for v in st.nats.leaves.values())
+                        and st.nats.leaves):
                     break
                 await pilot.pause(0.25)
             for key in keys:

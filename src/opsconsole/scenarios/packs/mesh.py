@@ -29,7 +29,7 @@ from ...sut.mesh import (
     server_has_seen,
 )
 from ...sut.mesh.local import LocalMesh
-from ..checks import nats_cluster_healthy
+from ...systems.nats.checks import nats_cluster_healthy
 from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
 from .mesh_checks import (
     SCALE_TARGETS,

@@ -21,7 +21,7 @@ import nats
 from pydantic import BaseModel, ValidationError
 
 from ...config import ConfigError, Inventory, SecretRef, check_config
-from ..checks import leader_addr, vault_request, vault_token
+from ...systems.vault.checks import leader_addr, vault_request, vault_token
 from ..engine import Outcome, Run, Scenario, outcome
 
 # Secret-looking values that must never sit in a config file.
@@ -123,15 +123,16 @@ def _all_healthy(run: Run) -> tuple[bool, dict[str, Any]]:
     inv = run.inventory
     nats_names = [n.name for c in inv.nats for n in c.nodes]
     vault_names = [n.name for n in inv.vault.nodes] if inv.vault else []
-    nats_ok = {n: bool(st.nats.get(n) and st.nats[n].sample.healthy) for n in nats_names}
-    leaf_ok = {lf.name: bool(st.leaves.get(lf.name) and st.leaves[lf.name].sample.healthy)
+    nats_ok = {n: bool(st.nats.nodes.get(n) and st.nats.nodes[n].sample.healthy)
+               for n in nats_names}
+    leaf_ok = {lf.name: bool(st.nats.leaves.get(lf.name) and st.nats.leaves[lf.name].sample.healthy)
                for lf in inv.leaves}
-    vault_ok = {n: bool(st.vault.get(n) and st.vault[n].reachable
-                        and st.vault[n].sealed is False) for n in vault_names}
+    vault_ok = {n: bool(st.vault.nodes.get(n) and st.vault.nodes[n].reachable
+                        and st.vault.nodes[n].sealed is False) for n in vault_names}
     ok = all(nats_ok.values()) and all(leaf_ok.values()) and all(vault_ok.values()) and (
-        not vault_names or st.vault_leader is not None)
+        not vault_names or st.vault.leader is not None)
     return ok, {"nats": nats_ok, "leaves": leaf_ok, "vault": vault_ok,
-                "vault_leader": st.vault_leader}
+                "vault_leader": st.vault.leader}
 
 
 class Boot(SmokePhase):

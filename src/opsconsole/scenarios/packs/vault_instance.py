@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...sut.vault_manager import control_message
-from ..checks import nats_roundtrip
+from ...systems.nats.checks import nats_roundtrip
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
 from .vault_instance_checks import (
     AFTER_MIN_S,
@@ -636,8 +636,8 @@ def _central_stop_fault(run: Run, node: str | None) -> tuple[str, dict[str, Any]
 
 def _probe_instance_leaf(run: Run, api: InstanceApi,
                          local: dict[str, str]) -> asyncio.Task[None] | None:
-    from ...config import LeafNode
-    from ...probes.nats import LeafProbe
+    from ...systems.nats.config import LeafNode
+    from ...systems.nats.probe import LeafProbe
 
     if run.session.runner is None or run.session.http is None or not local["monitor"]:
         return None

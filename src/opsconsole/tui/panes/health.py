@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from ...core.state import State
+from ...systems.vault.health import node_health
 from ..fmt import DASH, compact_size
 from .base import Cell, Pane, sync_table
 
@@ -14,12 +15,10 @@ LEADER_HIGHLIGHT_S = 15.0
 LAG_WARN = 10  # raft entries behind the leader before the lag is worth showing
 
 
-def _health(reachable: bool, healthy: bool, sealed: bool = False) -> Text:
+def _health(reachable: bool, healthy: bool) -> Text:
     """Words, not only colours: the pane must read the same with NO_COLOR."""
     if not reachable:
         return Text("unreachable", style="bold red")
-    if sealed:
-        return Text("SEALED", style="bold red")
     return Text("ok", style="green") if healthy else Text("degraded", style="yellow")
 
 
@@ -37,8 +36,8 @@ class ClusterHealthPane(Pane):
 
     def render_state(self, state: State, now: float) -> None:
         rows: dict[str, list[Cell]] = {}
-        for name in sorted(state.nats):
-            s = state.nats[name].sample
+        for name in sorted(state.nats.nodes):
+            s = state.nats.nodes[name].sample
             role = "JS leader" if s.reachable and s.js_meta_leader == name else "member"
             rows[f"nats/{name}"] = [
                 name, _health(s.reachable, s.healthy), role if s.reachable else DASH,
@@ -47,11 +46,11 @@ class ClusterHealthPane(Pane):
                 str(s.connections) if s.reachable else DASH,
                 compact_size(s.mem_bytes) if s.reachable else DASH,
                 f"{s.cpu_percent:.0f}%" if s.reachable else DASH]
-        peers = sum(1 for v in state.vault.values() if v.voter)
-        recent = (state.leader_changed_at is not None
-                  and now - state.leader_changed_at < LEADER_HIGHLIGHT_S)
-        for name in sorted(state.vault):
-            v = state.vault[name]
+        peers = sum(1 for v in state.vault.nodes.values() if v.voter)
+        recent = (state.vault.leader_changed_at is not None
+                  and now - state.vault.leader_changed_at < LEADER_HIGHLIGHT_S)
+        for name in sorted(state.vault.nodes):
+            v = state.vault.nodes[name]
             if not v.reachable:
                 role: Cell = DASH
             elif v.leader:
@@ -61,14 +60,18 @@ class ClusterHealthPane(Pane):
                 role = "standby" if v.voter else "non-voter"
             sealed = DASH if v.sealed is None else ("SEALED" if v.sealed else "no")
             lag = f" lag {v.lag}" if v.lag and v.lag > LAG_WARN else ""
+            verdict = node_health(v)  # the one answer, shared with the CLI and lab status
+            health = (Text("ok", style="green") if verdict.healthy else
+                      Text(verdict.health, style="bold red" if verdict.health in (
+                          "unreachable", "SEALED") else "yellow"))
             rows[f"vault/{name}"] = [
-                name, _health(v.reachable, bool(v.initialized), bool(v.sealed)),
+                name, health,
                 role, sealed, f"{peers} voters{lag}" if v.voter else "not a voter",
                 DASH, DASH, DASH]
         sync_table(self.query_one(DataTable), rows)
-        leader = (f"vault leader: {state.vault_leader}" if state.vault_leader
+        leader = (f"vault leader: {state.vault.leader}" if state.vault.leader
                   else "vault leader: none")
-        firing = state.firing_alerts
+        firing = state.vault.firing_alerts
         alerts = ("alerts: " + ", ".join(f"{a.name}({a.instance})" for a in firing[:3])
                   + (f" +{len(firing) - 3}" if len(firing) > 3 else "")) if firing \
             else "alerts: none firing"

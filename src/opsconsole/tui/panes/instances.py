@@ -27,11 +27,11 @@ class InstancesPane(Pane):
         yield table
 
     def render_state(self, state: State, now: float) -> None:
-        leaves_by_user = {v.sample.user: v.sample for v in state.leaves.values()}
+        leaves_by_user = {v.sample.user: v.sample for v in state.nats.leaves.values()}
         rows: dict[str, list[Cell]] = {}
-        gone = [i for i in state.instances.values() if i.state == "terminated"]
-        for iid in sorted(state.instances):
-            inst = state.instances[iid]
+        gone = [i for i in state.vault_instances.instances.values() if i.state == "terminated"]
+        for iid in sorted(state.vault_instances.instances):
+            inst = state.vault_instances.instances[iid]
             if inst.state == "terminated":  # EC2 keeps these records; count them instead
                 continue
             local, link = inst.local_nats, inst.central_link
@@ -53,7 +53,7 @@ class InstancesPane(Pane):
 
 def sessions_summary(state: State) -> str:
     """`` · sessions 2 active, 1 starting · containers 2/4`` (empty without the stack)."""
-    ss = state.sessions
+    ss = state.previews.sample
     if ss is None:
         return ""
     if not ss.reachable:

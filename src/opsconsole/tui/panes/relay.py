@@ -36,8 +36,8 @@ class RelayPane(Pane):
     def render_state(self, state: State, now: float) -> None:
         rows: dict[str, list[Cell]] = {}
         windows = [(w.start, w.end) for w in state.fault_windows]
-        for name in sorted(state.leaves):
-            view = state.leaves[name]
+        for name in sorted(state.nats.leaves):
+            view = state.nats.leaves[name]
             s = view.sample
             hub: Cell = s.hub or DASH
             if not s.reachable:

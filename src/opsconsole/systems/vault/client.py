@@ -6,8 +6,8 @@ import json
 
 import aiohttp
 
-from ..alerts import requests
-from .http import NETWORK_ERRORS, Json, get_json
+from ...targets.http import NETWORK_ERRORS, Json, get_json
+from . import request_metrics as requests
 
 
 class VaultApi:

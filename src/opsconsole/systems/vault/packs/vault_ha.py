@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
 from ..checks import (
     bao_in_namespace,
     leader_addr,
@@ -20,8 +21,7 @@ from ..checks import (
     vault_token,
     vault_write_read,
 )
-from ..engine import Abort, Outcome, Run, Scenario, outcome
-from .lab import VaultLeaderKill
+from .lab_faults import VaultLeaderKill
 from .vault_ha_alerts import MetricsAlerts
 from .vault_ha_load import Load
 
@@ -40,7 +40,7 @@ class Health(Scenario):
         return [vault_one_leader()]
 
     async def method(self, run: Run) -> None:
-        views = {n: run.state.vault.get(n) for n in _nodes(run)}
+        views = {n: run.state.vault.nodes.get(n) for n in _nodes(run)}
         await run.record("every node reachable and unsealed", outcome(
             all(v and v.reachable and v.sealed is False for v in views.values()),
             **{n: (v.reason or ("sealed" if v.sealed else "ok")) if v else "no sample"
@@ -235,7 +235,7 @@ class SplitBrain(Scenario):
                                         {"data": {"v": value}}))[0] if addr else 0
 
         await write("before")
-        follower = next(n for n in _nodes(run) if not run.state.vault[n].leader)
+        follower = next(n for n in _nodes(run) if not run.state.vault.nodes[n].leader)
         fault = await run.inject("vault.partition", follower)
         majority_ok = await write("during")
         await run.record("follower partitioned: majority keeps writing",
@@ -260,17 +260,17 @@ class SplitBrain(Scenario):
 
         await run.expect("follower healed: same data as the majority", same_data, within=30)
 
-        old = run.state.vault_leader
+        old = run.state.vault.leader
         if old is None:
             raise Abort("no leader before the leader partition")
         started = time.monotonic()
         fault = await run.inject("vault.partition", old)
         await run.wait_until("the majority to elect a new leader",
-                             lambda: run.state.vault_leader not in (None, old), 30)
+                             lambda: run.state.vault.leader not in (None, old), 30)
         run.metric("leader_partition_failover_seconds", time.monotonic() - started)
         status = await write("after-leader-partition")
         await run.record("leader partitioned: majority elects a new leader and writes",
-                      outcome(status == 200, new_leader=run.state.vault_leader,
+                      outcome(status == 200, new_leader=run.state.vault.leader,
                                status=status))
         code, err = await asyncio.to_thread(bao_in_namespace, run, old, "kv", "put",
                                             f"secret/{key}-old-leader", "v=old")
@@ -279,7 +279,7 @@ class SplitBrain(Scenario):
         await run.heal(fault)
 
         async def rejoined(_: Run) -> Outcome:
-            view = run.state.vault.get(old)
+            view = run.state.vault.nodes.get(old)
             got = await asyncio.to_thread(_kv_get, run, old, key)
             ok = bool(view and view.reachable and not view.leader
                       and got == "after-leader-partition")

@@ -9,9 +9,11 @@ from typing import Any
 import aioboto3
 import aiohttp
 
-from ..config import AwsTarget, ProvisionerTarget
-from ..core.events import Event, InstanceSampled, ProbeFailed
-from .base import Probe
+from ...core.events import Event, ProbeFailed
+from ...probes.base import Probe
+from ..aws.config import AwsTarget
+from .config import ProvisionerTarget
+from .events import InstanceSampled
 
 
 def _clock(ts: float | None) -> str:

@@ -1,72 +1,25 @@
-"""The `lab` pack: proves the engine on the embedded lab (kill, pause, cut, partition)."""
+"""Vault scenarios of the ``lab-faults`` pack: kill the leader, partition a follower."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 
+from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
 from ..checks import (
     bao_in_namespace,
     leader_addr,
-    leaves_connected,
-    message_crosses_relay,
-    nats_cluster_healthy,
-    nats_roundtrip,
     vault_one_leader,
     vault_request,
     vault_write_read,
 )
-from ..engine import Abort, Outcome, Run, Scenario, outcome
-
-
-def _central_urls(run: Run) -> dict[str, str]:
-    return {n.name: n.client_url for c in run.inventory.nats for n in c.nodes}
-
-
-class NatsNodeRestart(Scenario):
-    id = "lab.nats-node-restart"
-    title = "kill a central NATS node: the cluster keeps routing, the node rejoins"
-    victim = "nats-3"
-
-    def steady_state(self):
-        return [nats_cluster_healthy(), leaves_connected(), message_crosses_relay()]
-
-    def plan(self):
-        return [f"kill -9 {self.victim}", "survivors still route messages",
-                f"restart {self.victim}", "it rejoins with full routes"]
-
-    async def method(self, run: Run) -> None:
-        urls = _central_urls(run)
-        survivors = [n for n in urls if n != self.victim]
-        fault = await run.inject("process.kill", self.victim)
-        run.metric("detect_seconds", await run.wait_until(
-            f"{self.victim} unreachable in the console state",
-            lambda: not run.state.nats[self.victim].sample.reachable, 15))
-
-        async def survivors_route(_: Run) -> Outcome:
-            ok, secs = await nats_roundtrip(urls[survivors[0]], urls[survivors[1]],
-                                            f"lab.restart.{uuid.uuid4().hex[:6]}")
-            return ("pass" if ok else "fail"), {"from": survivors[0], "to": survivors[1],
-                                                "seconds": round(secs, 3)}
-
-        await run.expect("survivors route messages while a node is down", survivors_route, 10)
-        await run.heal(fault)
-        began = time.monotonic()
-
-        def rejoined() -> bool:
-            return all(v.sample.reachable and v.sample.healthy
-                       and v.sample.ts > time.time() - 2 for v in run.state.nats.values())
-
-        await run.wait_until(f"{self.victim} to rejoin with full routes", rejoined, 30)
-        run.metric("rejoin_seconds", time.monotonic() - began)
 
 
 class VaultLeaderKill(Scenario):
-    id = "lab.vault-leader-kill"
+    id = "lab-faults.vault-leader-kill"
     title = "kill -9 the Vault leader: a new leader, writes resume, the node rejoins"
 
     def steady_state(self):
@@ -78,7 +31,7 @@ class VaultLeaderKill(Scenario):
                 "read the outage write back through it"]
 
     async def method(self, run: Run) -> None:
-        old = run.state.vault_leader
+        old = run.state.vault.leader
         if old is None:
             raise Abort("no Vault leader to kill")
         assert run.inventory.vault is not None
@@ -103,9 +56,9 @@ class VaultLeaderKill(Scenario):
         run.metric("write_unavailable_seconds",
                    await run.wait_until("a write to succeed after the kill", write_anywhere, 30))
         await run.wait_until("a new leader in the console state",
-                             lambda: run.state.vault_leader not in (None, old), 30)
+                             lambda: run.state.vault.leader not in (None, old), 30)
         run.metric("failover_seconds", time.monotonic() - started)
-        run.step(f"new leader {run.state.vault_leader}")
+        run.step(f"new leader {run.state.vault.leader}")
         await run.heal(fault)
 
         async def old_leader_reads_outage_write(_: Run) -> Outcome:
@@ -119,63 +72,9 @@ class VaultLeaderKill(Scenario):
                          old_leader_reads_outage_write, within=30)
 
 
-class NatsNodePause(Scenario):
-    id = "lab.nats-node-pause"
-    title = "SIGSTOP a central NATS node for a while: survivors keep routing, it resumes"
-    victim = "nats-3"
-    pause_s = float(os.environ.get("OPSCONSOLE_LAB_PAUSE_S", "5"))
-
-    def steady_state(self):
-        return [nats_cluster_healthy(), message_crosses_relay()]
-
-    def plan(self):
-        return [f"SIGSTOP {self.victim} for {self.pause_s:g} s", "survivors still route",
-                f"SIGCONT {self.victim}", "it is healthy again"]
-
-    async def method(self, run: Run) -> None:
-        urls = _central_urls(run)
-        survivors = [n for n in urls if n != self.victim]
-        fault = await run.inject("process.pause", self.victim, ttl_s=self.pause_s + 60)
-
-        async def survivors_route(_: Run) -> Outcome:
-            ok, secs = await nats_roundtrip(urls[survivors[0]], urls[survivors[1]],
-                                            f"lab.pause.{uuid.uuid4().hex[:6]}")
-            return ("pass" if ok else "fail"), {"seconds": round(secs, 3)}
-
-        await run.expect("survivors route messages while a node is paused", survivors_route,
-                         10)
-        run.step(f"hold the pause for {self.pause_s:g} s")
-        await asyncio.sleep(self.pause_s)  # the method's own definition: a timed pause
-        await run.heal(fault)
-
-
-class LeafHubCut(Scenario):
-    id = "lab.leaf-hub-cut"
-    title = "cut a leaf's link to its hub: it fails over to another hub, relay resumes"
-    leaf = "leaf-u1"
-
-    def steady_state(self):
-        return [leaves_connected(), message_crosses_relay()]
-
-    def plan(self):
-        return [f"cut {self.leaf} ⇄ its current hub (both ways)",
-                "it attaches to another hub", "messages cross again", "heal the cut"]
-
-    async def method(self, run: Run) -> None:
-        hub = run.state.leaves[self.leaf].sample.hub
-        started = time.monotonic()
-        fault = await run.inject("link.cut", f"{self.leaf}~{hub}")
-        await run.wait_until(f"{self.leaf} to attach to a hub other than {hub}",
-                             lambda: run.state.leaves[self.leaf].sample.hub not in ("", hub),
-                             30)
-        run.metric("leaf_failover_seconds", time.monotonic() - started)
-        await run.expect("relay works through the new hub",
-                         message_crosses_relay().fn, within=15)
-        await run.heal(fault)
-
 
 class VaultPartition(Scenario):
-    id = "lab.vault-partition"
+    id = "lab-faults.vault-partition"
     title = "partition one Vault follower: the minority cannot write, the majority can"
 
     def steady_state(self):
@@ -189,7 +88,7 @@ class VaultPartition(Scenario):
     async def method(self, run: Run) -> None:
         assert run.inventory.vault is not None
         standbys = [n.name for n in run.inventory.vault.nodes
-                    if run.state.vault[n.name].reachable and not run.state.vault[n.name].leader]
+                    if (v := run.state.vault.nodes[n.name]).reachable and not v.leader]
         victim = standbys[0]
         fault = await run.inject("vault.partition", victim)
         value = uuid.uuid4().hex[:10]
@@ -256,6 +155,3 @@ class VaultPartition(Scenario):
         return {"node": victim, "write_exit": code, "write_error": error,
                 "became_leader": became_leader}
 
-
-SCENARIOS: list[type[Scenario]] = [NatsNodeRestart, VaultLeaderKill, NatsNodePause, LeafHubCut,
-                                   VaultPartition]

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ...alerts import requests
-from ...core.events import LoadReport
-from ...load.openloop import LoadProgress, LoadResult, LoadSpec
-from ...load.worker import LoadWorker
+from ....core.events import LoadReport
+from ....load.openloop import LoadProgress, LoadResult, LoadSpec
+from ....load.worker import LoadWorker
+from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
+from .. import request_metrics as requests
 from ..checks import leader_addr, vault_one_leader, vault_request, vault_token, vault_write_read
-from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 P99_TARGET_MS = 50.0
 ERROR_RATE_TARGET = 0.001
@@ -47,7 +47,7 @@ def leader_present(no_leader_limit_s: float = NO_LEADER_ABORT_S,
 
     async def fn(run: Run) -> Outcome:
         now = clock()
-        fresh = {n: v for n, v in run.state.vault.items() if now - v.ts < SAMPLE_FRESH_S}
+        fresh = {n: v for n, v in run.state.vault.nodes.items() if now - v.ts < SAMPLE_FRESH_S}
         leaders = [n for n, v in fresh.items() if v.reachable and v.leader]
         if len(leaders) == 1:
             last_seen[:] = [now]

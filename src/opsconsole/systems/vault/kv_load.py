@@ -13,7 +13,7 @@ import json
 import uuid
 from urllib.parse import urlsplit
 
-from .fasthttp import FastHttp
+from ...load.fasthttp import FastHttp
 
 SETUP_CONCURRENCY = 8  # seeding and cleanup: a handful at a time, not a load
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from ..config import LeafNode, NatsNode
-from ..core.events import Event, LeafSampled, NatsNodeSampled
-from ..targets.nats import NatsMonitor
-from .base import Probe
+from ...core.events import Event
+from ...probes.base import Probe
+from ...targets.nats import NatsMonitor
+from .config import LeafNode, NatsNode
+from .events import LeafSampled, NatsNodeSampled
 
 
 class NatsNodeProbe(Probe):

@@ -7,13 +7,13 @@ import time
 
 import aiohttp
 
-from ..alerts import requests
-from ..alerts.rules import AlertEngine, ErrorRateWindow, Round
-from ..alerts.scrape import Scrape
-from ..config import VaultCluster
-from ..core.events import Event
-from ..targets.http import NETWORK_ERRORS
-from .base import Probe
+from ...core.events import Event
+from ...probes.base import Probe
+from ...targets.http import NETWORK_ERRORS
+from . import request_metrics as requests
+from .alerts.rules import AlertEngine, ErrorRateWindow, Round
+from .alerts.scrape import Scrape
+from .config import VaultCluster
 
 METRICS_PATH = "/v1/sys/metrics?format=prometheus"
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.events import AlertChanged
+from ..events import AlertChanged
 from .scrape import Scrape
 
 Conditions = Callable[["Round"], dict[str, float]]

@@ -7,11 +7,13 @@ from typing import Any
 
 import aiohttp
 
-from ..config import SecretRef, VaultCluster
-from ..core.events import Event, VaultNodeSampled
-from ..targets.http import NETWORK_ERRORS, reason
-from ..targets.vault import VaultApi
-from .base import Probe
+from ...config_fields import SecretRef
+from ...core.events import Event
+from ...probes.base import Probe
+from ...targets.http import NETWORK_ERRORS, reason
+from .client import VaultApi
+from .config import VaultCluster
+from .events import VaultNodeSampled
 
 
 class VaultClusterProbe(Probe):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
-from ..config import SessionsTarget
-from ..core.events import Event, SessionsSampled
-from .base import Probe
+from ...core.events import Event
+from ...probes.base import Probe
+from .config import SessionsTarget
+from .events import SessionsSampled
 
 
 class SessionsProbe(Probe):

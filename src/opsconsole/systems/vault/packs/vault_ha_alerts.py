@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ...alerts.rules import RULES
-from ...probes.vault_metrics import scrape
+from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
+from ..alerts.rules import RULES
 from ..checks import vault_one_leader, vault_token
-from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
+from ..metrics_probe import scrape
 
 CLUSTER_ALERTS = ("VaultSealed", "VaultDown", "VaultNoLeader")
 
 
 def _firing(run: Run, name: str, instance: str | None = None) -> bool:
     return any(a.name == name and (instance is None or a.instance == instance)
-               for a in run.state.firing_alerts)
+               for a in run.state.vault.firing_alerts)
 
 
 class MetricsAlerts(Scenario):
@@ -56,7 +56,7 @@ class MetricsAlerts(Scenario):
         await run.expect("no sealed, down or no-leader alert firing before the fault",
                          lambda r: clear_before_fault(r, token), within=6 * interval)
 
-        victim = next((n for n, v in run.state.vault.items()
+        victim = next((n for n, v in run.state.vault.nodes.items()
                        if v.reachable and not v.leader and not v.sealed), None)
         if victim is None:
             raise Abort("no unsealed standby to seal")
@@ -76,7 +76,7 @@ class MetricsAlerts(Scenario):
             seconds=None if took is None else round(took, 2), limit_s=2 * interval))
         await run.record("no VaultNoLeader while only a standby is sealed",
                          outcome(not _firing(run, "VaultNoLeader"),
-                                 leader=run.state.vault_leader))
+                                 leader=run.state.vault.leader))
         await run.heal(fault)
         healed = time.monotonic()
         rec = await run.check(Check("VaultSealed resolves after the unseal",
@@ -106,7 +106,7 @@ async def clear_before_fault(run: Run, token: str | None) -> Outcome:
     unsealed = {n.name: (s.value("vault_core_unsealed") if s else None)
                 for n, s in zip(cluster.nodes, scrapes, strict=True)}
     active = sum(1 for s in scrapes if s is not None and s.value("vault_core_active") == 1)
-    firing = [f"{a.name}({a.instance})" for a in run.state.firing_alerts
+    firing = [f"{a.name}({a.instance})" for a in run.state.vault.firing_alerts
               if a.name in CLUSTER_ALERTS]
     if any(v is None for v in unsealed.values()):
         return "unknown", {"reason": "a node's metrics could not be scraped",

@@ -1,0 +1,20 @@
+"""The ``[aws]`` section: the account and region the EC2 fleet lives in."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ...config_fields import (
+    HttpUrl,
+    Model,
+    Region,
+)
+
+
+class AwsTarget(Model):
+    region: Region
+    profile: str | None = None
+    endpoint_url: HttpUrl | None = None
+    instance_tag_key: str = Field(default="role", min_length=1)
+    instance_tag_value: str = "vault-instance"
+

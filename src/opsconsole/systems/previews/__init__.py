@@ -1,0 +1,46 @@
+"""Previews: the email → SES → SQS → worker → DynamoDB → ECS → preview URL product (its
+inventory key and pack keep the name ``sessions``; "session" in opsconsole otherwise means
+the console session)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ...core.system import ConfigSection, ProbeContext, System
+from . import events  # noqa: F401 - registers the stack's event kind
+from .config import SessionsTarget
+
+if TYPE_CHECKING:
+    from ...probes.base import Probe
+    from ...scenarios.engine import Scenario
+    from .state import PreviewsSlice
+
+
+class PreviewsSystem(System):
+    name = "previews"
+    title = "Email-to-preview stack"
+    order = 50
+
+    def config_sections(self) -> Mapping[str, ConfigSection]:
+        return {"sessions": ConfigSection(SessionsTarget | None, None, "[sessions]",
+                                          is_target=False)}
+
+    def state_slice(self) -> PreviewsSlice:
+        from .state import PreviewsSlice
+
+        return PreviewsSlice()
+
+    def probes(self, ctx: ProbeContext) -> Sequence[Probe]:
+        from .probe import SessionsProbe
+
+        target = ctx.inventory.sessions
+        return (SessionsProbe(ctx.http, target),) if target is not None else ()
+
+    def packs(self) -> Mapping[str, Sequence[type[Scenario]]]:
+        from ...scenarios.packs.sessions import SCENARIOS
+
+        return {"sessions": SCENARIOS}
+
+
+SYSTEM = PreviewsSystem()

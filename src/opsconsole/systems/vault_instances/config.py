@@ -1,0 +1,39 @@
+"""The ``[provisioner]`` section: the vault-instance provisioning API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import model_validator
+
+from ...config_fields import (
+    HttpUrl,
+    Model,
+    SecretRef,
+    fold_refs,
+)
+
+
+class ProvisionerTarget(Model):
+    """The vault-instance provisioning API: the `vault-instance` pack and instance health."""
+
+    base_url: HttpUrl
+    admin_token: SecretRef | None = None  # lists every instance's health
+    member_tokens: SecretRef | None = None  # a JSON object {member: bearer token}
+    # a JSON object {member: NATS password}: lets the pack prove terminate revoked them
+    member_nats_passwords: SecretRef | None = None
+    control_key: SecretRef | None = None  # PEM Ed25519 key the Vault Managers authorise
+    control_key_id: str = "lab-operator"
+    member: str = "alice"  # the member the pack acts as
+    no_account_member: str | None = None  # has a token but no NATS account (negative check)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refs(cls, data: Any) -> Any:
+        return fold_refs(data, "admin_token", "member_tokens", "control_key",
+                          "member_nats_passwords")
+
+
+# --- SSH host checks: one model per ``kind``; the remote commands live in targets/ssh_checks.py.
+# Every value below ends up in a remote shell command (always through shlex.quote), so the
+# validators are deliberately narrow: a mistake is reported here, naming the key, not on the host.
