@@ -64,3 +64,34 @@ def sign_control(key: Ed25519PrivateKey, command: str, user: str, ts: float | No
     sig = base64.b64encode(key.sign(control_message(command, nonce, ts, user))).decode()
     return json.dumps({"command": command, "nonce": nonce, "ts": ts, "key_id": "ops",
                        "signature": sig}).encode()
+
+
+# ------------------------------------------------------------------ example plugins
+PLUGINS = REPO / "tests" / "data" / "plugins"
+
+
+def install_plugins(dest: Path, *names: str) -> Path:
+    """``pip install`` the example plugins ``names`` (folders of tests/data/plugins) into
+    ``dest/site`` from a copy (the source tree stays clean); returns the site directory,
+    which makes them installed for a process with it on ``PYTHONPATH``."""
+    import shutil
+
+    site, build = dest / "site", dest / "build"
+    copies = []
+    for name in names:
+        shutil.copytree(PLUGINS / name, build / name)
+        copies.append(str(build / name))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--no-deps", "--no-build-isolation", "--no-index", "--target", str(site),
+                    *copies], check=True, capture_output=True, text=True, timeout=180)
+    return site
+
+
+def start_beacon(dest: Path, *, deaf: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """The example plugin's target, a real HTTP server on 127.0.0.1: (process, URL)."""
+    port_file = dest / f"beacon-{uuid.uuid4().hex[:6]}.port"
+    proc = subprocess.Popen([sys.executable, str(PLUGINS / "beacon_server.py"), str(port_file),
+                             *(["--deaf"] if deaf else [])])
+    wait_until(lambda: port_file.exists() and port_file.read_text().strip().isdigit(), 15,
+               "the beacon to listen")
+    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"

@@ -22,6 +22,7 @@ from . import __version__
 from .argtypes import positive
 from .cli_agent import add_agent_parser
 from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
+from .core import system as system_registry
 from .errors import UserError
 
 
@@ -544,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    for problem in system_registry.problems():  # a broken plugin: one line, never fatal
+        print(f"opsconsole: warning: {problem}", file=sys.stderr)
     try:
         if getattr(args, "metrics_port", None):
             _serve_metrics(args.metrics_port)

@@ -43,9 +43,18 @@ class FaultKind:
     destructive: ClassVar[bool] = False  # the TUI asks before injecting
     one_shot: ClassVar[bool] = False  # an action, not a condition: nothing to heal
     defaults: ClassVar[dict[str, Any]] = {}
+    #: targets are found live (e.g. an EC2 query) and checked by ``prepare``, not listed
+    #: by ``targets``; the console offers ``state_targets`` instead
+    live_targets: ClassVar[bool] = False
+    #: parameters added when the operator confirmed the console's "are you sure?" dialog
+    confirmed_params: ClassVar[dict[str, Any]] = {}
 
     def targets(self, ctx: FaultContext) -> list[str]:
         raise NotImplementedError
+
+    def state_targets(self, ctx: FaultContext, state: Any) -> list[str]:
+        """The targets to offer in the console: ``targets`` unless found live."""
+        return self.targets(ctx)
 
     async def prepare(self, ctx: FaultContext, target: str,
                       params: dict[str, Any]) -> dict[str, Any]:

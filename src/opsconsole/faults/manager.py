@@ -43,7 +43,7 @@ class FaultManager:
             raise UserError(READ_ONLY_REFUSAL)
         kind = self.kind(fault)
         params = {**kind.defaults, **(params or {})}
-        if not (fault.startswith("ec2.") or target in kind.targets(self.ctx)):
+        if not (kind.live_targets or target in kind.targets(self.ctx)):
             raise UserError(f"fault {fault} refused: {target!r} is not a target in the "
                             f"inventory ({self.ctx.inventory.name})")
         heal = await kind.prepare(self.ctx, target, params)

@@ -13,8 +13,9 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Tab, Tabs
 
 from .. import catalog
+from ..core import system as system_registry
 from ..errors import UserError
-from ..scenarios import resolve  # importing scenarios also fills the catalogue
+from ..scenarios import resolve
 from ..session import ConsoleSession
 from .palette import ConsoleCommands
 from .panes import PANES, Pane
@@ -72,6 +73,9 @@ class OpsConsoleApp(App[None]):
         self.refresh_panes()
         if self.start_session:
             self.start_probes()
+        for problem in system_registry.problems():  # a broken plugin is shown, not fatal
+            self.notify(str(problem), title="Plugin not loaded", severity="warning",
+                        timeout=30)
         self.call_after_refresh(self._first_frame)
 
     def _first_frame(self) -> None:
@@ -245,9 +249,7 @@ class OpsConsoleApp(App[None]):
             self.notify("The console is still starting.", title="Faults")
             return
         kind = self.session.faults.kind(fault_id)
-        targets = kind.targets(self.session.faults.ctx)
-        if fault_id.startswith("ec2."):
-            targets = sorted(self.session.state.vault_instances.instances)
+        targets = kind.state_targets(self.session.faults.ctx, self.session.state)
         self.push_screen(PickScreen(f"Target for {fault_id}", [(t, t) for t in targets],
                                     empty="No targets in the inventory for this fault."),
                          lambda target: self._picked_target(fault_id, target))
@@ -257,14 +259,13 @@ class OpsConsoleApp(App[None]):
             return
         assert self.session.faults is not None
         kind = self.session.faults.kind(fault_id)
-        params = {"confirm": True} if fault_id == "ec2.terminate" else {}
         if not kind.destructive:
-            self.inject_fault(fault_id, target, params)
+            self.inject_fault(fault_id, target, {})
             return
 
         def answered(yes: bool | None) -> None:
-            if yes:
-                self.inject_fault(fault_id, target, params)
+            if yes:  # the operator confirmed: the kind's confirmation parameters apply
+                self.inject_fault(fault_id, target, dict(kind.confirmed_params))
 
         self.push_screen(ConfirmScreen(f"Inject {fault_id} on {target}? {kind.title}."),
                          answered)

@@ -10,8 +10,14 @@ from ...faults.kinds import FaultContext, FaultKind
 class Ec2Kind(FaultKind):
     """EC2 faults act only on instances the inventory's tag filter selects."""
 
+    live_targets = True
+
     def targets(self, ctx):
         return []  # discovered at inject time (a live EC2 query), see _check_target
+
+    def state_targets(self, ctx, state):
+        instances = getattr(state, "slices", {}).get("vault_instances")
+        return sorted(instances.instances) if instances is not None else []
 
     async def _client(self, ctx: FaultContext):
         import aioboto3
@@ -60,6 +66,7 @@ class Ec2Terminate(Ec2Kind):
     title = "terminate a vault instance's EC2 host (irreversible; needs confirm=true)"
     destructive = True
     one_shot = True
+    confirmed_params = {"confirm": True}
 
     async def prepare(self, ctx, target, params):
         if params.get("confirm") is not True:
