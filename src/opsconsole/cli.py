@@ -283,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .smoke import run_smoke
+    from .systems.smoke.boot import run_smoke
 
     inv = _load_inventory(args)
     report = args.report or Path(".opsconsole") / "reports" / (
@@ -370,13 +370,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_vault_health(args: argparse.Namespace) -> int:
     """Every Vault node's health in one table; exit 0 only when all are healthy."""
+    import aiohttp
     from rich.console import Console
     from rich.table import Table
 
-    from .systems.vault.health import cluster_health
+    from .systems.vault.health import cluster_rows
+    from .systems.vault.probe import VaultClusterProbe
 
     inv = _load_inventory(args)
-    rows, healthy = asyncio.run(cluster_health(inv, args.state_dir))
+    if inv.lab is not None:
+        from .lab import Lab
+        from .lab.inventory import lab_inventory
+
+        inv = lab_inventory(Lab(inv.lab, state_dir=args.state_dir), inv)
+    if inv.vault is None:
+        raise UserError(f"{inv.source or inv.name}: no [vault] target (and no lab running)",
+                        exit_code=2)
+
+    async def sample() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await VaultClusterProbe(http, inv.vault, inv.vault.token).sample()
+
+    rows, healthy = cluster_rows(asyncio.run(sample()),
+                                 {n.name: n.api_addr for n in inv.vault.nodes})
     table = Table(title=f"Vault cluster · {inv.name}")
     for col in ("node", "address", "health", "role", "sealed", "voter", "version"):
         table.add_column(col)

@@ -107,7 +107,7 @@ class ConsoleSession:
         inventory endpoints at 127.0.0.1:<local_port> reach private NATS/Vault nodes."""
         if not self.inventory.ssh.forwards:
             return
-        from .targets.ssh_forward import open_forwards
+        from .systems.ssh.forward import open_forwards
 
         self._forward_stack = contextlib.AsyncExitStack()
         try:

@@ -19,8 +19,9 @@ from opsconsole.lab import Lab
 
 from ..helpers import REPO, run_cli, wait_until
 
-LAB_SCENARIOS = ["lab-faults.nats-node-restart", "lab-faults.vault-leader-kill", "lab-faults.nats-node-pause",
-                 "lab-faults.leaf-hub-cut", "lab-faults.vault-partition"]
+LAB_SCENARIOS = ["lab-faults.nats-node-restart", "lab-faults.vault-leader-kill",
+                 "lab-faults.nats-node-pause", "lab-faults.leaf-hub-cut",
+                 "lab-faults.vault-partition"]
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,8 @@ def test_kill9_during_a_pause_then_heal_resumes_the_node(lab: Lab, tmp_path: Pat
     stderr = tmp_path / "run.stderr"
     with open(stderr, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "opsconsole.cli", "run", "lab-faults.nats-node-pause", "--report",
-             str(tmp_path / "out"), "--state-dir", str(lab.dir.root)],
+            [sys.executable, "-m", "opsconsole.cli", "run", "lab-faults.nats-node-pause",
+             "--report", str(tmp_path / "out"), "--state-dir", str(lab.dir.root)],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     victim = psutil.Process(lab.dir.load().procs["nats-3"].pid)
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from opsconsole.config import load_config
-from opsconsole.systems.ssh.config import SshConfig, SshHost
-from opsconsole.targets import ssh_checks
-from opsconsole.targets.ssh_checks import (
+from opsconsole.systems.ssh import checks as ssh_checks
+from opsconsole.systems.ssh.checks import (
     CheckResult,
     HostReport,
     check_hosts,
     deb_compare,
 )
+from opsconsole.systems.ssh.config import SshConfig, SshHost
 
 from ..helpers import async_wait_until
 from ..ssh_servers import Env, closed_port, ssh_env
@@ -221,7 +221,7 @@ async def test_a_hung_check_times_out_alone(env: Env) -> None:
 
 async def test_the_host_side_timeout_kills_the_remote_command(env: Env) -> None:
     """Closing the channel alone would leave a wedged command running on the host."""
-    from opsconsole.targets.ssh import ConnectionPool
+    from opsconsole.systems.ssh.client import ConnectionPool
 
     cfg = SshConfig(hosts=[env.host("edge-1")])
     async with ConnectionPool(cfg) as pool:

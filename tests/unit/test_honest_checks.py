@@ -9,8 +9,8 @@ from opsconsole.config import load_config
 from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 from opsconsole.scenarios.engine import run_scenario
 from opsconsole.scenarios.packs.sessions import USAGE_KEYS, cost_outcome
-from opsconsole.scenarios.packs.smoke import Config, config_problems
 from opsconsole.session import ConsoleSession
+from opsconsole.systems.smoke.packs.smoke import Config, config_problems
 
 GOOD = ('name = "deployment"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'
         'client_url = "nats://127.0.0.1:1"\nmonitor_url = "http://127.0.0.1:1"\n')

@@ -12,14 +12,14 @@ import pytest
 
 from opsconsole.config import check_config
 from opsconsole.errors import UserError
-from opsconsole.systems.ssh.config import SshConfig, SshHost
-from opsconsole.targets.ssh_checks import (
+from opsconsole.systems.ssh.checks import (
     check_hosts,
     listening,
     mode_from_ls,
     rpm_compare,
 )
-from opsconsole.targets.ssh_forward import open_forwards
+from opsconsole.systems.ssh.config import SshConfig, SshHost
+from opsconsole.systems.ssh.forward import open_forwards
 
 from ..helpers import async_wait_until
 from ..ssh_servers import Env, closed_port, ssh_env

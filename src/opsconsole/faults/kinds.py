@@ -15,7 +15,7 @@ from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..config import Inventory
-    from ..lab import Lab
+    from .lab_control import LabControl
 
 
 class NothingApplied(UserError):
@@ -28,10 +28,10 @@ class FaultContext:
 
     inventory: Inventory
     http: aiohttp.ClientSession
-    lab: Lab | None = None
+    lab: LabControl | None = None
     aws_credentials: dict[str, str] | None = None
 
-    def require_lab(self, what: str) -> Lab:
+    def require_lab(self, what: str) -> LabControl:
         if self.lab is None:
             raise UserError(f"{what}: only available on the embedded lab", exit_code=2)
         return self.lab

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import LabSpec, SecretRef
 from ..errors import UserError
+from ..systems.nats.monitor import NatsMonitor
 from ..systems.vault.alerts import prometheus_files
 from ..systems.vault.client import VaultApi
 from ..systems.vault.config import VaultCluster, VaultNode
@@ -39,7 +40,6 @@ from ..systems.vault.events import VaultNodeSampled
 from ..systems.vault.health import node_health
 from ..systems.vault.probe import VaultClusterProbe
 from ..targets.http import NETWORK_ERRORS, reason
-from ..targets.nats import NatsMonitor
 from . import binaries, netns, procs
 from .aws_seed import ensure_instances
 from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
@@ -193,6 +193,18 @@ class Lab:
     @property
     def audit_log(self) -> Path:
         return self.dir.root / "vault" / "audit.log"
+
+    def binary(self, name: str) -> str:
+        """The path of a lab binary (``bao``, ``nats-server``, ``moto_server``)."""
+        finders = {"bao": binaries.bao, "nats-server": binaries.nats_server,
+                   "moto_server": lambda: " ".join(binaries.moto_server())}
+        if name not in finders:
+            raise UserError(f"the lab has no binary {name!r}")
+        return finders[name]()
+
+    def marked_processes(self) -> list[psutil.Process]:
+        """Every live process this lab started (they carry its marker)."""
+        return procs.find_marked(self.marker)
 
     # ------------------------------------------------------------- commands
     async def up(self, timeout: float = 60.0) -> dict[str, Any]:

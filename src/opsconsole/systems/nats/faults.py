@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...lab.faults import LinkFaultKind, proxy_links
+from ...faults.lab_kinds import LinkFaultKind, proxy_links
 
 
 class LeafDisconnect(LinkFaultKind):

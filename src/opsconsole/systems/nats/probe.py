@@ -6,9 +6,9 @@ import aiohttp
 
 from ...core.events import Event
 from ...probes.base import Probe
-from ...targets.nats import NatsMonitor
 from .config import LeafNode, NatsNode
 from .events import LeafSampled, NatsNodeSampled
+from .monitor import NatsMonitor
 
 
 class NatsNodeProbe(Probe):

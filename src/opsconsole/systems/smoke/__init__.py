@@ -17,7 +17,7 @@ class SmokeSystem(System):
     order = 80
 
     def packs(self) -> Mapping[str, Sequence[type[Scenario]]]:
-        from ...scenarios.packs import smoke, smoke_flow, smoke_host
+        from .packs import smoke, smoke_flow, smoke_host
 
         return {"smoke": [*smoke.SCENARIOS_1_4, *smoke_flow.SCENARIOS_5_7,
                           *smoke_host.SCENARIOS_8_9]}

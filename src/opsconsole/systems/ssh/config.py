@@ -23,7 +23,7 @@ from ...config_fields import (
     check_host,
 )
 
-# --- SSH host checks: one model per ``kind``; the remote commands live in targets/ssh_checks.py.
+# --- SSH host checks: one model per ``kind``; the remote commands live in checks.py.
 # Every value below ends up in a remote shell command (always through shlex.quote), so the
 # validators are deliberately narrow: a mistake is reported here, naming the key, not on the host.
 
@@ -192,7 +192,7 @@ class SshHost(Model):
     host_key: str | None = Field(
         default=None, pattern=r"^[a-z0-9@.-]+\s+AAAA[A-Za-z0-9+/]+=*(\s+\S.*)?$"
     )
-    #: run over one connection by ``targets.ssh_checks.check_hosts``
+    #: run over one connection by ``systems.ssh.checks.check_hosts``
     checks: list[SshCheck] = []
 
 

@@ -33,7 +33,7 @@ class SshCommandKind(FaultKind):
         raise NotImplementedError
 
     async def prepare(self, ctx, target, params):
-        from ...targets.ssh import find_host
+        from .client import find_host
 
         inject, heal = self.commands(params)
         if params.get("sudo"):
@@ -55,7 +55,7 @@ class SshCommandKind(FaultKind):
 
 
 async def _ssh_command(spec: dict[str, Any], command: str, what: str) -> int:
-    from ...targets.ssh import run
+    from .client import run
     from .config import SshConfig, SshHost
 
     host = SshHost.model_validate(spec["host"])

@@ -74,14 +74,12 @@ def bao_in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tu
     """Run ``bao ARGS`` inside a Vault node's own network namespace, against that node
     (it listens on the namespace's loopback): what a client beside a partitioned node
     sees. Returns (exit code, stdout or stderr)."""
-    from ...lab import binaries
-
     topo = run.lab.topology()
     if topo is None or topo.netns is None:
         raise Abort("needs the lab's Vault nodes in network namespaces (root)")
     env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
            "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
-    proc = subprocess.run(["ip", "netns", "exec", topo.netns.namespaces[node], binaries.bao(),
-                           *args], capture_output=True, text=True, env=env, timeout=timeout)
+    argv = ["ip", "netns", "exec", topo.netns.namespaces[node], run.lab.binary("bao"), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
 

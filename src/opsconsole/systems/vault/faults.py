@@ -8,7 +8,7 @@ import aiohttp
 
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind
-from ...lab.faults import attach, live_lab
+from ...faults.lab_kinds import attach, live_lab
 from .client import VaultApi
 
 

@@ -1,22 +1,15 @@
 """The one answer to "is this Vault node healthy, what is its role?".
 
-The console's health pane, ``opsconsole vault health`` and ``lab status`` all show
-:func:`node_health`; nothing else decides it.
+The console's health pane, ``opsconsole vault health`` (:func:`cluster_rows`) and ``lab
+status`` all show :func:`node_health`; nothing else decides it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import aiohttp
+from typing import Any
 
 from ...core.system import Health
-from ...errors import UserError
 from .events import VaultNodeSampled
-from .probe import VaultClusterProbe
-
-if TYPE_CHECKING:
-    from ...config import InventoryBase
 
 
 def node_health(s: VaultNodeSampled) -> Health:
@@ -30,21 +23,9 @@ def node_health(s: VaultNodeSampled) -> Health:
         "voter": "yes" if s.voter else "no", "version": s.version or "—"})
 
 
-async def cluster_health(inv: InventoryBase, lab_state_dir: str | None = None
-                         ) -> tuple[list[dict[str, Any]], bool]:
-    """Sample the cluster once: a row per node and whether the cluster is healthy (every
-    node healthy and exactly one leader)."""
-    if inv.lab is not None:
-        from ...lab import Lab
-        from ...lab.inventory import lab_inventory
-
-        inv = lab_inventory(Lab(inv.lab, state_dir=lab_state_dir), inv)
-    if inv.vault is None:
-        raise UserError(f"{inv.source or inv.name}: no [vault] target (and no lab running)",
-                        exit_code=2)
-    async with aiohttp.ClientSession() as http:
-        samples = await VaultClusterProbe(http, inv.vault, inv.vault.token).sample()
-    addrs = {n.name: n.api_addr for n in inv.vault.nodes}
+def cluster_rows(samples: list[Any], addrs: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """A row per node and whether the cluster is healthy (every node healthy and exactly
+    one leader), from one probe sample of every node."""
     rows = []
     for s in samples:
         assert isinstance(s, VaultNodeSampled)

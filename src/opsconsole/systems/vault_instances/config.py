@@ -32,8 +32,3 @@ class ProvisionerTarget(Model):
     def _refs(cls, data: Any) -> Any:
         return fold_refs(data, "admin_token", "member_tokens", "control_key",
                           "member_nats_passwords")
-
-
-# --- SSH host checks: one model per ``kind``; the remote commands live in targets/ssh_checks.py.
-# Every value below ends up in a remote shell command (always through shlex.quote), so the
-# validators are deliberately narrow: a mistake is reported here, naming the key, not on the host.

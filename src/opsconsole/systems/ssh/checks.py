@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 import asyncssh
 
-from ..errors import UserError
-from ..systems.ssh.config import (
+from ...errors import UserError
+from .client import ConnectionPool, find_host
+from .config import (
     DiskCheck,
     FileCheck,
     MemoryCheck,
@@ -41,7 +42,6 @@ from ..systems.ssh.config import (
     SshConfig,
     SshHost,
 )
-from .ssh import ConnectionPool, find_host
 
 Status = Literal["pass", "fail", "warn"]
 Evidence = dict[str, Any]

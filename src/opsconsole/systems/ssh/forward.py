@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..errors import UserError
-from ..systems.ssh.config import SshConfig, SshForward
-from .ssh import CLOSE_TIMEOUT_S, ConnectionPool
+from ...errors import UserError
+from .client import CLOSE_TIMEOUT_S, ConnectionPool
+from .config import SshConfig, SshForward
 
 LOCAL_HOST = "127.0.0.1"
 

@@ -1,6 +1,6 @@
 """`opsconsole smoke`: the `smoke` pack plus a signed boot transcript.
 
-The phases are scenarios (``smoke.*``, :mod:`opsconsole.scenarios.packs.smoke`), so the
+The phases are scenarios (``smoke.*``, :mod:`opsconsole.systems.smoke.packs.smoke`), so the
 run leaves the usual journal, transcript, JUnit and Markdown; this module adds
 ``boot_transcript_<YYYYMMDD-HHMMSS>.json``: the summary an operator files as proof
 that a deployment was ready, signed with the same Ed25519 key (``opsconsole verify``).
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import Inventory
-from .report.signing import load_or_create_key
-from .report.transcript import sha256_file, sign_transcript, system_info, write_json
-from .runner import RunOutcome, run_headless
-from .scenarios import resolve
+from ... import __version__
+from ...config import Inventory
+from ...report.signing import load_or_create_key
+from ...report.transcript import sha256_file, sign_transcript, system_info, write_json
+from ...runner import RunOutcome, run_headless
+from ...scenarios import resolve
 
 PHASES = {"smoke.config": "1 configuration", "smoke.boot": "2 boot",
           "smoke.health": "3 service health", "smoke.auth": "4 authentication",

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import psutil
 
 from ..errors import UserError
-from ..faults.kinds import FaultContext, FaultKind
 from ..netproxy import ProxyClient
-
-if TYPE_CHECKING:
-    from . import Lab
+from .kinds import FaultContext, FaultKind
+from .lab_control import LabControl, live
+from .lab_control import attach as attach_lab
 
 
 # ----------------------------------------------------------------------- processes
@@ -25,16 +24,13 @@ def _lab_nodes(ctx: FaultContext) -> list[str]:
     return sorted(n for n in ctx.lab.dir.load().procs if n != "netproxy")
 
 
-def attach(spec: dict[str, Any]) -> Lab:
-    from . import Lab
-
-    return Lab.attach(spec["lab_dir"])
+def attach(spec: dict[str, Any]) -> LabControl:
+    return attach_lab(spec["lab_dir"])
 
 
-def live_lab(spec: dict[str, Any]) -> Lab | None:
+def live_lab(spec: dict[str, Any]) -> LabControl | None:
     """The lab a heal spec names, or None when it has been stopped (nothing to heal)."""
-    lab = attach(spec)
-    return lab if lab.dir.load().phase == "up" else None
+    return live(spec)
 
 
 def _same_process(pid: int, started: float) -> psutil.Process | None:

@@ -14,9 +14,9 @@ import uuid
 
 import nats
 
-from ..engine import Abort, Run, outcome
+from ....scenarios.engine import Abort, Run, outcome
+from ....scenarios.packs.vault_instance import InstanceApi, _describe
 from .smoke import SmokePhase
-from .vault_instance import InstanceApi, _describe
 
 
 def _no_provisioner(run: Run) -> bool:
@@ -100,7 +100,7 @@ class Workflow(SmokePhase):
     title = "end-to-end workflow: one email-to-preview session, when that pack is present"
 
     async def method(self, run: Run) -> None:
-        from .sessions import smoke_session
+        from ....scenarios.packs.sessions import smoke_session
 
         await smoke_session(run)
 

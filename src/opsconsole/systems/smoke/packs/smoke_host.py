@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import psutil
 
-from ..engine import Outcome, Run, outcome
+from ....scenarios.engine import Outcome, Run, outcome
 from .smoke import SmokePhase
 
 DEFAULT_BUDGET_MIB = 2048
@@ -34,9 +34,7 @@ MAX_SCAN_BYTES = 64 * 2**20
 
 
 def _lab_processes(run: Run) -> list[psutil.Process]:
-    from ...lab import procs
-
-    return procs.find_marked(run.lab.marker) if run.session.lab is not None else []
+    return run.lab.marked_processes() if run.session.lab is not None else []
 
 
 def _label(p: psutil.Process, names: dict[int, str]) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..errors import UserError
-from ..systems.ssh.config import SshConfig, SshHost
+from ...errors import UserError
+from .config import SshConfig, SshHost
 
 CONNECT_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0

@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from .http import Json, get_json
+from ...targets.http import Json, get_json
 
 
 class NatsMonitor:

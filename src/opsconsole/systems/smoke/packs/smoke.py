@@ -20,9 +20,9 @@ import aiohttp
 import nats
 from pydantic import BaseModel, ValidationError
 
-from ...config import ConfigError, Inventory, SecretRef, check_config
-from ...systems.vault.checks import leader_addr, vault_request, vault_token
-from ..engine import Outcome, Run, Scenario, outcome
+from ....config import ConfigError, Inventory, SecretRef, check_config
+from ....scenarios.engine import Outcome, Run, Scenario, outcome
+from ...vault.checks import leader_addr, vault_request, vault_token
 
 # Secret-looking values that must never sit in a config file.
 SECRET_PATTERNS = {
@@ -100,14 +100,11 @@ async def _binaries(run: Run) -> Outcome:
     """The lab's server binaries (and git, which the sessions stack commits with)."""
     import shutil
 
-    from ...lab import binaries
-
     found: dict[str, str] = {}
     missing: list[str] = []
-    for name, find in (("nats-server", binaries.nats_server), ("bao", binaries.bao),
-                       ("moto_server", lambda: " ".join(binaries.moto_server()))):
+    for name in ("nats-server", "bao", "moto_server"):
         try:
-            found[name] = find()
+            found[name] = run.lab.binary(name)
         except Exception as exc:  # UserError / FileNotFoundError: the reason is the evidence
             missing.append(f"{name}: {exc}")
     git = shutil.which("git")
@@ -211,7 +208,7 @@ async def _ssh(run: Run) -> Outcome:
     if not cfg.hosts:
         return "unknown", {"reason": "no [[ssh.hosts]] in the inventory: nothing to check"}
     try:
-        from ...targets.ssh_checks import check_hosts
+        from ...ssh.checks import check_hosts
     except ImportError:
         return "unknown", {"note": "SSH host checks are not available in this build"}
     reports = await check_hosts(cfg)
