@@ -49,7 +49,6 @@ class ConsoleSession:
         self.recovered: list = []  # faults healed at start, left by crashed runs
         # Relay canaries need NATS access to both sides: on by default on the lab.
         self.with_canaries = (inventory.lab is not None) if canaries is None else canaries
-        self.canaries: list = []
         self.lab_error: str | None = None
         self.started_mono = time.monotonic()  # smoke's "time to all healthy" counts from here
         self.lab_timeout = lab_timeout
@@ -95,12 +94,11 @@ class ConsoleSession:
                 self.bus.publish(Note(text=f"healed {rec.fault} on {rec.target} left by an "
                                       f"earlier run ({rec.id})", level="warn"))
             self.faults.start_watcher()
-        if self.with_probes:
-            self.runner = ProbeRunner(self.bus, build_probes(self.resolved_inventory,
-                                                             self.http, self.aws_credentials))
+        if self.with_probes:  # relay canaries are probes too (they need both sides)
+            canaries = self.with_canaries and self.lab_error is None
+            self.runner = ProbeRunner(self.bus, build_probes(
+                self.resolved_inventory, self.http, self.aws_credentials, canaries=canaries))
             await self.runner.start()
-        if self.with_canaries and self.lab_error is None:
-            await self._start_canaries()
 
     async def _open_forwards(self) -> None:
         """Open every ``[[ssh.forwards]]`` for the session's lifetime, before the probes, so
@@ -120,22 +118,6 @@ class ConsoleSession:
             self.bus.publish(Note(text=f"ssh forward {fwd.name}: {fwd.address} → "
                                   f"{fwd.remote_host}:{fwd.remote_port} via {fwd.host}"))
 
-    async def _start_canaries(self) -> None:
-        from .load.canary import RelayCanary
-
-        inv = self.resolved_inventory
-        if not inv.nats or not inv.leaves:
-            return
-        central = inv.nats[0].nodes[0].client_url
-        for leaf in inv.leaves:
-            canary = RelayCanary(self.bus, leaf.name, leaf.user, central, leaf.client_url)
-            try:
-                await canary.start()
-            except Exception as exc:  # the console is useful without canaries
-                self.bus.publish(Note(text=f"canary {leaf.name}: {exc}", level="warn"))
-                continue
-            self.canaries.append(canary)
-
     async def stop(self, heal: bool = True) -> None:
         """Stop probing; heal every fault this process still owns (Ctrl-C, quit)."""
         if self.faults is not None:
@@ -144,8 +126,6 @@ class ConsoleSession:
                 for rec in await self.faults.open_records():
                     if rec.owner_alive() and rec.owner_pid == os.getpid():
                         await self.faults.heal(rec)
-        for canary in self.canaries:
-            await canary.stop()
         if self.runner is not None:
             await self.runner.stop()
         if self.http is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsconsole.core.bus import EventBus
 from opsconsole.lab import Lab
-from opsconsole.load.canary import GRACE_S, RelayCanary
+from opsconsole.systems.nats.canary import GRACE_S, RelayCanary
 from opsconsole.systems.nats.events import CanaryReport
 
 from ..helpers import async_wait_until

@@ -19,8 +19,9 @@ from opsconsole.lab import Lab
 
 from ..helpers import REPO, run_cli, wait_until
 
-LAB_SCENARIOS = ["lab-faults.nats-node-restart", "lab-faults.vault-leader-kill",
-                 "lab-faults.nats-node-pause", "lab-faults.leaf-hub-cut",
+# The NATS system's scenarios, then the Vault system's (systems contribute in order).
+LAB_SCENARIOS = ["lab-faults.nats-node-restart", "lab-faults.nats-node-pause",
+                 "lab-faults.leaf-hub-cut", "lab-faults.vault-leader-kill",
                  "lab-faults.vault-partition"]
 
 

@@ -32,7 +32,6 @@ from opsconsole.core.bus import EventBus
 from opsconsole.lab import Lab
 from opsconsole.lab.binaries import nats_server
 from opsconsole.lab.ports import free_ports, listening
-from opsconsole.load.canary import GRACE_S, RelayCanary
 from opsconsole.netproxy.client import ProxyClient
 from opsconsole.scenarios.packs.vault_instance_checks import (
     LEAD_S,
@@ -47,6 +46,7 @@ from opsconsole.scenarios.packs.vault_instance_checks import (
     revocation_outcome,
     try_login,
 )
+from opsconsole.systems.nats.canary import GRACE_S, RelayCanary
 
 from ..helpers import async_wait_until, wait_until
 

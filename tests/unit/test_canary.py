@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsconsole.load.canary import GRACE_S, PathTracker
+from opsconsole.systems.nats.canary import GRACE_S, PathTracker
 
 
 def test_tracker_counts_duplicates_reordering_and_settled_loss() -> None:

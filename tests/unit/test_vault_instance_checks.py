@@ -7,7 +7,6 @@ messages lost per direction).
 
 from __future__ import annotations
 
-from opsconsole.load.canary import GRACE_S, PathTracker
 from opsconsole.scenarios.packs.vault_instance_checks import (
     LEAD_S,
     TAIL_S,
@@ -17,6 +16,7 @@ from opsconsole.scenarios.packs.vault_instance_checks import (
     only_after_running_outcome,
     relay_loss_outcome,
 )
+from opsconsole.systems.nats.canary import GRACE_S, PathTracker
 
 PING = {"id": "p", "type": "ping", "ok": True, "result": {"pong": True}, "at": 1.0}
 

@@ -60,6 +60,8 @@ class ProbeContext:
     inventory: Inventory
     http: aiohttp.ClientSession
     aws_credentials: dict[str, str] | None = None
+    #: run traffic-generating probes too (relay canaries): on by default on the lab
+    canaries: bool = False
 
 
 @dataclass

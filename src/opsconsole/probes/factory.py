@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def build_probes(inv: InventoryBase, session: aiohttp.ClientSession,
-                 aws_credentials: dict[str, str] | None = None) -> list[Probe]:
-    ctx = ProbeContext(inv, session, aws_credentials)
+                 aws_credentials: dict[str, str] | None = None,
+                 canaries: bool = False) -> list[Probe]:
+    ctx = ProbeContext(inv, session, aws_credentials, canaries)
     return [probe for system in systems() for probe in system.probes(ctx)]

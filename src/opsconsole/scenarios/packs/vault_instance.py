@@ -551,7 +551,7 @@ class Relay(InstanceScenario):
     title = "relay: both ways, hub loss handled, reconnect, loss bounded by the switch window"
 
     async def method(self, run: Run) -> None:
-        from ...load.canary import GRACE_S, RelayCanary
+        from ...systems.nats.canary import GRACE_S, RelayCanary
 
         api = InstanceApi(run)
         await api.ready_instance()

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import nats
 
-from ...load.canary import PathTracker
+from ...systems.nats.canary import PathTracker
 from ..engine import Outcome, outcome
 
 # ------------------------------------------------------------------ hub lookup

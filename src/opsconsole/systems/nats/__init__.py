@@ -55,6 +55,12 @@ class NatsSystem(System):
         for cluster in inv.nats:
             probes += [NatsNodeProbe(ctx.http, n, len(cluster.nodes)) for n in cluster.nodes]
         probes += [LeafProbe(ctx.http, leaf) for leaf in inv.leaves]
+        if ctx.canaries and inv.nats and inv.leaves:
+            from .canary import RelayCanary
+
+            central = inv.nats[0].nodes[0].client_url
+            probes += [RelayCanary(None, leaf.name, leaf.user, central, leaf.client_url)
+                       for leaf in inv.leaves]
         return probes
 
     def fault_kinds(self) -> Sequence[FaultKind]:

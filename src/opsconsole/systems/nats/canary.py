@@ -12,6 +12,11 @@ while the leaf server switches hub, messages with no interest path are dropped.
 A publisher never sends faster than ``rate``: after a stall it skips the missed slots
 instead of bursting, so any interval of length L holds at most ``rate * L + 2`` sends —
 the basis of a loss bound over a measured outage window.
+
+A canary is a probe: the console runs one per leaf (``NatsSystem.probes`` with
+``ProbeContext.canaries``); each sample is the cumulative counters of both directions.
+Used on its own (a pack's canary on one instance), ``start`` also publishes those
+samples on a bus once a second.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dataclasses import dataclass, field
 
 import nats
 
-from ..core.bus import EventBus
-from ..systems.nats.events import CanaryReport
+from ...core.bus import EventBus
+from ...core.events import Event
+from ...probes.base import Probe
+from .events import CanaryReport
 
 GRACE_S = 5.0  # a message not seen this long after it was sent counts as lost
 WARMUP_S = 10.0  # start counting anyway after this long without a warm-up crossing
@@ -89,11 +96,15 @@ class PathTracker:
         return data[min(len(data) - 1, int(q * len(data)))]
 
 
-class RelayCanary:
+class RelayCanary(Probe):
     """Canaries for one leaf, both directions, until stopped."""
 
-    def __init__(self, bus: EventBus, leaf: str, user: str, central_url: str, leaf_url: str,
-                 rate: float = 10.0, keep_fates: bool = False) -> None:
+    interval = 1.0
+    timeout = 5.0
+
+    def __init__(self, bus: EventBus | None, leaf: str, user: str, central_url: str,
+                 leaf_url: str, rate: float = 10.0, keep_fates: bool = False) -> None:
+        self.name = f"canary:{leaf}"
         self.bus, self.leaf, self.user = bus, leaf, user
         self.central_url, self.leaf_url = central_url, leaf_url
         self.rate = rate
@@ -108,7 +119,22 @@ class RelayCanary:
     def subject(self, path: str) -> str:
         return f"OwnerSpace.{self.user}.canary.{path}"
 
+    async def sample(self) -> list[Event]:
+        """As a probe: connect on first use (a failure is retried with backoff), then the
+        counters of both directions."""
+        if not self._conns:
+            await self._connect()
+        return self.reports()
+
+    async def close(self) -> None:
+        await self.stop()
+
     async def start(self) -> None:
+        """Standalone: connect, publish, and report on ``bus`` once a second."""
+        await self._connect()
+        self._tasks.append(asyncio.create_task(self._report()))
+
+    async def _connect(self) -> None:
         opts = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.2,
                 "inbox_prefix": f"_INBOX_{self.user}", "connect_timeout": 2}
         central = await nats.connect(self.central_url, **opts)
@@ -118,7 +144,7 @@ class RelayCanary:
             await sub_nc.subscribe(self.subject(path), cb=self._receiver(path))
         self._publishers = [asyncio.create_task(self._publish("c2l", central)),
                             asyncio.create_task(self._publish("l2c", local))]
-        self._tasks = [*self._publishers, asyncio.create_task(self._report())]
+        self._tasks = [*self._publishers]
 
     async def stop_publishing(self) -> None:
         """Stop sending; keep receiving, so what is in flight can still arrive."""
@@ -134,6 +160,7 @@ class RelayCanary:
         for nc in self._conns:
             with contextlib.suppress(Exception):
                 await nc.close()
+        self._conns = []
 
     def _receiver(self, path: str):
         tracker = self.paths[path]
@@ -154,8 +181,11 @@ class RelayCanary:
         while not self.ready[path].is_set() and time.monotonic() < deadline:
             with contextlib.suppress(Exception):
                 await nc.publish(subject, json.dumps({"seq": -1, "ts": time.time()}).encode())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that
+            # lands as the wait completes, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready[path].wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await self.ready[path].wait()
         seq, next_at = 0, time.monotonic()
         while True:
             now = time.time()
@@ -168,21 +198,39 @@ class RelayCanary:
             next_at = max(next_at + interval, time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
+    def reports(self) -> list[Event]:
+        """The cumulative counters of both directions, settled as of now."""
+        now = time.time()
+        out: list[Event] = []
+        for path, t in self.paths.items():
+            t.settle(now)
+            out.append(CanaryReport(
+                leaf=self.leaf, path=path, sent=t.sent, delivered=t.delivered,
+                settled=t.settled, lost=t.lost, duplicated=t.duplicated, reordered=t.reordered,
+                p50_ms=t.percentile(0.5), p99_ms=t.percentile(0.99)))
+        return out
+
+    def unreachable(self, why: str) -> list[Event]:
+        from ...core.events import ProbeFailed
+
+        return [ProbeFailed(probe=self.name, reason=why)]
+
     async def _report(self) -> None:
+        assert self.bus is not None
         while True:
             await asyncio.sleep(1.0)
-            now = time.time()
-            for path, t in self.paths.items():
-                t.settle(now)
-                self.bus.publish(CanaryReport(
-                    leaf=self.leaf, path=path, sent=t.sent, delivered=t.delivered,
-                    settled=t.settled, lost=t.lost, duplicated=t.duplicated, reordered=t.reordered,
-                    p50_ms=t.percentile(0.5), p99_ms=t.percentile(0.99)))
+            for event in self.reports():
+                self.bus.publish(event)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel and reap ``tasks``; a cancel a task swallowed is repeated, never awaited
+    forever."""
     for task in tasks:
         task.cancel()
     for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        while not task.done():
+            await asyncio.wait([task], timeout=1.0)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
