@@ -10,6 +10,7 @@ from .config_fields import ConfigPath, HttpUrl, Model, Name, NatsUrl, SecretRef
 from .core.events import Event
 from .core.state import State
 from .core.system import ConfigSection, Health, ProbeContext, Slice, System
+from .core.verdict import Verdict
 from .errors import UserError
 from .faults.kinds import FaultContext, FaultKind, NothingApplied
 from .probes.base import Probe
@@ -19,4 +20,4 @@ from .scenarios.engine import Abort, Check, Inconclusive, Outcome, Run, Scenario
 __all__ = ["Abort", "Check", "ConfigPath", "ConfigSection", "Event", "FaultContext",
            "FaultKind", "Health", "HttpUrl", "Inconclusive", "Model", "Name", "NatsUrl",
            "NothingApplied", "Outcome", "Probe", "ProbeContext", "Run", "Scenario", "SecretRef",
-           "Slice", "State", "System", "UserError", "fresh", "outcome"]
+           "Slice", "State", "System", "UserError", "Verdict", "fresh", "outcome"]

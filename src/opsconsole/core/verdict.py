@@ -16,9 +16,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
-PASS, WARN, FAIL, UNKNOWN, ERROR = "pass", "warn", "fail", "unknown", "error"
+
+class Verdict(StrEnum):
+    """The one vocabulary. Members are strings (``Verdict.PASS == "pass"``), so JSON,
+    JUnit and journals carry the plain word."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+
+PASS, WARN, FAIL, UNKNOWN, ERROR = (Verdict.PASS, Verdict.WARN, Verdict.FAIL, Verdict.UNKNOWN,
+                                    Verdict.ERROR)
 CHECK_STATUSES = (PASS, WARN, FAIL, UNKNOWN)
 SCENARIO_STATUSES = (PASS, FAIL, UNKNOWN, ERROR)
 #: check statuses that decide something (unknown decides nothing)
