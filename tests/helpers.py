@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from opsconsole.sut.vault_manager import control_message
+from opsconsole_lab.vault_manager import control_message
 
 REPO = Path(__file__).resolve().parents[1]
 

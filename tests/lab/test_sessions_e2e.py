@@ -23,15 +23,15 @@ import aiohttp
 import pytest
 
 from opsconsole.lab.ports import free_ports, listening
-from opsconsole.sut.sessions.aws import LAB_AWS_KEY
-from opsconsole.sut.sessions.client import (
+from opsconsole_lab.sessions.aws import LAB_AWS_KEY
+from opsconsole_lab.sessions.client import (
     SessionFailed,
     SessionsClient,
     StackProcess,
     launch_stack,
     wait_for,
 )
-from opsconsole.sut.sessions.orchestrator import container_processes
+from opsconsole_lab.sessions.orchestrator import container_processes
 
 from ..helpers import wait_until
 

@@ -376,11 +376,11 @@ class Lab:
             cmds[vnode.name] = ("vault", [*prefix, bao_bin, "server", f"-config={conf}"])
         cmds["moto"] = ("moto", [*binaries.moto_server(), "-H", "127.0.0.1",
                                  "-p", str(topo.moto_port)])
-        cmds["provisioner"] = ("sut", [sys.executable, "-m", "opsconsole.sut.provisioning",
+        cmds["provisioner"] = ("sut", [sys.executable, "-m", "opsconsole_lab.provisioning",
                                        "--lab-dir", str(self.dir.root),
                                        "--port", str(topo.provisioner_port)])
         cmds["sessions"] = ("sut", [
-            sys.executable, "-m", "opsconsole.sut.sessions",
+            sys.executable, "-m", "opsconsole_lab.sessions",
             "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.moto_url,
             "--region", self.spec.aws_region, "--port", str(topo.sessions_port),
             "--max-capacity", str(self.spec.sessions_capacity),

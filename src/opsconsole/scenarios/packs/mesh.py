@@ -1,6 +1,6 @@
 """The `mesh` pack: CRDT task lists gossiped by signed agents over the NATS cluster.
 
-The agents are the lab's reference (:mod:`opsconsole.sut.mesh`), hosted in this process
+The agents are the lab's reference (:mod:`opsconsole_lab.mesh`), hosted in this process
 on the inventory's central NATS nodes. `partition` cuts a real gossip path: one group
 talks to one NATS node and that node's routes are cut in the fault proxy; the
 asymmetric case (a one-way cut TCP routes cannot express) uses the transport's filter
@@ -17,7 +17,7 @@ from typing import Any
 
 import nats
 
-from ...sut.mesh import (
+from opsconsole_lab.mesh import (
     AgentIdentity,
     MeshAgent,
     Rejected,
@@ -28,7 +28,8 @@ from ...sut.mesh import (
     foaf_query,
     server_has_seen,
 )
-from ...sut.mesh.local import LocalMesh
+from opsconsole_lab.mesh.local import LocalMesh
+
 from ..checks import nats_cluster_healthy
 from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
 from .mesh_checks import (

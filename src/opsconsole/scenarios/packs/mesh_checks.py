@@ -7,7 +7,7 @@ saw a condition, so a check that the engine retries cannot pass later on somethi
 was already wrong (an expiry that came too early stays too early).
 
 The rendezvous checks do not trust ``shard_of``: they recompute the documented definition
-(``opsconsole.sut.mesh.rendezvous``, README) with ``blake3`` directly and pin it with
+(``opsconsole_lab.mesh.rendezvous``, README) with ``blake3`` directly and pin it with
 literal test vectors.
 """
 
@@ -23,15 +23,16 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from nacl.bindings import crypto_sign_seed_keypair
 
-from ...sut.mesh import AgentIdentity, LookupResult, MeshAgent, MeshTransport, shard_of
-from ...sut.mesh.crdt import END, Op
-from ...sut.mesh.identity import (
+from opsconsole_lab.mesh import AgentIdentity, LookupResult, MeshAgent, MeshTransport, shard_of
+from opsconsole_lab.mesh.crdt import END, Op
+from opsconsole_lab.mesh.identity import (
     Rejected,
     ReplayCache,
     SignedMessage,
     ed25519_sign,
     encode_signed_bytes,
 )
+
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, outcome
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The `sessions` pack: email → SES → SQS → hermes → DynamoDB → edit containers → preview.
 
 Talks to the stack through its router (``[sessions] base_url``; the lab's reference is
-:mod:`opsconsole.sut.sessions`). Every step is a check (one JUnit testcase); timings are
+:mod:`opsconsole_lab.sessions`). Every step is a check (one JUnit testcase); timings are
 metrics (`cold_start_seconds`, `warm_start_seconds`, `auto_shutdown_seconds`,
 `health_check_seconds`, `file_persist_seconds`, `burst_success_rate`, `orphans`), and
 each scenario records what its AWS usage would cost at the dated list prices of
@@ -17,8 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from ...sut.sessions.client import SessionFailed, SessionsClient
-from ...sut.sessions.pricing import estimate_cost, load_prices
+from opsconsole_lab.sessions.client import SessionFailed, SessionsClient
+from opsconsole_lab.sessions.pricing import estimate_cost, load_prices
+
 from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,

@@ -31,7 +31,8 @@ import nats
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ...sut.vault_manager import control_message
+from opsconsole_lab.vault_manager import control_message
+
 from ..checks import nats_roundtrip
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
 from .vault_instance_checks import (

@@ -44,9 +44,9 @@ import aiohttp
 import psutil
 from aiohttp import web
 
-from ..lab import Lab, binaries, procs
-from ..lab.ports import free_ports
-from ..lab.supervisor import DUMMY_AWS_KEY
+from opsconsole.lab import Lab, binaries, procs
+from opsconsole.lab.ports import free_ports
+from opsconsole.lab.supervisor import DUMMY_AWS_KEY
 
 PROVISION_TIMEOUT_S = 120.0
 AMI_NAME = "opsconsole-hardened-arm64"
@@ -256,7 +256,7 @@ class Provisioner:
         manager = await asyncio.to_thread(
             procs.spawn,
             f"vault-{inst.member}-manager", "instance",
-            [sys.executable, "-m", "opsconsole.sut.vault_manager",
+            [sys.executable, "-m", "opsconsole_lab.vault_manager",
              "--nats", f"nats://127.0.0.1:{inst.leaf_client}", "--user", inst.member,
              "--monitor-port", str(inst.manager_port), "--state-dir", str(d / "manager"),
              "--authorized-keys", str(self.lab.dir.root / "control-keys.json")],
