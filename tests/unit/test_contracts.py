@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from opsconsole.scenarios.packs import sessions_cost
 from opsconsole.scenarios.packs.vault_instance import control_signed_bytes
+from opsconsole_lab.sessions import pricing as reference_pricing
 from opsconsole_lab.vault_manager import VaultManager, control_message
 
 # ---- Vault Manager: what a control signature covers (vault-manager.md) ------------------
@@ -55,3 +59,52 @@ def test_reference_manager_accepts_a_command_the_console_signed(tmp_path: Path) 
     assert accepted["ok"] and command == "backup", accepted
     refused, command = manager.handle_control(message("alice", "n2"))  # signed for another
     assert not refused["ok"] and "signature" in refused["error"] and command is None
+
+
+# ---- sessions: the cost of a run (sessions.md, "Usage counters and cost") ---------------
+
+UNIT_USAGE = {"fargate_billed_seconds": 3600, "task_vcpu": 1, "task_memory_gb": 2,
+              "dynamodb_read_units": 1e6, "dynamodb_write_units": 1e6, "sqs_requests": 1e6,
+              "ses_emails": 1000, "cloudwatch_requests": 1000}
+
+
+def test_console_cost_is_the_documented_formula_at_the_dated_prices() -> None:
+    prices = sessions_cost.load_prices()
+    assert prices.region == "us-east-1" and prices.as_of == "2026-11-21"
+    est = sessions_cost.estimate_cost(UNIT_USAGE, prices)
+    # config/pricing.toml of 2026-11-21: one unit of everything costs its list price
+    assert est["lines"] == {"fargate_vcpu": 0.04048, "fargate_memory": 0.00889,
+                            "dynamodb_reads": 0.125, "dynamodb_writes": 0.625, "sqs": 0.4,
+                            "ses": 0.1, "cloudwatch": 0.01}
+    assert est["total_usd"] == pytest.approx(1.30937)
+    assert {k: est[k] for k in ("currency", "prices_as_of", "region", "vcpu_hours",
+                                "gb_hours")} == {
+        "currency": "USD", "prices_as_of": "2026-11-21", "region": "us-east-1",
+        "vcpu_hours": 1.0, "gb_hours": 2.0}
+    task_only = sessions_cost.estimate_cost({"fargate_task_seconds": 7200}, prices)
+    assert task_only["vcpu_hours"] == 0.5 and task_only["gb_hours"] == 1.0  # 0.25 vCPU, 0.5 GB
+    assert sessions_cost.estimate_cost({}, prices)["total_usd"] == 0
+
+
+counters = st.floats(min_value=0, max_value=1e9, allow_nan=False)
+
+
+@given(usage=st.fixed_dictionaries({}, optional={
+    "fargate_billed_seconds": counters, "fargate_task_seconds": counters,
+    "task_vcpu": st.sampled_from([0.25, 0.5, 1, 2]), "task_memory_gb": st.sampled_from([0.5, 1, 4]),
+    "dynamodb_read_units": counters, "dynamodb_write_units": counters,
+    "sqs_requests": counters, "ses_emails": counters, "cloudwatch_requests": counters}))
+def test_console_and_reference_estimate_the_same_cost(usage: dict[str, float]) -> None:
+    ours = sessions_cost.estimate_cost(usage)
+    theirs = reference_pricing.estimate_cost(usage)
+    assert ours["lines"].keys() == theirs["lines"].keys()
+    for line, value in ours["lines"].items():
+        assert math.isclose(value, theirs["lines"][line], rel_tol=1e-9, abs_tol=1e-8), line
+    assert math.isclose(ours["total_usd"], theirs["total_usd"], rel_tol=1e-9, abs_tol=1e-7)
+
+
+def test_console_price_table_errors_name_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text('[meta]\nas_of = 2026-01-01\nregion = "us-east-1"\n')
+    with pytest.raises(ValueError, match=r"p\.toml: missing key \[fargate\] vcpu_hour"):
+        sessions_cost.load_prices(bad)
