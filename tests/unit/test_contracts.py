@@ -14,14 +14,17 @@ import math
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsconsole.scenarios.packs import sessions_cost
+from opsconsole.scenarios.packs import mesh_wire, sessions_cost
 from opsconsole.scenarios.packs.vault_instance import control_signed_bytes
+from opsconsole_lab.mesh import AgentIdentity, Rejected, SignedMessage
+from opsconsole_lab.mesh.crdt import END, Op
 from opsconsole_lab.sessions import pricing as reference_pricing
 from opsconsole_lab.vault_manager import VaultManager, control_message
 
@@ -108,3 +111,52 @@ def test_console_price_table_errors_name_the_key(tmp_path: Path) -> None:
     bad.write_text('[meta]\nas_of = 2026-01-01\nregion = "us-east-1"\n')
     with pytest.raises(ValueError, match=r"p\.toml: missing key \[fargate\] vcpu_hour"):
         sessions_cost.load_prices(bad)
+
+
+# ---- mesh: the signed envelope and the gossiped add op (mesh.md) ------------------------
+
+
+def test_envelope_layout_is_the_documented_one() -> None:
+    key, agent = bytes(range(32)), "ab" * 32
+    body = mesh_wire.signed_bytes("op", key, agent, 1, b"{}")
+    assert body == (b"MSH1\x02op" + key + bytes.fromhex(agent)
+                    + b"\x00\x00\x00\x00\x00\x00\x00\x01" + b"\x00\x00\x00\x02" + b"{}")
+    env = mesh_wire.parse(body + b"\x07" * 64)
+    assert (env.kind, env.public_key, env.agent_id, env.timestamp_ns, env.payload) == \
+        ("op", key, agent, 1, b"{}")
+    assert env.signed == body and env.message_id == blake3.blake3(body).digest()
+    for broken in (body, body + b"\x07" * 65, b"MSH2" + body[4:] + b"\x07" * 64, b"MSH1"):
+        with pytest.raises(mesh_wire.Malformed):
+            mesh_wire.parse(broken)
+
+
+@given(kind=st.text(min_size=1, max_size=8), payload=st.binary(max_size=200),
+       ts=st.integers(min_value=0, max_value=2**64 - 1))
+def test_console_reads_what_a_reference_agent_signs(kind: str, payload: bytes,
+                                                    ts: int) -> None:
+    agent = AgentIdentity.from_seed(b"contract")
+    data = agent.sign(kind, payload, timestamp_ns=ts)
+    ours, theirs = mesh_wire.parse(data), SignedMessage.parse(data)
+    assert (ours.kind, ours.public_key, ours.agent_id, ours.timestamp_ns, ours.payload,
+            ours.signature) == (theirs.kind, theirs.public_key, theirs.agent_id,
+                                theirs.timestamp_ns, theirs.payload, theirs.signature)
+    assert ours.agent_id == mesh_wire.agent_id_of(ours.public_key) == agent.agent_id
+    assert ours.message_id == theirs.message_id
+
+
+def test_reference_verifies_the_console_envelopes() -> None:
+    signer = mesh_wire.Signer()
+    own = mesh_wire.agent_id_of(signer.public_key)
+    SignedMessage.parse(signer.envelope("op", own, 5, b"x")).verify_signature()  # genuine
+    victim = AgentIdentity.from_seed(b"victim")
+    claimed = SignedMessage.parse(signer.envelope("op", victim.agent_id, 5, b"x"))
+    with pytest.raises(Rejected) as info:
+        claimed.verify_signature()
+    assert info.value.reason == "key_substitution"
+
+
+def test_forged_add_op_payload_is_an_add_the_reference_would_apply() -> None:
+    payload = mesh_wire.add_op_payload(7, 1_700_000_000_000_000, "forged-x", "x")
+    op = Op.from_json(json.loads(payload), author="a" * 64)
+    assert op == Op("add", "a" * 64, 7, 1_700_000_000_000_000, "forged-x", 7, END,
+                    fields=(("title", "x"),))

@@ -20,9 +20,7 @@ import nats
 from opsconsole_lab.mesh import (
     AgentIdentity,
     MeshAgent,
-    Rejected,
     ReplayCache,
-    SignedMessage,
     Subjects,
     Verifier,
     foaf_query,
@@ -32,6 +30,7 @@ from opsconsole_lab.mesh.local import LocalMesh
 
 from ..checks import nats_cluster_healthy
 from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
+from . import mesh_wire
 from .mesh_checks import (
     SCALE_TARGETS,
     EntryExpiryWatch,
@@ -320,7 +319,7 @@ class Security(MeshScenario):
                 _captured_op(captured, second) and all(a.tasks.present(second)
                                                        for a in agents)), 10, 0.02)
             added_at, data = _captured_op(captured, second) or (0.0, b"")
-            message_id = SignedMessage.parse(data).message_id
+            message_id = mesh_wire.parse(data).message_id
             before = mesh_state(transport, agents)
             await _inject(spy, gossip, data)
             await run.check(as_check("security: a replayed message is ignored",
@@ -344,10 +343,10 @@ def _captured_op(captured: list[tuple[float, bytes]], task: str) -> tuple[float,
     """The first captured op message about ``task`` (arrival time, bytes), if any."""
     for at, data in captured:
         try:
-            msg = SignedMessage.parse(data)
+            msg = mesh_wire.parse(data)
             if msg.kind == "op" and json.loads(msg.payload).get("t") == task:
                 return at, data
-        except (Rejected, ValueError, AttributeError):
+        except (ValueError, AttributeError):  # mesh_wire.Malformed is a ValueError
             continue
     return None
 
