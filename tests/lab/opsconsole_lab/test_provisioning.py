@@ -16,7 +16,7 @@ import pytest
 from opsconsole.lab import Lab
 from opsconsole.lab.supervisor import DUMMY_AWS_KEY
 
-from ..helpers import async_wait_until
+from ...helpers import async_wait_until
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from opsconsole_lab.vault_manager import VaultManager
 
-from ..helpers import sign_control
+from ...helpers import sign_control
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                            st.text(max_size=30),

@@ -17,7 +17,7 @@ from opsconsole.lab import Lab
 from opsconsole.lab.nats_topology import inbox_prefix
 from opsconsole.lab.ports import free_ports
 
-from ..helpers import REPO, async_wait_until, sign_control
+from ...helpers import REPO, async_wait_until, sign_control
 
 
 async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> None:

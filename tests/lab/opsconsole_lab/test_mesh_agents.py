@@ -25,7 +25,7 @@ from opsconsole_lab.mesh import (
     server_has_seen,
 )
 
-from ..helpers import async_wait_until
+from ...helpers import async_wait_until
 
 CONVERGE_S = 20.0
 

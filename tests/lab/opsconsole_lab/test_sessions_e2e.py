@@ -33,7 +33,7 @@ from opsconsole_lab.sessions.client import (
 )
 from opsconsole_lab.sessions.orchestrator import container_processes
 
-from ..helpers import wait_until
+from ...helpers import wait_until
 
 IDLE = 3.0  # container idle timeout in these tests (5 min by default)
 FAST = {"idle_timeout": IDLE, "poll_wait": 1, "reconcile_interval": 0.5,
