@@ -28,9 +28,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/opsconsole
 
-# The whole suite: lint, then every tier (unit, tui, lab) against the real lab processes.
+# The whole suite: lint, the import contracts, then every tier (unit, tui, lab) against the
+# real lab processes.
 test: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 # The unit tier only: no process is started (tests/unit/conftest.py refuses any), < 60 s.
@@ -54,12 +56,14 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[lab,test,bench]'
 	$(BIN)/python bench/run_all.py --quick
 
+# Ruff, then the import contracts of pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports --no-logo
 
 lab-down: $(STAMP)
 	$(BIN)/opsconsole lab down
 
 clean:
 	-$(BIN)/opsconsole lab down
-	rm -rf $(VENV) .opsconsole build src/*.egg-info
+	rm -rf $(VENV) .opsconsole build src/*.egg-info .import_linter_cache

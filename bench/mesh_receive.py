@@ -16,10 +16,10 @@ import json
 import random
 import time
 
-from opsconsole.sut.mesh import AgentIdentity, MeshAgent
-from opsconsole.sut.mesh.crdt import TaskList
-from opsconsole.sut.mesh.identity import SignedMessage, Verifier
-from opsconsole.sut.mesh.transport import MeshTransport, decode_body
+from opsconsole_lab.mesh import AgentIdentity, MeshAgent
+from opsconsole_lab.mesh.crdt import TaskList
+from opsconsole_lab.mesh.identity import SignedMessage, Verifier
+from opsconsole_lab.mesh.transport import MeshTransport, decode_body
 
 
 class _Sink(MeshTransport):

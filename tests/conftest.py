@@ -1,8 +1,9 @@
 """Fixtures every tier shares; the real lab and nats-server for the process tiers.
 
 Tiers: ``tests/unit`` starts no process (``make test-fast``), ``tests/tui`` drives the
-console (pilot, snapshots, tmux), ``tests/lab`` runs real servers. Any test that uses a
-process fixture gets the ``lab`` marker automatically, wherever it lives.
+console (pilot, snapshots, tmux), ``tests/lab`` runs real servers. The reference systems'
+own tests (``src/opsconsole_lab``) sit in an ``opsconsole_lab/`` folder of their tier. Any
+test that uses a process fixture gets the ``lab`` marker automatically, wherever it lives.
 """
 
 from __future__ import annotations

@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from opsconsole.sut.vault_manager import control_message
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -58,10 +56,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
 
 def sign_control(key: Ed25519PrivateKey, command: str, user: str, ts: float | None = None,
                  nonce: str | None = None) -> bytes:
-    """A Vault Manager control message signed with ``key`` (its tests' own signer)."""
+    """A Vault Manager control message signed with ``key``: the tests' own signer, the
+    covered bytes spelled out as docs/contracts/vault-manager.md writes them (neither the
+    reference's encoder nor the console's)."""
     nonce = nonce or uuid.uuid4().hex
     ts = time.time() if ts is None else ts
-    sig = base64.b64encode(key.sign(control_message(command, nonce, ts, user))).decode()
+    covered = json.dumps({"command": command, "nonce": nonce, "ts": float(ts), "user": user},
+                         sort_keys=True, separators=(",", ":")).encode()
+    sig = base64.b64encode(key.sign(covered)).decode()
     return json.dumps({"command": command, "nonce": nonce, "ts": ts, "key_id": "ops",
                        "signature": sig}).encode()
 

@@ -24,7 +24,7 @@ from opsconsole.scenarios.packs.mesh_checks import (
     registrations,
     rejected_without_effect,
 )
-from opsconsole.sut.mesh import (
+from opsconsole_lab.mesh import (
     AgentIdentity,
     MeshAgent,
     NatsTransport,
@@ -34,7 +34,7 @@ from opsconsole.sut.mesh import (
     Verifier,
     server_has_seen,
 )
-from opsconsole.sut.mesh.local import LocalMesh
+from opsconsole_lab.mesh.local import LocalMesh
 
 from ..helpers import async_wait_until
 

@@ -33,7 +33,7 @@ from opsconsole.scenarios.packs.mesh_checks import (
     shard_assignment,
     shard_by_definition,
 )
-from opsconsole.sut.mesh import (
+from opsconsole_lab.mesh import (
     AgentIdentity,
     LookupResult,
     MeshAgent,

@@ -133,6 +133,14 @@ class StateDir:
         os.chmod(path, 0o600)
         return path
 
+    def replace_secret(self, name: str, value: str) -> Path:
+        """Like ``write_secret``, but atomic: a concurrent reader (a reference service
+        reading its account table) sees the old or the new content, never a torn file."""
+        tmp = self.write_secret(f".{name}.tmp", value)
+        path = self.secrets / name
+        os.replace(tmp, path)
+        return path
+
     def read_secret(self, name: str) -> str | None:
         try:
             return (self.secrets / name).read_text().strip()

@@ -74,6 +74,9 @@ PORT_ROLES = {
 }
 LAB_SCRAPE_INTERVAL_S = 2.0  # console metrics scrapes and the lab's prometheus.yml
 MEMBER_PASSWORDS_FILE = "nats-member-passwords.json"  # {member: password}, for the pack
+#: {member: {"password", "active"}}: the reference provisioner's account table (read-only to
+#: it; it changes accounts through the helper of .accounts)
+MEMBER_ACCOUNTS_FILE = "nats-member-accounts.json"
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 
@@ -345,6 +348,8 @@ class Lab:
         members = {m: self.dir.read_secret(f"nats-member-{m}.password") or ""
                    for m in self.spec.members}
         self.dir.write_secret(MEMBER_PASSWORDS_FILE, json.dumps(members))
+        self.dir.replace_secret(MEMBER_ACCOUNTS_FILE, json.dumps(
+            {m: {"password": pw, "active": m not in revoked} for m, pw in members.items()}))
         central_users = {**passwords, **{m: pw for m, pw in members.items()
                                          if m not in revoked}}
         admin = self.dir.read_secret("nats-admin.password") or ""
@@ -390,11 +395,23 @@ class Lab:
             cmds[vnode.name] = ("vault", [*prefix, bao_bin, "server", f"-config={conf}"])
         cmds["moto"] = ("moto", [*binaries.moto_server(), "-H", "127.0.0.1",
                                  "-p", str(topo.moto_port)])
-        cmds["provisioner"] = ("sut", [sys.executable, "-m", "opsconsole.sut.provisioning",
-                                       "--lab-dir", str(self.dir.root),
-                                       "--port", str(topo.provisioner_port)])
+        # The reference systems run as modules named here, given everything as flags: the
+        # launcher is the only way from the console to opsconsole_lab (and back).
+        secrets = self.dir.secrets
+        cmds["provisioner"] = ("sut", [
+            sys.executable, "-m", "opsconsole_lab.provisioning",
+            "--port", str(topo.provisioner_port), "--state-dir", str(self.dir.root / "instances"),
+            "--tokens-file", str(secrets / "provisioning-tokens.json"),
+            "--admin-token-file", str(secrets / "provisioning-admin-token"),
+            "--accounts-file", str(secrets / MEMBER_ACCOUNTS_FILE),
+            "--accounts-command", json.dumps([sys.executable, "-m", "opsconsole.lab.accounts",
+                                              "--lab-dir", str(self.dir.root)]),
+            *[arg for hub in topo.central for arg in ("--hub", f"127.0.0.1:{hub.leaf}")],
+            "--aws-endpoint", topo.moto_url, "--region", self.spec.aws_region,
+            "--nats-server", nats_bin,
+            "--authorized-keys", str(self.dir.root / "control-keys.json")])
         cmds["sessions"] = ("sut", [
-            sys.executable, "-m", "opsconsole.sut.sessions",
+            sys.executable, "-m", "opsconsole_lab.sessions",
             "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.moto_url,
             "--region", self.spec.aws_region, "--port", str(topo.sessions_port),
             "--max-capacity", str(self.spec.sessions_capacity),

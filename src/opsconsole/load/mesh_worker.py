@@ -91,7 +91,8 @@ from urllib.parse import urlsplit
 import nats
 import psutil
 
-from ..sut.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
+from opsconsole_lab.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
+
 from .histogram import Latency
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The `mesh` pack: CRDT task lists gossiped by signed agents over the NATS cluster.
 
-The agents are the lab's reference (:mod:`opsconsole.sut.mesh`), hosted in this process
+The agents are the lab's reference (:mod:`opsconsole_lab.mesh`), hosted in this process
 on the inventory's central NATS nodes. `partition` cuts a real gossip path: one group
 talks to one NATS node and that node's routes are cut in the fault proxy; the
 asymmetric case (a one-way cut TCP routes cannot express) uses the transport's filter
@@ -17,20 +17,20 @@ from typing import Any
 
 import nats
 
-from ...sut.mesh import (
+from opsconsole_lab.mesh import (
     AgentIdentity,
     MeshAgent,
-    Rejected,
     ReplayCache,
-    SignedMessage,
     Subjects,
     Verifier,
     foaf_query,
     server_has_seen,
 )
-from ...sut.mesh.local import LocalMesh
+from opsconsole_lab.mesh.local import LocalMesh
+
 from ...systems.nats.checks import nats_cluster_healthy
 from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
+from . import mesh_wire
 from .mesh_checks import (
     SCALE_TARGETS,
     EntryExpiryWatch,
@@ -319,7 +319,7 @@ class Security(MeshScenario):
                 _captured_op(captured, second) and all(a.tasks.present(second)
                                                        for a in agents)), 10, 0.02)
             added_at, data = _captured_op(captured, second) or (0.0, b"")
-            message_id = SignedMessage.parse(data).message_id
+            message_id = mesh_wire.parse(data).message_id
             before = mesh_state(transport, agents)
             await _inject(spy, gossip, data)
             await run.check(as_check("security: a replayed message is ignored",
@@ -343,10 +343,10 @@ def _captured_op(captured: list[tuple[float, bytes]], task: str) -> tuple[float,
     """The first captured op message about ``task`` (arrival time, bytes), if any."""
     for at, data in captured:
         try:
-            msg = SignedMessage.parse(data)
+            msg = mesh_wire.parse(data)
             if msg.kind == "op" and json.loads(msg.payload).get("t") == task:
                 return at, data
-        except (Rejected, ValueError, AttributeError):
+        except (ValueError, AttributeError):  # mesh_wire.Malformed is a ValueError
             continue
     return None
 

@@ -7,32 +7,32 @@ saw a condition, so a check that the engine retries cannot pass later on somethi
 was already wrong (an expiry that came too early stays too early).
 
 The rendezvous checks do not trust ``shard_of``: they recompute the documented definition
-(``opsconsole.sut.mesh.rendezvous``, README) with ``blake3`` directly and pin it with
-literal test vectors.
+(docs/contracts/mesh.md) with ``blake3`` directly and pin it with literal test vectors.
+What is read off the wire or forged onto it goes through the pack's own codec
+(:mod:`.mesh_wire`); the agents, their transport and replay cache are the reference's,
+hosted in this process until issue #20.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import blake3
-from nacl.bindings import crypto_sign_seed_keypair
 
-from ...sut.mesh import AgentIdentity, LookupResult, MeshAgent, MeshTransport, shard_of
-from ...sut.mesh.crdt import END, Op
-from ...sut.mesh.identity import (
-    Rejected,
+from opsconsole_lab.mesh import (
+    AgentIdentity,
+    LookupResult,
+    MeshAgent,
+    MeshTransport,
     ReplayCache,
-    SignedMessage,
-    ed25519_sign,
-    encode_signed_bytes,
+    shard_of,
 )
+
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, outcome
+from . import mesh_wire
 
 if TYPE_CHECKING:
     from ...load.mesh_coordinator import ScaleResult
@@ -106,8 +106,8 @@ class ExpiryWatch:
 
     def heard(self, data: bytes) -> None:
         try:
-            msg = SignedMessage.parse(data)
-        except Rejected:
+            msg = mesh_wire.parse(data)
+        except mesh_wire.Malformed:
             return
         if msg.agent_id == self.silent and msg.kind == "beacon":
             self.last_beacon = self.clock()
@@ -385,9 +385,7 @@ def forged_op_payload(author: str, seq: int, title: str) -> tuple[str, bytes]:
     """An ``add`` op's gossip payload; ``seq`` far above the author's, so a replica that
     accepted it would apply it (not drop it as a duplicate)."""
     task = f"forged-{title}"
-    op = Op("add", author, seq, time.time_ns() // 1000, task, seq, END,
-            fields=(("title", title),))
-    return task, json.dumps(op.to_json(with_author=False), separators=(",", ":")).encode()
+    return task, mesh_wire.add_op_payload(seq, time.time_ns() // 1000, task, title)
 
 
 FORGED_SEQ = 1 << 40
@@ -403,10 +401,7 @@ def forgeries(victim: AgentIdentity) -> list[Forgery]:
     truncated = victim.sign("op", payload)[:-10]
     # Mallory signs with her own key but claims the victim's id: valid signature, wrong binding
     task_k, payload = forged_op_payload(victim.agent_id, FORGED_SEQ + 3, "substituted")
-    public_key, secret_key = crypto_sign_seed_keypair(os.urandom(32))
-    body = encode_signed_bytes("op", public_key, bytes.fromhex(victim.agent_id),
-                               time.time_ns(), payload)
-    substituted = body + ed25519_sign(secret_key, body)
+    substituted = mesh_wire.Signer().envelope("op", victim.agent_id, time.time_ns(), payload)
     return [Forgery("a tampered message is rejected", tampered, "bad_signature", task_t),
             Forgery("an invalid (truncated) message is rejected", truncated, "malformed",
                     task_m),

@@ -1,8 +1,10 @@
 """The `sessions` pack: email → SES → SQS → hermes → DynamoDB → edit containers → preview.
 
 Talks to the stack through its router (``[sessions] base_url``; the lab's reference is
-:mod:`opsconsole.sut.sessions`). Every step is a check (one JUnit testcase); timings are
-metrics (`cold_start_seconds`, `warm_start_seconds`, `auto_shutdown_seconds`,
+:mod:`opsconsole_lab.sessions`) with the console's own client, written from
+docs/contracts/sessions.md (:mod:`opsconsole.targets.sessions`); the cost is its own
+arithmetic too (:mod:`.sessions_cost`). Every step is a check (one JUnit testcase);
+timings are metrics (`cold_start_seconds`, `warm_start_seconds`, `auto_shutdown_seconds`,
 `health_check_seconds`, `file_persist_seconds`, `burst_success_rate`, `orphans`), and
 each scenario records what its AWS usage would cost at the dated list prices of
 ``config/pricing.toml`` (`estimated_cost_usd`, line items in the evidence).
@@ -17,9 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from ...sut.sessions.client import SessionFailed, SessionsClient
-from ...sut.sessions.pricing import estimate_cost, load_prices
+from ...targets.sessions import SessionFailed, SessionsClient
 from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
+from .sessions_cost import estimate_cost, load_prices
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,
            "health_check_seconds": 30.0, "file_persist_seconds": 2.0}
@@ -28,8 +30,8 @@ USAGE_KEYS = ("dynamodb_read_units", "dynamodb_write_units", "sqs_requests", "se
 
 
 class CountingClient(SessionsClient):
-    """The stack's client, counting the emails this scenario sends (the cost check compares
-    them with what the stack metered)."""
+    """The console's client of the stack, counting the emails this scenario sends (the cost
+    check compares them with what the stack metered)."""
 
     emails_sent = 0
 

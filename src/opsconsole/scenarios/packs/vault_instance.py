@@ -31,7 +31,6 @@ import nats
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ...sut.vault_manager import control_message
 from ...systems.nats.checks import nats_roundtrip
 from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
 from .vault_instance_checks import (
@@ -57,6 +56,18 @@ from .vault_instance_checks import (
 NO_ACCOUNT = "dave"
 RELAY_RATE = 20.0  # canary messages per second and direction in the relay scenario
 RELAY_LOSS_CHECK = f"relay: messages during reconnection bounded ({LOSS_BOUND})"
+
+
+def control_signed_bytes(command: str, nonce: str, ts: float, user: str) -> bytes:
+    """What a Vault Manager control signature covers, as docs/contracts/vault-manager.md
+    writes it (not the reference's encoder): the JSON text
+    ``{"command":…,"nonce":…,"ts":…,"user":…}`` with keys in that order, no whitespace,
+    ASCII-escaped strings and ``ts`` as the shortest round-trip double."""
+    def text(value: str) -> str:
+        return json.dumps(value, ensure_ascii=True)
+
+    return (f'{{"command":{text(command)},"nonce":{text(nonce)},"ts":{float(ts)!r},'
+            f'"user":{text(user)}}}').encode()
 
 
 class InstanceApi:
@@ -186,7 +197,7 @@ class InstanceApi:
             key = serialization.load_pem_private_key(
                 self.target.control_key.resolve().encode(), password=None)
         nonce, ts = uuid.uuid4().hex, time.time()
-        sig = key.sign(control_message(command, nonce, ts, self.member))  # type: ignore[union-attr]
+        sig = key.sign(control_signed_bytes(command, nonce, ts, self.member))  # type: ignore[union-attr]
         return json.dumps({"command": command, "nonce": nonce, "ts": ts,
                            "key_id": self.target.control_key_id,
                            "signature": base64.b64encode(sig).decode()}).encode()

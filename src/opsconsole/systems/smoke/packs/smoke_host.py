@@ -44,7 +44,7 @@ def _label(p: psutil.Process, names: dict[int, str]) -> str:
         cmd = p.cmdline()
     except psutil.Error:
         return f"pid {p.pid}"
-    module = next((c for c in cmd if c.startswith("opsconsole.")), None)
+    module = next((c for c in cmd if c.startswith(("opsconsole.", "opsconsole_lab."))), None)
     if module:
         return module
     return Path(cmd[0]).name if cmd else f"pid {p.pid}"

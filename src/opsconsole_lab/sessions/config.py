@@ -1,4 +1,4 @@
-"""Settings of one sessions stack (flags of ``python -m opsconsole.sut.sessions``)."""
+"""Settings of one sessions stack (flags of ``python -m opsconsole_lab.sessions``)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ _HELP = {
 
 
 def parse_args(argv: list[str] | None = None) -> StackConfig:
-    p = argparse.ArgumentParser(prog="python -m opsconsole.sut.sessions",
+    p = argparse.ArgumentParser(prog="python -m opsconsole_lab.sessions",
                                 description="Run the email-to-preview sessions stack.")
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--aws-endpoint", default=os.environ.get("AWS_ENDPOINT_URL", ""),

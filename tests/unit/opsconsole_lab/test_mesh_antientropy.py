@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from opsconsole.sut.mesh import AgentIdentity, MeshAgent, NatsTransport, TaskList
-from opsconsole.sut.mesh.crdt import DotContext, pieces, split_state
+from opsconsole_lab.mesh import AgentIdentity, MeshAgent, NatsTransport, TaskList
+from opsconsole_lab.mesh.crdt import DotContext, pieces, split_state
 
 
 def _source(n: int) -> TaskList:

@@ -10,12 +10,13 @@ from pathlib import Path
 import aioboto3
 import aiohttp
 import nats
+import psutil
 import pytest
 
 from opsconsole.lab import Lab
 from opsconsole.lab.supervisor import DUMMY_AWS_KEY
 
-from ..helpers import async_wait_until
+from ...helpers import async_wait_until
 
 
 @pytest.fixture
@@ -153,15 +154,20 @@ async def test_admin_api_grants_and_revokes_accounts_and_refuses_bad_input(lab: 
 
 
 def _waits_for_lock(pid: int, lock: Path) -> bool:
-    """True while ``pid`` is blocked in flock on ``lock`` (a ``->`` line in /proc/locks)."""
+    """True while ``pid`` or one of its children (the account helper the launcher gave it)
+    is blocked in flock on ``lock`` (a ``->`` line in /proc/locks)."""
     inode = f":{lock.stat().st_ino} "
-    return any(line.split()[1] == "->" and line.split()[5] == str(pid)
+    try:
+        pids = {str(pid)} | {str(c.pid) for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return False
+    return any(line.split()[1] == "->" and line.split()[5] in pids
                for line in Path("/proc/locks").read_text().splitlines() if inode in line)
 
 
 async def test_provisioner_answers_while_a_handler_waits_for_the_lab_lock(lab: Lab) -> None:
     """A handler waiting on the lab's flock (another command holds it) must not stall the
-    service: the flock is taken off the provisioner's loop."""
+    service: the account change waits in the launcher's helper, off the provisioner's loop."""
     base = lab.topology().provisioner_url
     admin = {"Authorization": f"Bearer {lab.dir.read_secret('provisioning-admin-token')}"}
     pid = lab.process("provisioner").pid

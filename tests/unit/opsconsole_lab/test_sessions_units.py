@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from opsconsole.sut.sessions import website as site
-from opsconsole.sut.sessions.backoff import Backoff, RetriesExhausted, is_throttle, retry
-from opsconsole.sut.sessions.instructions import (
+from opsconsole_lab.sessions import website as site
+from opsconsole_lab.sessions.backoff import Backoff, RetriesExhausted, is_throttle, retry
+from opsconsole_lab.sessions.instructions import (
     InstructionError,
     format_email_body,
     parse_email_body,
     parse_instruction,
 )
-from opsconsole.sut.sessions.pricing import estimate_cost, load_prices
-from opsconsole.sut.sessions.store import session_id_for
+from opsconsole_lab.sessions.pricing import estimate_cost, load_prices
+from opsconsole_lab.sessions.store import session_id_for
 
 
 def test_instruction_grammar() -> None:

@@ -1,4 +1,4 @@
-"""``python -m opsconsole.sut.sessions --state-dir D --aws-endpoint URL [--port P] ...``
+"""``python -m opsconsole_lab.sessions --state-dir D --aws-endpoint URL [--port P] ...``
 
 Runs the whole sessions stack in this process (edit containers are its children) and
 writes ``<state-dir>/stack.json`` with its URL once it serves. SIGTERM/SIGINT stop it

@@ -6,7 +6,7 @@ desired count) → the container edits the user's git workspace and serves a pre
 the router (ALB stand-in) proxies ``/session/<id>`` to it → idle containers exit and
 their sessions become ``expired``.
 
-Run the stack with ``python -m opsconsole.sut.sessions``; drive it with
-:class:`opsconsole.sut.sessions.client.SessionsClient`. This package ``__init__`` stays
+Run the stack with ``python -m opsconsole_lab.sessions``; drive it with
+:class:`opsconsole_lab.sessions.client.SessionsClient`. This package ``__init__`` stays
 import-free on purpose: every edit container imports it at start-up.
 """

@@ -6,9 +6,9 @@ import random
 
 import blake3
 
-from opsconsole.sut.mesh.identity import AgentIdentity
-from opsconsole.sut.mesh.presence import PresenceView, foaf_query
-from opsconsole.sut.mesh.rendezvous import (
+from opsconsole_lab.mesh.identity import AgentIdentity
+from opsconsole_lab.mesh.presence import PresenceView, foaf_query
+from opsconsole_lab.mesh.rendezvous import (
     RendezvousDirectory,
     coordinators_for,
     rank_coordinators,

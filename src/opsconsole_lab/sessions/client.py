@@ -211,7 +211,7 @@ class StackProcess:
 @contextlib.asynccontextmanager
 async def launch_stack(state_dir: str | os.PathLike[str], aws_endpoint: str,
                        timeout: float = 30.0, **options: Any) -> AsyncIterator[StackProcess]:
-    """Start ``python -m opsconsole.sut.sessions`` and wait until it serves.
+    """Start ``python -m opsconsole_lab.sessions`` and wait until it serves.
 
     ``options`` are flags without dashes (``max_capacity=2`` → ``--max-capacity 2``).
     The log goes to ``<state_dir>/stack.log``.
@@ -220,7 +220,7 @@ async def launch_stack(state_dir: str | os.PathLike[str], aws_endpoint: str,
     state.mkdir(parents=True, exist_ok=True)
     stack_file = state / "stack.json"
     stack_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "opsconsole.sut.sessions", "--state-dir", str(state),
+    argv = [sys.executable, "-m", "opsconsole_lab.sessions", "--state-dir", str(state),
             "--aws-endpoint", aws_endpoint]
     for key, value in options.items():
         argv += ["--" + key.replace("_", "-"), str(value)]

@@ -20,6 +20,14 @@ EC2 goes through aioboto3 (moto in the lab: instances are ``running`` at once, s
 the ``pending`` phase is modelled here for ``pending_s``). Each initialised
 instance runs a real leaf nats-server (the instance's local NATS, a leaf of
 central with the member's credentials) and a real Vault Manager process.
+
+What the service is given (by the lab launcher, as flags; it imports nothing of the
+console): its state dir, the token files, the NATS account table (a JSON file
+``{member: {"password", "active"}}`` it reads on every request), the account command (a
+long-running helper it starts once and sends one JSON line per grant or revoke,
+``{"member", "active"}`` -> ``{"ok"[, "error"]}``), central's leafnode listeners, the
+AWS endpoint and region, the nats-server binary and the Vault Managers' authorised keys.
+The contract is written down in docs/contracts/provisioner.md.
 """
 
 from __future__ import annotations
@@ -44,11 +52,10 @@ import aiohttp
 import psutil
 from aiohttp import web
 
-from ..lab import Lab, binaries, procs
-from ..lab.ports import free_ports
-from ..lab.supervisor import DUMMY_AWS_KEY
+from ._procs import free_ports, spawn, stop_processes, write_private
 
 PROVISION_TIMEOUT_S = 120.0
+AWS_KEY = "testing"  # moto accepts any key; this is not a credential
 AMI_NAME = "opsconsole-hardened-arm64"
 Handler = Callable[["Provisioner", web.Request], Awaitable[web.Response]]
 
@@ -85,24 +92,111 @@ def _serialised(handler: Handler) -> Handler:
     return wrapped
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the launcher gives the service (its command-line flags)."""
+
+    state_dir: Path
+    tokens_file: Path  # {member: bearer token}
+    admin_token_file: Path
+    accounts_file: Path  # {member: {"password": str, "active": bool}}
+    accounts_command: list[str]  # the account helper: one JSON line per change
+    hubs: list[str]  # host:port of every central leafnode listener
+    aws_endpoint: str
+    region: str
+    nats_server: str
+    authorized_keys: Path  # the Vault Managers' control keys
+    pending_s: float = 2.0
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+class AccountHelper:
+    """The launcher's account command, started once and kept for the service's life:
+    one request line ``{"member", "active"}`` on its stdin, one reply line
+    ``{"ok": bool, "error"?}`` on its stdout; it exits when its stdin closes."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+
+    async def set(self, member: str, active: bool) -> None:
+        """Grant or revoke; raises ``RuntimeError`` with the helper's one-line reason."""
+        async with self._lock:  # one request in flight: replies come back in order
+            await self.start()
+            proc = self.proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps({"member": member, "active": active}).encode() + b"\n")
+            with contextlib.suppress(ConnectionError):
+                await proc.stdin.drain()
+            line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the account command exited without answering")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise RuntimeError(f"the account command answered {line[:80]!r}") from None
+        if reply.get("ok") is not True:
+            raise RuntimeError(str(reply.get("error") or "the account command refused"))
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 class Provisioner:
-    def __init__(self, lab: Lab, pending_s: float = 2.0) -> None:
-        self.lab = lab
-        self.pending_s = pending_s
-        self.dir = lab.dir.root / "instances"
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pending_s = settings.pending_s
+        self.dir = settings.state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_file = self.dir / "instances.json"
         self.instances: dict[str, Instance] = self._load()
         self._busy: dict[str, asyncio.Lock] = {}
-        tokens = json.loads(lab.dir.read_secret("provisioning-tokens.json") or "{}")
+        tokens = json.loads(_read(settings.tokens_file) or "{}")
         self.members_by_token = {token: member for member, token in tokens.items()}
-        self.admin_token = lab.dir.read_secret("provisioning-admin-token")
-        topo = lab.topology()
-        assert topo is not None
-        self.topo = topo
-        self.region = lab.spec.aws_region
-        self.aws = aioboto3.Session(aws_access_key_id=DUMMY_AWS_KEY,
-                                    aws_secret_access_key=DUMMY_AWS_KEY, region_name=self.region)
+        self.admin_token = _read(settings.admin_token_file)
+        self.accounts = AccountHelper(settings.accounts_command)
+        self.region = settings.region
+        self.aws = aioboto3.Session(aws_access_key_id=AWS_KEY,
+                                    aws_secret_access_key=AWS_KEY, region_name=self.region)
+
+    # ------------------------------------------------------- NATS accounts
+    def account_table(self) -> dict[str, dict[str, Any]]:
+        """Every member with a NATS account, active or revoked (read fresh: an operator
+        or the lab may change it at any time)."""
+        try:
+            table = json.loads(_read(self.settings.accounts_file) or "{}")
+        except ValueError:
+            return {}
+        return table if isinstance(table, dict) else {}
+
+    def member_password(self, member: str) -> str | None:
+        """The member's NATS password while its account is active, else None."""
+        entry = self.account_table().get(member)
+        if not isinstance(entry, dict) or entry.get("active") is not True:
+            return None
+        password = entry.get("password")
+        return password if isinstance(password, str) and password else None
 
     # ----------------------------------------------------------------- state
     def _load(self) -> dict[str, Instance]:
@@ -117,7 +211,7 @@ class Provisioner:
         os.replace(tmp, self.state_file)
 
     def ec2(self):
-        return self.aws.client("ec2", endpoint_url=self.topo.moto_url)
+        return self.aws.client("ec2", endpoint_url=self.settings.aws_endpoint)
 
     def refresh(self, inst: Instance) -> None:
         """Model EC2's pending phase (moto is running at once) and the 2-minute limit."""
@@ -157,7 +251,7 @@ class Provisioner:
         if existing is not None and existing.status not in ("terminated", "failed"):
             return web.json_response({"error": "this member already has a vault",
                                       "instance_id": existing.instance_id}, status=409)
-        if self.lab.member_password(member) is None:
+        if self.member_password(member) is None:
             return web.json_response({"status": "failed",
                                       "error": "no active NATS account for this member"},
                                      status=403)
@@ -216,7 +310,7 @@ class Provisioner:
             return web.json_response({"status": "failed", "error":
                                       f"EC2 instance not ready (status {inst.status})"},
                                      status=409)
-        password = self.lab.member_password(inst.member)
+        password = self.member_password(inst.member)
         if password is None:
             return web.json_response({"status": "failed",
                                       "error": "no active NATS account"}, status=403)
@@ -242,26 +336,23 @@ class Provisioner:
 
     async def _start_processes(self, inst: Instance, password: str) -> None:
         d = self._instance_dir(inst)
-        urls = ", ".join(json.dumps(f"nats-leaf://{inst.member}:{password}@127.0.0.1:{h.leaf}")
-                         for h in self.topo.central)
+        urls = ", ".join(json.dumps(f"nats-leaf://{inst.member}:{password}@{hub}")
+                         for hub in self.settings.hubs)
         conf = (f'server_name: "vault-{inst.member}"\nlisten: "127.0.0.1:{inst.leaf_client}"\n'
                 f'http: "127.0.0.1:{inst.leaf_monitor}"\nping_interval: "2s"\nping_max: 2\n'
                 f'leafnodes {{\n  reconnect: "100ms"\n  remotes: [ {{ urls: [{urls}] }} ]\n}}\n')
-        self.lab.dir.write_private(d / "nats.conf", conf)  # credentials installed, 0600
+        write_private(d / "nats.conf", conf)  # credentials installed, 0600
         # detached children, spawned off the loop: Popen blocks until the child has exec'd
         leaf = await asyncio.to_thread(
-            procs.spawn, f"vault-{inst.member}-nats", "instance",
-            [binaries.nats_server(), "-c", str(d / "nats.conf")], d / "nats.log",
-            self.lab.marker)
+            spawn, [self.settings.nats_server, "-c", str(d / "nats.conf")], d / "nats.log")
         manager = await asyncio.to_thread(
-            procs.spawn,
-            f"vault-{inst.member}-manager", "instance",
-            [sys.executable, "-m", "opsconsole.sut.vault_manager",
+            spawn,
+            [sys.executable, "-m", "opsconsole_lab.vault_manager",
              "--nats", f"nats://127.0.0.1:{inst.leaf_client}", "--user", inst.member,
              "--monitor-port", str(inst.manager_port), "--state-dir", str(d / "manager"),
-             "--authorized-keys", str(self.lab.dir.root / "control-keys.json")],
-            d / "manager.log", self.lab.marker)
-        inst.pids = {"nats": leaf.pid, "manager": manager.pid}
+             "--authorized-keys", str(self.settings.authorized_keys)],
+            d / "manager.log")
+        inst.pids = {"nats": leaf, "manager": manager}
         self.save()
         deadline = time.monotonic() + 20
         async with aiohttp.ClientSession() as http:
@@ -331,8 +422,8 @@ class Provisioner:
             with contextlib.suppress(psutil.Error):
                 running.append(psutil.Process(pid))
         # Manager first (SIGTERM: drain in-flight events, flush state), then its NATS.
-        await procs.stop_processes(running[1:], grace=10)
-        await procs.stop_processes(running[:1], grace=5)
+        await stop_processes(running[1:], grace=10)
+        await stop_processes(running[:1], grace=5)
         inst.pids = {}
 
     @_serialised
@@ -355,7 +446,7 @@ class Provisioner:
         if inst.status != "stopped":
             return web.json_response({"error": f"cannot start a vault that is {inst.status}"},
                                      status=409)
-        password = self.lab.member_password(inst.member)
+        password = self.member_password(inst.member)
         if password is None:
             return web.json_response({"error": "no active NATS account"}, status=403)
         async with self.ec2() as ec2:
@@ -375,7 +466,7 @@ class Provisioner:
         if not self._admin(request):
             return web.json_response({"error": "admin token required"}, status=401)
         member = request.match_info["member"]
-        if member not in self.lab.spec.members:
+        if member not in self.account_table():
             return web.json_response({"error": f"no member {member!r}"}, status=404)
         try:
             active = (await request.json())["active"]
@@ -384,7 +475,10 @@ class Provisioner:
                                      status=400)
         if not isinstance(active, bool):
             return web.json_response({"error": '"active" must be true or false'}, status=400)
-        await self.lab.set_member_account(member, active)
+        try:
+            await self.accounts.set(member, active)
+        except RuntimeError as exc:
+            return web.json_response({"error": f"account change failed: {exc}"}, status=500)
         return web.json_response({"member": member, "active": active})
 
     async def admin_instances(self, request: web.Request) -> web.Response:
@@ -420,7 +514,11 @@ class Provisioner:
                 await ec2.terminate_instances(InstanceIds=[inst.instance_id])
                 with contextlib.suppress(Exception):  # moto keeps the ENI briefly
                     await ec2.delete_security_group(GroupId=inst.security_group)
-            await self.lab.set_member_account(member, False)
+            try:
+                await self.accounts.set(member, False)
+            except RuntimeError as exc:
+                return web.json_response({"status": "failed", "error":
+                                          f"NATS account not revoked: {exc}"}, status=500)
             inst.status = "terminated"
             self.save()
         return web.json_response({"status": "terminated", "instance_id": inst.instance_id,
@@ -452,8 +550,9 @@ def make_app(prov: Provisioner) -> web.Application:
     return app
 
 
-async def serve(lab_dir: str, port: int) -> None:
-    prov = Provisioner(Lab.attach(lab_dir))
+async def serve(settings: Settings, port: int) -> None:
+    prov = Provisioner(settings)
+    await prov.accounts.start()  # its start-up runs while this service starts
     runner = web.AppRunner(make_app(prov), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -463,14 +562,41 @@ async def serve(lab_dir: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    await prov.accounts.close()
+
+
+def _argv(text: str) -> list[str]:
+    argv = json.loads(text)
+    if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+        raise argparse.ArgumentTypeError("a JSON array of strings")
+    return argv
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, int]:
+    parser = argparse.ArgumentParser(prog="python -m opsconsole_lab.provisioning")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--tokens-file", type=Path, required=True)
+    parser.add_argument("--admin-token-file", type=Path, required=True)
+    parser.add_argument("--accounts-file", type=Path, required=True)
+    parser.add_argument("--accounts-command", type=_argv, required=True,
+                        help="JSON argv of the account helper")
+    parser.add_argument("--hub", action="append", required=True, dest="hubs",
+                        help="host:port of a central leafnode listener (repeat)")
+    parser.add_argument("--aws-endpoint", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--nats-server", required=True)
+    parser.add_argument("--authorized-keys", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings(args.state_dir, args.tokens_file, args.admin_token_file,
+                        args.accounts_file, args.accounts_command, args.hubs,
+                        args.aws_endpoint, args.region, args.nats_server, args.authorized_keys)
+    return settings, args.port
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="provisioner")
-    parser.add_argument("--lab-dir", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    asyncio.run(serve(args.lab_dir, args.port))
+    settings, port = parse_args()
+    asyncio.run(serve(settings, port))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 moto records an ECS service's desired count but runs nothing, so this module is the
 scheduler: each live session gets one edit-container process
-(``python -m opsconsole.sut.sessions.container``), the service's desired count on
+(``python -m opsconsole_lab.sessions.container``), the service's desired count on
 moto always equals the number of session containers, and:
 
 - capacity: beyond ``max_capacity`` containers a request is refused (hermes backs off);
@@ -47,7 +47,7 @@ from .metrics import MetricsPublisher
 from .store import LIVE, SessionStore
 
 log = logging.getLogger("sessions.orchestrator")
-CONTAINER_MODULE = "opsconsole.sut.sessions.container"
+CONTAINER_MODULE = "opsconsole_lab.sessions.container"
 HEALTH_FAILURES_BEFORE_KILL = 3
 
 

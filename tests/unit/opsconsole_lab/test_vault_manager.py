@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsconsole.sut.vault_manager import VaultManager
+from opsconsole_lab.vault_manager import VaultManager
 
-from ..helpers import sign_control
+from ...helpers import sign_control
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                            st.text(max_size=30),

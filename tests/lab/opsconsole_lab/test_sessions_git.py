@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsconsole.sut.sessions.gitrepo import GitRepo
+from opsconsole_lab.sessions.gitrepo import GitRepo
 
 
 async def test_git_repo_commits_and_finds_markers(tmp_path: Path) -> None:

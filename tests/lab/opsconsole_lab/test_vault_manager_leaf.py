@@ -17,7 +17,7 @@ from opsconsole.lab import Lab
 from opsconsole.lab.nats_topology import inbox_prefix
 from opsconsole.lab.ports import free_ports
 
-from ..helpers import REPO, async_wait_until, sign_control
+from ...helpers import REPO, async_wait_until, sign_control
 
 
 async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> None:
@@ -27,7 +27,7 @@ async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> N
     (tmp_path / "keys.json").write_text(json.dumps({"ops": pub}))
     port = free_ports(1)[0]
     leaf_url = lab_status["leaves"][0]["client_url"]
-    proc = subprocess.Popen([sys.executable, "-m", "opsconsole.sut.vault_manager",
+    proc = subprocess.Popen([sys.executable, "-m", "opsconsole_lab.vault_manager",
                              "--nats", leaf_url, "--user", "u1", "--monitor-port", str(port),
                              "--state-dir", str(tmp_path / "state"), "--authorized-keys",
                              str(tmp_path / "keys.json"), "--rate", "20", "--burst", "20"],

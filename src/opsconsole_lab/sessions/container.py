@@ -9,7 +9,7 @@ seconds without activity, reporting why to ``--report-url`` first.
 Exit codes: 0 idle expiry or SIGTERM stop, 3 workspace held by another container,
 4 start-up failure. Anything else (a kill) is a crash the orchestrator restarts.
 
-Run: ``python -m opsconsole.sut.sessions.container --session S --user U --workspace W``.
+Run: ``python -m opsconsole_lab.sessions.container --session S --user U --workspace W``.
 """
 
 from __future__ import annotations

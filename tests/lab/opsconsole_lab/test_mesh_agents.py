@@ -14,7 +14,7 @@ import pytest
 from opsconsole.lab.binaries import nats_server
 from opsconsole.lab.ports import free_ports, listening
 from opsconsole.netproxy.proxy import FaultProxy, Link, LinkFault
-from opsconsole.sut.mesh import (
+from opsconsole_lab.mesh import (
     AgentIdentity,
     LinkFilter,
     MeshAgent,
@@ -25,7 +25,7 @@ from opsconsole.sut.mesh import (
     server_has_seen,
 )
 
-from ..helpers import async_wait_until
+from ...helpers import async_wait_until
 
 CONVERGE_S = 20.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import blake3
 import pytest
 
-from opsconsole.sut.mesh.identity import (
+from opsconsole_lab.mesh.identity import (
     AgentIdentity,
     KeyRegistry,
     Rejected,

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from opsconsole.sut.mesh.crdt import END, HEAD, Op, TaskList
+from opsconsole_lab.mesh.crdt import END, HEAD, Op, TaskList
 
 IDS = ["a1" * 32, "b2" * 32, "c3" * 32]
 

@@ -23,17 +23,17 @@ import aiohttp
 import pytest
 
 from opsconsole.lab.ports import free_ports, listening
-from opsconsole.sut.sessions.aws import LAB_AWS_KEY
-from opsconsole.sut.sessions.client import (
+from opsconsole_lab.sessions.aws import LAB_AWS_KEY
+from opsconsole_lab.sessions.client import (
     SessionFailed,
     SessionsClient,
     StackProcess,
     launch_stack,
     wait_for,
 )
-from opsconsole.sut.sessions.orchestrator import container_processes
+from opsconsole_lab.sessions.orchestrator import container_processes
 
-from ..helpers import wait_until
+from ...helpers import wait_until
 
 IDLE = 3.0  # container idle timeout in these tests (5 min by default)
 FAST = {"idle_timeout": IDLE, "poll_wait": 1, "reconcile_interval": 0.5,

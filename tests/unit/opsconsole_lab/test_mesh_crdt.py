@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsconsole.sut.mesh.crdt import END, HEAD, DotContext, Op, TaskList
+from opsconsole_lab.mesh.crdt import END, HEAD, DotContext, Op, TaskList
 
 A, B = "aa" * 32, "bb" * 32
 

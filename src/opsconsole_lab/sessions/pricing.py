@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: src/opsconsole/sut/sessions/pricing.py -> repository root / config / pricing.toml
-DEFAULT_PRICING = Path(__file__).resolve().parents[4] / "config" / "pricing.toml"
+#: src/opsconsole_lab/sessions/pricing.py -> repository root / config / pricing.toml
+DEFAULT_PRICING = Path(__file__).resolve().parents[3] / "config" / "pricing.toml"
 
 
 @dataclass(frozen=True)
