@@ -28,7 +28,7 @@ from typing import Any
 from benchlib import BENCH, BENCH_LAB, Figure, bench_lab, knee, write_result
 from mesh_receive import measure
 
-from opsconsole.load.mesh_coordinator import ScaleError, run_scale
+from opsconsole.systems.mesh.scale_coordinator import ScaleError, run_scale
 
 P99_MS = 100.0
 

@@ -49,6 +49,7 @@ from benchlib import (
 
 from opsconsole.load.openloop import LoadSpec
 from opsconsole.load.worker import LoadWorker
+from opsconsole.systems.vault.packs.vault_ha_load import KV_LOAD
 
 P99_MS, MIN_RATIO, MAX_ERRORS = 50.0, 0.95, 0.001
 LOCUST_USER_RPS = 10.0
@@ -239,7 +240,7 @@ async def vault_target(state_dir: str) -> AsyncIterator[VaultTarget]:
     prefix = f"opsconsole/bench-{uuid.uuid4().hex[:6]}"
     await seed(addr, token, prefix)
     worker = LoadWorker()
-    await worker.start(addr, token, 32)
+    await worker.start(KV_LOAD, addr, token, 32)
     target = VaultTarget(lab, token, addr, prefix, worker)
     try:
         yield target

@@ -283,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .systems.smoke.boot import run_smoke
+    from .smoke import run_smoke
 
     inv = _load_inventory(args)
     report = args.report or Path(".opsconsole") / "reports" / (

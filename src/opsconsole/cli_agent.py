@@ -2,7 +2,7 @@
 
 The worker hosts simulated mesh agents for whichever coordinator (``opsconsole run
 mesh.scale``) sends it a job over NATS, one job at a time, until SIGTERM / Ctrl-C or a
-``quit`` message (see :mod:`opsconsole.load.mesh_worker`). Start one per core on each load
+``quit`` message (see :mod:`opsconsole.systems.mesh.scale_worker`). Start one per core on each load
 host, e.g. over SSH: ``ssh host opsconsole agent --nats nats://hub:4222 --name host-1``.
 
 ``cli.build_parser`` registers it with ``add_agent_parser(sub)``; errors are raised as
@@ -39,7 +39,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM / Ctrl-C; ``UserError`` (exit 2) if it cannot start."""
     import logging
 
-    from .load.mesh_worker import WorkerError, check_nats_url, check_token, serve
+    from .systems.mesh.scale_worker import WorkerError, check_nats_url, check_token, serve
 
     try:
         check_nats_url(args.nats)

@@ -14,7 +14,7 @@ import nats
 import pytest
 
 from opsconsole.scenarios.engine import Check, Outcome
-from opsconsole.scenarios.packs.mesh_checks import (
+from opsconsole.systems.mesh.checks import (
     EntryExpiryWatch,
     ExpiryWatch,
     as_check,

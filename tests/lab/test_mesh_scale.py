@@ -14,14 +14,14 @@ import pytest
 
 from opsconsole.lab.ports import free_ports
 from opsconsole.load.histogram import Latency
-from opsconsole.load.mesh_coordinator import (
+from opsconsole.systems.mesh.scale_coordinator import (
     ScaleError,
     ScaleInterval,
     ScaleResult,
     discover_workers,
     run_scale,
 )
-from opsconsole.load.mesh_worker import connect_nats
+from opsconsole.systems.mesh.scale_worker import connect_nats
 
 from ..helpers import REPO, async_wait_until
 

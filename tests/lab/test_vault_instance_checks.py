@@ -1,7 +1,7 @@
 """Negative controls of the `vault-instance` pack's checks, against real nats-servers.
 
 Each test breaks the thing a check observes and calls the check's own function
-(``scenarios/packs/vault_instance_checks.py``, which the pack calls too): the check must
+(``systems/vault_instances/checks.py``, which the pack calls too): the check must
 fail, or be ``unknown`` where it cannot observe, never pass. Private servers: a hub with
 authorization (a member scoped to ``OwnerSpace.<member>``, credential-less clients bound
 to ``admin`` like the lab's central) and leaves named like vault instances.
@@ -33,7 +33,8 @@ from opsconsole.lab import Lab
 from opsconsole.lab.binaries import nats_server
 from opsconsole.lab.ports import free_ports, listening
 from opsconsole.netproxy.client import ProxyClient
-from opsconsole.scenarios.packs.vault_instance_checks import (
+from opsconsole.systems.nats.canary import GRACE_S, RelayCanary
+from opsconsole.systems.vault_instances.checks import (
     LEAD_S,
     TAIL_S,
     OutageWindow,
@@ -46,7 +47,6 @@ from opsconsole.scenarios.packs.vault_instance_checks import (
     revocation_outcome,
     try_login,
 )
-from opsconsole.systems.nats.canary import GRACE_S, RelayCanary
 
 from ..helpers import async_wait_until, wait_until
 

@@ -8,7 +8,7 @@ import pytest
 from junitparser import JUnitXml
 
 from opsconsole.lab import Lab
-from opsconsole.scenarios.packs.vault_instance import RELAY_LOSS_CHECK
+from opsconsole.systems.vault_instances.packs.vault_instance import RELAY_LOSS_CHECK
 
 from ..helpers import run_cli
 

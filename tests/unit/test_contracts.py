@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsconsole.scenarios.packs import mesh_wire, sessions_cost
-from opsconsole.scenarios.packs.vault_instance import control_signed_bytes
+from opsconsole.systems.mesh import wire as mesh_wire
+from opsconsole.systems.previews import cost as sessions_cost
+from opsconsole.systems.vault_instances.packs.vault_instance import control_signed_bytes
 from opsconsole_lab.mesh import AgentIdentity, Rejected, SignedMessage
 from opsconsole_lab.mesh.crdt import END, Op
 from opsconsole_lab.sessions import pricing as reference_pricing

@@ -8,8 +8,8 @@ import pytest
 from opsconsole.config import load_config
 from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 from opsconsole.scenarios.engine import run_scenario
-from opsconsole.scenarios.packs.sessions import USAGE_KEYS, cost_outcome
 from opsconsole.session import ConsoleSession
+from opsconsole.systems.previews.packs.sessions import USAGE_KEYS, cost_outcome
 from opsconsole.systems.smoke.packs.smoke import Config, config_problems
 
 GOOD = ('name = "deployment"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'

@@ -65,10 +65,10 @@ def test_the_tree_keeps_every_contract(capsys: pytest.CaptureFixture[str]) -> No
 
 
 VIOLATIONS = [
-    pytest.param("opsconsole/scenarios/packs/_offender.py",
+    pytest.param("opsconsole/systems/vault_instances/_offender.py",
                  "from opsconsole_lab.vault_manager import control_message\n",
                  "opsconsole does not import opsconsole_lab",
-                 "opsconsole.scenarios.packs._offender -> opsconsole_lab.vault_manager",
+                 "opsconsole.systems.vault_instances._offender -> opsconsole_lab.vault_manager",
                  id="console-imports-a-reference-encoder"),
     pytest.param("opsconsole/targets/_offender.py",
                  "def client():\n    from opsconsole_lab.sessions import client\n"
@@ -83,6 +83,16 @@ VIOLATIONS = [
     pytest.param("opsconsole/report/_offender.py", "import textual.app\n",
                  "textual is imported only under opsconsole.tui",
                  "opsconsole.report._offender -> textual", id="textual-outside-tui"),
+    pytest.param("opsconsole/systems/aws/_offender.py",
+                 "from opsconsole.systems.vault.client import VaultApi\n",
+                 "systems do not import each other",
+                 "opsconsole.systems.aws._offender -> opsconsole.systems.vault.client",
+                 id="a-system-imports-another-systems-internals"),
+    pytest.param("opsconsole/scenarios/_offender.py",
+                 "from opsconsole.systems.vault.client import VaultApi\n",
+                 "layers: core, config, engine, systems",
+                 "opsconsole.scenarios._offender -> opsconsole.systems.vault.client",
+                 id="the-engine-imports-a-system"),
 ]
 
 

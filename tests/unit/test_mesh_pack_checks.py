@@ -12,7 +12,7 @@ import blake3
 import pytest
 
 from opsconsole.scenarios.engine import Abort
-from opsconsole.scenarios.packs.mesh_checks import (
+from opsconsole.systems.mesh.checks import (
     FORGED_SEQ,
     SCALE_TARGETS,
     EntryExpiryWatch,
@@ -484,7 +484,7 @@ def test_claims_settled_needs_the_same_winner_on_every_replica() -> None:
 
 
 def _scale(workers_ran: int, **kw: Any) -> Any:
-    from opsconsole.load.mesh_coordinator import ScaleResult, WorkerSummary
+    from opsconsole.systems.mesh.scale_coordinator import ScaleResult, WorkerSummary
 
     per_worker = [WorkerSummary(f"w{i}", agents=50, agents_started=50, phase="done",
                                 load_s=60.0 if i < workers_ran else 0.0,

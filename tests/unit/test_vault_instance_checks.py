@@ -7,7 +7,8 @@ messages lost per direction).
 
 from __future__ import annotations
 
-from opsconsole.scenarios.packs.vault_instance_checks import (
+from opsconsole.systems.nats.canary import GRACE_S, PathTracker
+from opsconsole.systems.vault_instances.checks import (
     LEAD_S,
     TAIL_S,
     InstanceState,
@@ -16,7 +17,6 @@ from opsconsole.scenarios.packs.vault_instance_checks import (
     only_after_running_outcome,
     relay_loss_outcome,
 )
-from opsconsole.systems.nats.canary import GRACE_S, PathTracker
 
 PING = {"id": "p", "type": "ping", "ok": True, "result": {"pong": True}, "at": 1.0}
 

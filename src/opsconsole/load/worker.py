@@ -6,7 +6,11 @@ the corrected p99 from ≈ 5 ms to ≈ 35 ms while the service time stayed ≈ 8
 the cluster never caused. A child process sends on time, and its own CPU cost can be
 measured separately (``cpu_s`` in every result).
 
-Protocol (one JSON object per line): the parent sends ``{"op": "setup", "addr",
+The generator knows no system: the parent names the target class to load
+(``"module:Class"``, e.g. ``opsconsole.systems.vault.kv_load:VaultKvLoad``; an async
+context manager with ``seed``, ``op(kind, i) -> bool`` and ``cleanup``).
+
+Protocol (one JSON object per line): the parent sends ``{"op": "setup", "target", "addr",
 "token", "users"}`` (the token travels on the pipe, never in argv or logs), then any
 number of ``{"op": "load", "rate", "duration", "mix", "drain"}``, then
 ``{"op": "cleanup"}``. The child answers each with ``{"type": "ok"}`` /
@@ -25,7 +29,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..systems.vault.kv_load import VaultKvLoad
 from . import eventloop
 from .histogram import Latency
 from .openloop import LoadProgress, LoadResult, LoadSpec, OpenLoop, OpStats
@@ -41,13 +44,14 @@ async def _child() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    kv: VaultKvLoad | None = None
+    kv: Any = None
     try:
         while line := await reader.readline():
             cmd = json.loads(line)
             try:
                 if cmd["op"] == "setup":
-                    kv = VaultKvLoad(cmd["addr"], cmd["token"], users=int(cmd["users"]))
+                    kv = _target(cmd["target"])(cmd["addr"], cmd["token"],
+                                                users=int(cmd["users"]))
                     await kv.__aenter__()
                     await kv.seed()
                     _emit({"type": "ok"})
@@ -65,7 +69,15 @@ async def _child() -> None:
             await kv.__aexit__(None, None, None)
 
 
-async def _load(kv: VaultKvLoad, cmd: dict[str, Any]) -> dict[str, Any]:
+def _target(spec: str) -> Any:
+    """The load target class named ``module:Class``."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+async def _load(kv: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     spec = LoadSpec(rate=float(cmd["rate"]), duration_s=float(cmd["duration"]),
                     users=kv.users, mix=tuple((k, float(w)) for k, w in cmd["mix"]),
                     drain_s=float(cmd.get("drain", 10.0)))
@@ -99,13 +111,15 @@ class LoadWorker:
         self.last_cpu_s = 0.0
         self.addr = ""
 
-    async def start(self, addr: str, token: str, users: int) -> None:
+    async def start(self, target: str, addr: str, token: str, users: int) -> None:
+        """Start the child and set up ``target`` (``module:Class``) against ``addr``."""
         self.addr = addr
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "opsconsole.load.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, limit=2**24)
-        await self._call({"op": "setup", "addr": addr, "token": token, "users": users})
+        await self._call({"op": "setup", "target": target, "addr": addr, "token": token,
+                          "users": users})
 
     async def load(self, spec: LoadSpec,
                    on_progress: Callable[[LoadProgress], Any] | None = None) -> LoadResult:

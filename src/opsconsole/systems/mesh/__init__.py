@@ -17,7 +17,7 @@ class MeshSystem(System):
     order = 70
 
     def packs(self) -> Mapping[str, Sequence[type[Scenario]]]:
-        from ...scenarios.packs.mesh import SCENARIOS
+        from .packs.mesh import SCENARIOS
 
         return {"mesh": SCENARIOS}
 

@@ -38,7 +38,7 @@ class PreviewsSystem(System):
         return (SessionsProbe(ctx.http, target),) if target is not None else ()
 
     def packs(self) -> Mapping[str, Sequence[type[Scenario]]]:
-        from ...scenarios.packs.sessions import SCENARIOS
+        from .packs.sessions import SCENARIOS
 
         return {"sessions": SCENARIOS}
 

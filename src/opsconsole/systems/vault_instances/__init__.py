@@ -39,7 +39,7 @@ class VaultInstancesSystem(System):
         return (InstanceProbe(inv.aws, ctx.aws_credentials, inv.provisioner, ctx.http),)
 
     def packs(self) -> Mapping[str, Sequence[type[Scenario]]]:
-        from ...scenarios.packs.vault_instance import SCENARIOS
+        from .packs.vault_instance import SCENARIOS
 
         return {"vault-instance": SCENARIOS}
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import aiohttp
 
 from ...core.events import Event, ProbeFailed
 from ...probes.base import Probe
-from ..aws.config import AwsTarget
 from .config import ProvisionerTarget
 from .events import InstanceSampled
+
+if TYPE_CHECKING:
+    from ..aws.config import AwsTarget  # the [aws] section, read here (no import at run time)
 
 
 def _clock(ts: float | None) -> str:

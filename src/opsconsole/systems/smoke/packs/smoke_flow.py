@@ -15,7 +15,7 @@ import uuid
 import nats
 
 from ....scenarios.engine import Abort, Run, outcome
-from ....scenarios.packs.vault_instance import InstanceApi, _describe
+from ...vault_instances.packs.vault_instance import InstanceApi, _describe
 from .smoke import SmokePhase
 
 
@@ -100,7 +100,7 @@ class Workflow(SmokePhase):
     title = "end-to-end workflow: one email-to-preview session, when that pack is present"
 
     async def method(self, run: Run) -> None:
-        from ....scenarios.packs.sessions import smoke_session
+        from ...previews.packs.sessions import smoke_session
 
         await smoke_session(run)
 

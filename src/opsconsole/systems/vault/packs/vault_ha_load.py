@@ -30,6 +30,9 @@ FIND_MAX_CAP_RPS = 8000.0
 FIND_MAX_GROWTH = 1.5
 FIND_MAX_BISECTIONS = 3
 
+#: the generator child loads this (it knows no system itself)
+KV_LOAD = "opsconsole.systems.vault.kv_load:VaultKvLoad"
+
 
 NO_LEADER_ABORT_S = 5.0  # a cluster with no leader this long is not under load, it is down
 SAMPLE_FRESH_S = 5.0  # an older probe sample says nothing about now
@@ -105,7 +108,7 @@ class Load(Scenario):
         worker = LoadWorker()
         try:
             try:
-                await worker.start(addr, token, self.users)
+                await worker.start(KV_LOAD, addr, token, self.users)
             except RuntimeError as exc:
                 raise Abort(f"starting the generator and seeding the key set: {exc}") from exc
             if self.find_max:

@@ -31,11 +31,11 @@ from opsconsole_lab.mesh import (
     shard_of,
 )
 
-from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, outcome
-from . import mesh_wire
+from ...scenarios.engine import OK_STATUSES, Abort, Check, Outcome, Run, outcome
+from . import wire as mesh_wire
 
 if TYPE_CHECKING:
-    from ...load.mesh_coordinator import ScaleResult
+    from .scale_coordinator import ScaleResult
 
 Observation = Callable[[], Outcome]
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ... import __version__
-from ...config import Inventory
-from ...report.signing import load_or_create_key
-from ...report.transcript import sha256_file, sign_transcript, system_info, write_json
-from ...runner import RunOutcome, run_headless
-from ...scenarios import resolve
+from . import __version__
+from .config import Inventory
+from .report.signing import load_or_create_key
+from .report.transcript import sha256_file, sign_transcript, system_info, write_json
+from .runner import RunOutcome, run_headless
+from .scenarios import resolve
 
 PHASES = {"smoke.config": "1 configuration", "smoke.boot": "2 boot",
           "smoke.health": "3 service health", "smoke.auth": "4 authentication",

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import nats
 
-from ...systems.nats.canary import PathTracker
-from ..engine import Outcome, outcome
+from ...scenarios.engine import Outcome, outcome
+from ..nats.canary import PathTracker
 
 # ------------------------------------------------------------------ hub lookup
 

@@ -3,10 +3,10 @@
 ``run_scale`` finds its workers over NATS (``opsconsole.mesh.discover``), gives each a share
 of the agents, starts the load on all of them at once (``go``), merges the interval
 histograms they stream back, then times convergence (every hosted agent's task-list digest
-equal) and stops them. The protocol is in :mod:`opsconsole.load.mesh_worker`.
+equal) and stops them. The protocol is in :mod:`opsconsole.systems.mesh.scale_worker`.
 
 Workers: with ``spawn_local`` the coordinator starts them itself as child processes
-(``python -m opsconsole.load.mesh_worker --nats URL --name w<i>-<run>``; the run id in the
+(``python -m opsconsole.systems.mesh.scale_worker --nats URL --name w<i>-<run>``; the run id in the
 name keeps two concurrent runs on one NATS apart) and always stops them at the end, also
 on errors and cancellation; a spawned worker also exits by itself when the coordinator's
 process dies (its stdin closes). Workers on other hosts are started there with
@@ -40,8 +40,8 @@ from typing import IO, Any
 
 import nats
 
-from .histogram import Latency
-from .mesh_worker import (
+from ...load.histogram import Latency
+from .scale_worker import (
     DISCOVER,
     JobSpec,
     WorkerError,
@@ -184,7 +184,7 @@ class LocalWorkers:
             err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
             self._logs[name] = err
             self.procs[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "opsconsole.load.mesh_worker", "--nats", nats_url,
+                sys.executable, "-m", "opsconsole.systems.mesh.scale_worker", "--nats", nats_url,
                 "--name", name, "--exit-on-stdin-eof", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL, stderr=err,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: src/opsconsole/scenarios/packs/sessions_cost.py -> repository root / config / pricing.toml
+#: src/opsconsole/systems/previews/cost.py -> repository root / config / pricing.toml
 DEFAULT_PRICING = Path(__file__).resolve().parents[4] / "config" / "pricing.toml"
 DEFAULT_VCPU = 0.25  # a task's size when the stack does not report it
 DEFAULT_MEMORY_GB = 0.5

@@ -1,8 +1,8 @@
 """A worker process that hosts simulated mesh agents for the `mesh.scale` scenario.
 
-Start one per core you want to load with (``python -m opsconsole.load.mesh_worker --nats
+Start one per core you want to load with (``python -m opsconsole.systems.mesh.scale_worker --nats
 URL [--name NAME]`` or ``opsconsole agent --nats URL``); a coordinator
-(:mod:`opsconsole.load.mesh_coordinator`) finds workers over NATS, hands each a share of
+(:mod:`opsconsole.systems.mesh.scale_coordinator`) finds workers over NATS, hands each a share of
 the agents, merges what they stream back and times convergence. NATS is the only channel
 between them: no home-made cluster protocol, no shared files.
 
@@ -93,7 +93,7 @@ import psutil
 
 from opsconsole_lab.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
 
-from .histogram import Latency
+from ...load.histogram import Latency
 
 log = logging.getLogger(__name__)
 
@@ -744,7 +744,7 @@ async def serve(nats_url: str, name: str | None, *, connect_timeout: float = 10.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsconsole.load.mesh_worker",
+    parser = argparse.ArgumentParser(prog="python -m opsconsole.systems.mesh.scale_worker",
                                      description="host simulated mesh agents for scale runs")
     parser.add_argument("--nats", required=True, metavar="URL")
     parser.add_argument("--name", default=None, help="worker name (default HOST-PID)")

@@ -2,7 +2,7 @@
 
 Talks to the stack through its router (``[sessions] base_url``; the lab's reference is
 :mod:`opsconsole_lab.sessions`) with the console's own client, written from
-docs/contracts/sessions.md (:mod:`opsconsole.targets.sessions`); the cost is its own
+docs/contracts/sessions.md (:mod:`opsconsole.systems.previews.client`); the cost is its own
 arithmetic too (:mod:`.sessions_cost`). Every step is a check (one JUnit testcase);
 timings are metrics (`cold_start_seconds`, `warm_start_seconds`, `auto_shutdown_seconds`,
 `health_check_seconds`, `file_persist_seconds`, `burst_success_rate`, `orphans`), and
@@ -19,9 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from ...targets.sessions import SessionFailed, SessionsClient
-from ..engine import Abort, Check, Outcome, Run, Scenario, outcome
-from .sessions_cost import estimate_cost, load_prices
+from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
+from ..client import SessionFailed, SessionsClient
+from ..cost import estimate_cost, load_prices
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,
            "health_check_seconds": 30.0, "file_persist_seconds": 2.0}

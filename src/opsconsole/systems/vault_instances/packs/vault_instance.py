@@ -31,9 +31,9 @@ import nats
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ...systems.nats.checks import nats_roundtrip
-from ..engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
-from .vault_instance_checks import (
+from ....scenarios.engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
+from ...nats.checks import nats_roundtrip
+from ..checks import (
     AFTER_MIN_S,
     LOSS_BOUND,
     TAIL_S,
@@ -562,7 +562,7 @@ class Relay(InstanceScenario):
     title = "relay: both ways, hub loss handled, reconnect, loss bounded by the switch window"
 
     async def method(self, run: Run) -> None:
-        from ...systems.nats.canary import GRACE_S, RelayCanary
+        from ...nats.canary import GRACE_S, RelayCanary
 
         api = InstanceApi(run)
         await api.ready_instance()
@@ -647,8 +647,8 @@ def _central_stop_fault(run: Run, node: str | None) -> tuple[str, dict[str, Any]
 
 def _probe_instance_leaf(run: Run, api: InstanceApi,
                          local: dict[str, str]) -> asyncio.Task[None] | None:
-    from ...systems.nats.config import LeafNode
-    from ...systems.nats.probe import LeafProbe
+    from ...nats.config import LeafNode
+    from ...nats.probe import LeafProbe
 
     if run.session.runner is None or run.session.http is None or not local["monitor"]:
         return None

@@ -4,7 +4,7 @@ The agents are the lab's reference (:mod:`opsconsole_lab.mesh`), hosted in this 
 on the inventory's central NATS nodes. `partition` cuts a real gossip path: one group
 talks to one NATS node and that node's routes are cut in the fault proxy; the
 asymmetric case (a one-way cut TCP routes cannot express) uses the transport's filter
-and says so. `scale` runs on worker processes (:mod:`opsconsole.load.mesh_coordinator`).
+and says so. `scale` runs on worker processes (:mod:`opsconsole.systems.mesh.scale_coordinator`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from opsconsole_lab.mesh import (
 )
 from opsconsole_lab.mesh.local import LocalMesh
 
-from ...systems.nats.checks import nats_cluster_healthy
-from ..engine import OK_STATUSES, Abort, Run, Scenario, outcome
-from . import mesh_wire
-from .mesh_checks import (
+from ....scenarios.engine import OK_STATUSES, Abort, Run, Scenario, outcome
+from ...nats.checks import nats_cluster_healthy
+from .. import wire as mesh_wire
+from ..checks import (
     SCALE_TARGETS,
     EntryExpiryWatch,
     ExpiryWatch,
@@ -378,8 +378,8 @@ class Scale(Scenario):
                                         SCALE_TARGETS.items())]
 
     async def method(self, run: Run) -> None:
-        from ...core.events import LoadReport
-        from ...load.mesh_coordinator import ScaleError, run_scale
+        from ....core.events import LoadReport
+        from ..scale_coordinator import ScaleError, run_scale
 
         def live(latency: Any, tick: Any) -> None:
             run.session.bus.publish(LoadReport(

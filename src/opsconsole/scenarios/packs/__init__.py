@@ -1,1 +1,0 @@
-"""Scenario packs, one module per system under test."""
