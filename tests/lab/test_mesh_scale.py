@@ -36,7 +36,7 @@ def worker_children() -> list[psutil.Process]:
     for child in psutil.Process().children(recursive=True):
         try:
             if child.status() != psutil.STATUS_ZOMBIE and any(
-                    "mesh_worker" in part for part in child.cmdline()):
+                    "scale_worker" in part for part in child.cmdline()):
                 out.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -759,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout,
                           exit_on_stdin_eof=args.exit_on_stdin_eof))
     except (ValueError, WorkerError) as exc:
-        print(f"mesh_worker: {exc}", file=sys.stderr)
+        print(f"scale_worker: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
