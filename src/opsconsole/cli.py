@@ -23,6 +23,7 @@ from .argtypes import positive
 from .cli_agent import add_agent_parser
 from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
 from .errors import UserError
+from .settings import settings
 
 
 def _load_inventory(args: argparse.Namespace) -> Inventory:
@@ -545,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        settings()  # a bad OPSCONSOLE_* value: one line and exit 2 before anything starts
         if getattr(args, "metrics_port", None):
             _serve_metrics(args.metrics_port)
         return func(args)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 
+from ...settings import settings
 from ..checks import (
     bao_in_namespace,
     leader_addr,
@@ -123,7 +123,11 @@ class NatsNodePause(Scenario):
     id = "lab.nats-node-pause"
     title = "SIGSTOP a central NATS node for a while: survivors keep routing, it resumes"
     victim = "nats-3"
-    pause_s = float(os.environ.get("OPSCONSOLE_LAB_PAUSE_S", "5"))
+
+    @property
+    def pause_s(self) -> float:
+        """OPSCONSOLE_LAB_PAUSE_S, read when the scenario plans or runs (not at import)."""
+        return settings().lab_pause_s
 
     def steady_state(self):
         return [nats_cluster_healthy(), message_crosses_relay()]
