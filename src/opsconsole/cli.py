@@ -135,10 +135,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     """Default command: the live console (starts the lab first if the config is the lab)."""
     from .session import ConsoleSession
     from .tui.app import OpsConsoleApp
+    from .tui.keymap import load_keymap
 
+    keymap = load_keymap()  # a bad keymap file: one line, exit 2, nothing started
     session = ConsoleSession(_load_inventory(args), lab_state_dir=args.state_dir,
                              read_only=args.read_only)
-    OpsConsoleApp(session).run()
+    OpsConsoleApp(session, keymap=keymap).run()
     if session.lab is not None:
         print("opsconsole: the lab is still running; stop it with `opsconsole lab down`")
     return 0
@@ -148,7 +150,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The guided tour on the lab (same engine and scenarios as `run`)."""
     from .session import ConsoleSession
     from .tui.demo_app import DemoApp
+    from .tui.keymap import load_keymap
 
+    keymap = load_keymap()
     inv = _load_inventory(args)
     if inv.lab is None:
         raise UserError("the demo runs on the embedded lab: drop --config, or use a config "
@@ -157,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UserError("the demo injects faults; the config sets read_only = true",
                         exit_code=2)
     session = ConsoleSession(inv, lab_state_dir=args.state_dir)
-    app = DemoApp(session, auto=args.auto, hold_s=args.hold)
+    app = DemoApp(session, auto=args.auto, hold_s=args.hold, keymap=keymap)
     app.run()
     demo = app.demo
     if demo is None:
@@ -358,13 +362,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import ReplaySession, journal_problem
     from .tui.app import OpsConsoleApp
+    from .tui.keymap import load_keymap
 
+    keymap = load_keymap()
     if args.speed <= 0:
         raise UserError(f"--speed: must be positive, got {args.speed}", exit_code=2)
     problem = journal_problem(args.journal)
     if problem:  # said before the console opens: nothing to play
         raise UserError(problem, exit_code=2)
-    OpsConsoleApp(ReplaySession(args.journal, speed=args.speed)).run()
+    OpsConsoleApp(ReplaySession(args.journal, speed=args.speed), keymap=keymap).run()
     return 0
 
 
@@ -564,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in system_registry.problems():  # a broken plugin: one line, never fatal
         print(f"opsconsole: warning: {problem}", file=sys.stderr)
     try:
+        from .settings import settings  # here, not at the top: keeps `--help` fast
+
+        settings()  # a bad OPSCONSOLE_* value: one line and exit 2 before anything starts
         if getattr(args, "metrics_port", None):
             _serve_metrics(args.metrics_port)
         return func(args)

@@ -21,14 +21,12 @@ from typing import Any
 
 import psutil
 
-STATE_DIR_ENV = "OPSCONSOLE_STATE_DIR"
+from ..settings import settings
 
 
 def user_state_dir() -> Path:
     """The user's opsconsole state dir (ledger, signing key): 0700."""
-    raw = os.environ.get(STATE_DIR_ENV) or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "opsconsole")
-    path = Path(raw).expanduser().resolve()
+    path = settings().user_state_dir.resolve()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

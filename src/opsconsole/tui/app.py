@@ -17,6 +17,8 @@ from ..core import system as system_registry
 from ..errors import UserError
 from ..scenarios import resolve
 from ..session import ConsoleSession
+from ..settings import settings
+from .keymap import Keymap, bindings, screen_owners
 from .palette import ConsoleCommands
 from .panes import PANES, Pane
 from .screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen, catalog_items
@@ -41,12 +43,21 @@ class OpsConsoleApp(App[None]):
         Binding("e", "event_log", "Events", id="event-log"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit_console", "Quit", id="quit"),
+        # Textual's own palette binding, given an id so it can be remapped too.
+        Binding(App.COMMAND_PALETTE_BINDING, "command_palette", "palette", show=False,
+                priority=True, tooltip="Open the command palette", id="command_palette"),
     ]
 
     def __init__(self, session: ConsoleSession, *, start_session: bool = True,
-                 show_clock: bool = True, now: float | None = None) -> None:
+                 show_clock: bool = True, now: float | None = None,
+                 keymap: Keymap | None = None) -> None:
         super().__init__()
         self.session = session
+        self.keymap = keymap or Keymap()
+        self.set_keymap(self.keymap.keys)
+        palette = self.keymap.keys.get("command_palette")
+        if palette:  # the footer shows the palette key it finds under this name
+            self.COMMAND_PALETTE_BINDING = palette.split(",")[0]
         self.start_session = start_session
         self.show_clock = show_clock
         self._fixed_now = now  # deterministic rendering for snapshot tests
@@ -190,11 +201,26 @@ class OpsConsoleApp(App[None]):
     def action_event_log(self) -> None:
         self.push_screen(EventLogScreen(self.session.state))
 
+    def keys_for(self, binding_id: str, *, first: bool = False) -> str:
+        """How the footer shows the effective key(s) of a binding (after the keymap)."""
+        for _, group in [("console", type(self).BINDINGS), *screen_owners()]:
+            for b in bindings(group):
+                if b.id == binding_id:
+                    shown = [self.get_key_display(e) for e in self.keymap.effective(b)]
+                    return shown[0] if first else ", ".join(dict.fromkeys(shown))
+        raise KeyError(binding_id)
+
     def action_help(self) -> None:
-        rows = [(b.key_display or b.key, b.description, b.id or "") for b in self.BINDINGS
-                if isinstance(b, Binding)]
-        rows.append(("ctrl+p", "Command palette", "command_palette"))
-        self.push_screen(HelpScreen(rows))
+        rows = []
+        for where, group in [("", type(self).BINDINGS), *screen_owners()]:
+            for b in bindings(group):
+                description = "Command palette" if b.id == "command_palette" else b.description
+                rows.append((self.keys_for(b.id or ""),
+                             f"{where.capitalize()}: {description}" if where else description,
+                             b.id or ""))
+        where = self.keymap.path or settings().keymap_file
+        self.push_screen(HelpScreen(rows, keymap_file=str(where),
+                                    close_keys=self.keys_for("help.close")))
 
     def action_quit_console(self) -> None:
         active = self.session.state.active_faults
@@ -278,8 +304,9 @@ class OpsConsoleApp(App[None]):
         except UserError as exc:
             self.notify(str(exc), title="Fault refused", severity="error")
             return
-        self.notify(f"{fault_id} on {target} ({rec.id}); H heals it", title="Fault injected",
-                    severity="warning")
+        heal = self.keys_for("heal-all", first=True)
+        self.notify(f"{fault_id} on {target} ({rec.id}); {heal} heals it",
+                    title="Fault injected", severity="warning")
 
     def _picked_scenario(self, scenario_id: str | None) -> None:
         if scenario_id:

@@ -100,10 +100,13 @@ class DemoApp(OpsConsoleApp):
         if self.auto:
             text.append("auto mode: steps advance by themselves", "dim")
         elif res.status in ("pending",):
-            text.append("press n to run this step", "dim")
+            text.append(f"press {self.keys_for('demo.next', first=True)} to run this step",
+                        "dim")
         elif not self.busy:
             last = self.current + 1 == len(demo.steps)
-            text.append("press n to finish" if last else "press n for the next step", "dim")
+            key = self.keys_for("demo.next", first=True)
+            text.append(f"press {key} to finish" if last else f"press {key} for the next step",
+                        "dim")
         self._narrate(text)
 
     def _narrate(self, text: Text) -> None:

@@ -56,12 +56,23 @@ class EventLogScreen(Screen[None]):
             table.move_cursor(row=table.row_count - 1)
 
 
+def key_of(screen: Screen, binding_id: str, default: str) -> str:
+    """The effective key of a binding, as the footer shows it (the keymap may move it)."""
+    keys_for = getattr(screen.app, "keys_for", None)
+    return keys_for(binding_id, first=True) if keys_for else default
+
+
 class HelpScreen(ModalScreen[None]):
+    """Every binding with its effective keys (the keymap applied) and its id."""
+
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], keymap_file: str = "",
+                 close_keys: str = "esc") -> None:
         super().__init__()
         self.rows = rows
+        self.keymap_file = keymap_file
+        self.close_keys = close_keys
 
     def compose(self) -> ComposeResult:
         table: DataTable = DataTable(cursor_type="none", id="help-table")
@@ -69,9 +80,10 @@ class HelpScreen(ModalScreen[None]):
         for row in self.rows:
             table.add_row(*row)
         with Vertical(id="dialog"):
-            yield Label("Keys — remap any binding by its id; ctrl+p opens the command palette")
+            where = f" in {self.keymap_file}" if self.keymap_file else ""
+            yield Label(f"Keys — remap any binding by its id{where}", id="help-title")
             yield table
-            yield Label("Esc closes this help.", classes="hint")
+            yield Label(f"{self.close_keys} closes this help.", classes="hint")
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -86,8 +98,10 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="dialog"):
             yield Label(self.question, id="question")
             with Horizontal(id="buttons"):
-                yield Button("Yes (y)", variant="error", id="yes")
-                yield Button("No (n)", variant="primary", id="no")
+                yield Button(f"Yes ({key_of(self, 'confirm.yes', 'y')})", variant="error",
+                             id="yes")
+                yield Button(f"No ({key_of(self, 'confirm.no', 'n')})", variant="primary",
+                             id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -119,7 +133,8 @@ class PickScreen(ModalScreen[str | None]):
                 yield OptionList(*[Option(label, id=item_id) for item_id, label in self.items])
             else:
                 yield Static(self.empty, id="catalog-empty")
-            yield Label("Enter picks · Esc closes", classes="hint")
+            yield Label(f"Enter picks · {key_of(self, 'pick.close', 'esc')} closes",
+                        classes="hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 
 from ....scenarios.engine import Outcome, Run, Scenario
+from ....settings import settings
 from ..checks import leaves_connected, message_crosses_relay, nats_cluster_healthy, nats_roundtrip
 
 
@@ -58,7 +58,11 @@ class NatsNodePause(Scenario):
     id = "lab-faults.nats-node-pause"
     title = "SIGSTOP a central NATS node for a while: survivors keep routing, it resumes"
     victim = "nats-3"
-    pause_s = float(os.environ.get("OPSCONSOLE_LAB_PAUSE_S", "5"))
+
+    @property
+    def pause_s(self) -> float:
+        """OPSCONSOLE_LAB_PAUSE_S, read when the scenario plans or runs (not at import)."""
+        return settings().lab_pause_s
 
     def steady_state(self):
         return [nats_cluster_healthy(), message_crosses_relay()]
