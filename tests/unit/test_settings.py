@@ -7,7 +7,6 @@ import os
 import stat
 
 import pytest
-from opsconsole.scenarios.packs.lab import NatsNodePause
 
 from opsconsole import cli
 from opsconsole.errors import UserError
@@ -15,6 +14,7 @@ from opsconsole.faults.ledger import user_state_dir
 from opsconsole.lab import binaries
 from opsconsole.lab.state import DEFAULT_STATE_DIR, resolve_state_dir
 from opsconsole.settings import Settings, SettingsError, env_name, settings
+from opsconsole.systems.nats.packs.lab_faults import NatsNodePause
 
 #: every variable settings reads; the names are contracts (scripts and CI set them)
 VARIABLES = ["OPSCONSOLE_STATE_DIR", "OPSCONSOLE_LAB_DIR", "OPSCONSOLE_NATS_SERVER",
