@@ -92,14 +92,26 @@ class InventoryBase(Model):
                                  ) from None
 
 
+_MODELS: dict[tuple[tuple[str, str], ...], type[InventoryBase]] = {}
+
+
 @functools.cache
 def inventory_model() -> type[InventoryBase]:
-    """The ``Inventory`` model: the base keys plus every registered system's sections."""
+    """The ``Inventory`` model: the base keys plus every registered system's sections.
+
+    The same systems give the same class, also after the registry is reloaded (a test that
+    installs and removes a plugin), so inventories built before stay instances of it.
+    """
     fields: dict[str, Any] = {}
+    owners: list[tuple[str, str]] = []
     for system in registry.systems():
         for key, section in system.config_sections().items():
             fields[key] = (section.annotation, section.default)
-    return create_model("Inventory", __base__=InventoryBase, **fields)
+            owners.append((system.name, key))
+    signature = tuple(owners)
+    if signature not in _MODELS:
+        _MODELS[signature] = create_model("Inventory", __base__=InventoryBase, **fields)
+    return _MODELS[signature]
 
 
 registry.on_reset(inventory_model.cache_clear)
