@@ -293,6 +293,57 @@ def problems() -> list[LoadProblem]:
     return list(registry().problems)
 
 
+class AssembledDict(dict):  # type: ignore[type-arg]
+    """A dict filled from the registered systems on first read and emptied on
+    :func:`reset` (the fault kinds, the packs). Tests may ``monkeypatch.setitem`` it."""
+
+    def __init__(self, fill: Callable[[AssembledDict], None]) -> None:
+        super().__init__()
+        self._fill_from, self._filled = fill, False
+        on_reset(self.reset)
+
+    def _fill(self) -> None:
+        if not self._filled:
+            self._filled = True
+            self._fill_from(self)
+
+    def reset(self) -> None:
+        self.clear()
+        self._filled = False
+
+    def __getitem__(self, key: Any) -> Any:
+        self._fill()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._fill()
+        return super().get(key, default)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().keys()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().values()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return super().items()
+
+
 def reset() -> None:
     """Forget the loaded systems (tests that install or remove a plugin call this)."""
     global _REGISTRY

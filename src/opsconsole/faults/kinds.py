@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
+from ..core.system import AssembledDict
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -72,68 +73,13 @@ class FaultKind:
 
 
 
-class _Registry(dict[str, FaultKind]):
-    """Every registered system's fault kinds by id, assembled on first use."""
+def _fill_kinds(into: dict[str, FaultKind]) -> None:
+    from ..core.system import systems
 
-    def _fill(self) -> None:
-        if not self._filled:
-            from ..core.system import systems
-
-            self._filled = True
-            for system in systems():
-                for kind in system.fault_kinds():
-                    super().setdefault(kind.id, kind)
-
-    _filled = False
-
-    def reset(self) -> None:
-        self.clear()
-        self._filled = False
-
-    def __getitem__(self, key: str) -> FaultKind:
-        self._fill()
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        self._fill()
-        return super().__contains__(key)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._fill()
-        return super().__len__()
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        self._fill()
-        return super().get(key, default)
-
-    def keys(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().keys()
-
-    def values(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().values()
-
-    def items(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().items()
+    for system in systems():
+        for kind in system.fault_kinds():
+            into.setdefault(kind.id, kind)
 
 
-REGISTRY: _Registry = _Registry()
-
-
-def _reset_registry() -> None:
-    REGISTRY.reset()
-
-
-def _hook() -> None:
-    from ..core.system import on_reset
-
-    on_reset(_reset_registry)
-
-
-_hook()
+#: every registered system's fault kinds by id, assembled on first use
+REGISTRY: dict[str, FaultKind] = AssembledDict(_fill_kinds)

@@ -13,59 +13,14 @@ from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
 RENAMED_PACKS = {"lab": "lab-faults"}
 
 
-class _Packs(dict[str, list[type[Scenario]]]):
-    """``{pack: [Scenario classes]}`` from every registered system, assembled on first use
-    (tests may add a pack with ``monkeypatch.setitem``)."""
-
-    _filled = False
-
-    def _fill(self) -> None:
-        if self._filled:
-            return
-        self._filled = True
-        for system in registry.systems():
-            for pack, classes in system.packs().items():
-                super().setdefault(pack, []).extend(classes)
-
-    def reset(self) -> None:
-        self.clear()
-        self._filled = False
-
-    def __getitem__(self, key: str) -> list[type[Scenario]]:
-        self._fill()
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        self._fill()
-        return super().__contains__(key)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._fill()
-        return super().__len__()
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        self._fill()
-        return super().get(key, default)
-
-    def keys(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().keys()
-
-    def values(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().values()
-
-    def items(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return super().items()
+def _fill_packs(into: dict[str, list[type[Scenario]]]) -> None:
+    for system in registry.systems():
+        for pack, classes in system.packs().items():
+            into.setdefault(pack, []).extend(classes)
 
 
-PACKS = _Packs()
-registry.on_reset(PACKS.reset)
+#: ``{pack: [Scenario classes]}`` from every registered system, assembled on first use
+PACKS: dict[str, list[type[Scenario]]] = registry.AssembledDict(_fill_packs)
 
 
 def all_scenarios() -> list[Scenario]:
