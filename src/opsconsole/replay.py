@@ -6,7 +6,6 @@ Duck-types the parts of ConsoleSession the TUI uses; read-only by nature.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from .core.bus import EventBus
 from .core.events import Event, Note
 from .core.state import State
+from .core.tasks import cancel_and_wait
 from .report.journal import read_events, verify_chain
 
 MAX_GAP_S = 5.0  # idle stretches longer than this (real time) are shortened
@@ -97,6 +97,4 @@ class ReplaySession:
 
     async def stop(self, heal: bool = True) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)

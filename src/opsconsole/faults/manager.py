@@ -6,12 +6,12 @@ the manager runs on the console's loop, which is also the UI's."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
 from ..core.bus import EventBus
 from ..core.events import FaultHealed, FaultInjected
+from ..core.tasks import cancel_and_wait
 from ..errors import UserError
 from .kinds import REGISTRY, FaultContext, FaultKind, NothingApplied
 from .ledger import FaultLedger, FaultRecord
@@ -123,6 +123,4 @@ class FaultManager:
 
     async def stop_watcher(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait(self._watcher)

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 
 from ..core.bus import EventBus
 from ..core.events import Event, ProbeFailed
+from ..core.tasks import cancel_and_wait
 from ..targets.http import reason
 
 
@@ -54,17 +55,13 @@ class ProbeRunner:
         return task
 
     async def remove(self, task: asyncio.Task[None]) -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         if task in self._tasks:
             self._tasks.remove(task)
 
     async def stop(self) -> None:
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _loop(self, probe: Probe) -> None:
@@ -77,7 +74,9 @@ class ProbeRunner:
         try:
             while not self._stop.is_set():
                 try:
-                    events = await asyncio.wait_for(probe.sample(), probe.timeout)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                    async with asyncio.timeout(probe.timeout):
+                        events = await probe.sample()
                     if failures:
                         self.bus.publish(ProbeFailed(probe=probe.name, reason=""))
                     failures = 0
@@ -91,7 +90,8 @@ class ProbeRunner:
                 delay = probe.interval if not failures else min(
                     probe.interval * 2 ** (failures - 1), probe.max_backoff)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
         finally:
             with contextlib.suppress(Exception):
                 await probe.close()

@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import nats
 
+from ...core.tasks import cancel_and_wait
 from ...load.histogram import Latency
 from .scale_worker import (
     DISCOVER,
@@ -609,9 +610,7 @@ async def _coordinate(nc: Any, spawned: LocalWorkers | None, nats_url: str, *, r
                        convergence_s=convergence_s)
     finally:
         if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await cancel_and_wait(ticker)
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
         if run.accepted and not nc.is_closed:  # a failed or cancelled run: stop the load

@@ -93,6 +93,7 @@ import psutil
 
 from opsconsole_lab.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
 
+from ...core.tasks import cancel_and_wait
 from ...load.histogram import Latency
 
 log = logging.getLogger(__name__)
@@ -384,9 +385,7 @@ class _Job:
         except _Stopped:
             pass
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            await cancel_and_wait(reporter)
             await self._teardown()
             self.gc.remove()
             if self._frozen:

@@ -32,6 +32,7 @@ import nats
 
 from ...core.bus import EventBus
 from ...core.events import Event
+from ...core.tasks import cancel_and_wait
 from ...probes.base import Probe
 from .events import CanaryReport
 
@@ -148,7 +149,7 @@ class RelayCanary(Probe):
 
     async def stop_publishing(self) -> None:
         """Stop sending; keep receiving, so what is in flight can still arrive."""
-        await _cancel(self._publishers)
+        await cancel_and_wait(self._publishers)
 
     def in_flight(self) -> bool:
         """Whether some message sent could still arrive (unseen and younger than GRACE_S)."""
@@ -156,7 +157,7 @@ class RelayCanary(Probe):
         return any(t.in_flight(now) for t in self.paths.values())
 
     async def stop(self) -> None:
-        await _cancel(self._tasks)
+        await cancel_and_wait(self._tasks)
         for nc in self._conns:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -221,16 +222,3 @@ class RelayCanary(Probe):
             await asyncio.sleep(1.0)
             for event in self.reports():
                 self.bus.publish(event)
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel and reap ``tasks``; a cancel a task swallowed is repeated, never awaited
-    forever."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        while not task.done():
-            await asyncio.wait([task], timeout=1.0)
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            task.result()

@@ -62,7 +62,8 @@ async def nats_roundtrip(pub_url: str, sub_url: str, subject: str, timeout: floa
             await pub_nc.publish(subject, b"steady")
             await pub_nc.flush()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(got.wait(), 0.2)
+                async with asyncio.timeout(0.2):  # not wait_for: it can swallow a cancel
+                    await got.wait()
             if got.is_set():
                 return True, time.monotonic() - started
         return False, time.monotonic() - started

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from ...core.tasks import cancel_and_wait
 from ...errors import UserError
 from .config import SshConfig, SshHost
 
@@ -134,9 +135,7 @@ class ConnectionPool:
         return conn
 
     async def aclose(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await cancel_and_wait(self._tasks.values())
         for conn in reversed(self._opened):  # tunnelled connections before their tunnels
             try:
                 await asyncio.wait_for(_close(conn), CLOSE_TIMEOUT_S)
