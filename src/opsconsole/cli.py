@@ -161,7 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UserError("the demo injects faults; the config sets read_only = true",
                         exit_code=2)
     session = ConsoleSession(inv, lab_state_dir=args.state_dir)
-    app = DemoApp(session, auto=args.auto, hold_s=args.hold, keymap=keymap)
+    app = DemoApp(session, auto=args.auto, hold_s=args.hold, report_dir=args.report,
+                  keymap=keymap)
     app.run()
     demo = app.demo
     if demo is None:
@@ -227,26 +228,13 @@ def _print_verdict(what: str, status: str, results: list[dict[str, Any]], tail: 
         print(f"  {st}: {sid}: {reason}", file=sys.stderr)
 
 
-RUN_OPTIONS = ("rate", "duration", "users", "mix", "find_max", "agents", "workers")
-
-
-def _mix(text: str) -> tuple[tuple[str, float], ...]:
-    """``90/10`` → read 0.9, write 0.1."""
-    try:
-        read, write = (float(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not READ/WRITE percentages, e.g. 90/10") from None
-    if read < 0 or write < 0 or abs(read + write - 100) > 1e-9:
-        raise argparse.ArgumentTypeError(f"{text!r}: the percentages must add up to 100")
-    return tuple((k, w / 100) for k, w in (("read", read), ("write", write)) if w > 0)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import dry_run_plan, run_headless
     from .scenarios import resolve
+    from .scenarios.options import parse_assignments
 
-    options = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in args.option_names if getattr(args, k) is not None}
+    options.update(parse_assignments(args.assignments))
     scenarios = resolve(args.selector, options)  # bad selector or flag: exit 2, nothing run
     inv = _load_inventory(args)
     if args.dry_run:
@@ -414,6 +402,9 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from .scenarios import all_scenarios
+    from .scenarios.options import add_option_flags
+
     parser = argparse.ArgumentParser(
         prog="opsconsole",
         description="Operator console for NATS, OpenBao/Vault and AWS fleets.",
@@ -477,23 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="any unknown (a scenario or a single check) fails the run (for CI)")
     run.add_argument("--metrics-port", metavar="PORT", type=positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
-    load = run.add_argument_group("load and scale scenarios (vault-ha.load, mesh.scale)")
-    load.add_argument("--rate", type=positive(float), default=None, metavar="RATE",
-                      help="vault-ha.load: req/s offered (default 500; --find-max starts at "
-                           "250); mesh.scale: msg/s per agent (default 10)")
-    load.add_argument("--duration", type=positive(float), default=None, metavar="SECONDS",
-                      help="run length (vault-ha.load 30, 10 per --find-max step; "
-                           "mesh.scale 60)")
-    load.add_argument("--agents", type=positive(int), default=None, metavar="N",
-                      help="mesh.scale: simulated agents (default 100)")
-    load.add_argument("--workers", type=positive(int), default=None, metavar="N",
-                      help="mesh.scale: local worker processes hosting them (default 2)")
-    load.add_argument("--users", type=positive(int), default=None, metavar="N",
-                      help="concurrent connections (default 32)")
-    load.add_argument("--mix", type=_mix, default=None, metavar="READ/WRITE",
-                      help="read/write percentages (default 90/10)")
-    load.add_argument("--find-max", action="store_true", default=None,
-                      help="step the rate up and report max_rps meeting p99 < 50 ms")
+    opts = run.add_argument_group(
+        "scenario options (from each scenario's options model; also -o KEY=VALUE)")
+    opts.add_argument("-o", "--option", dest="assignments", action="append",
+                      metavar="KEY=VALUE", help="set any scenario option by name, repeatable")
+    run.set_defaults(option_names=add_option_flags(opts, all_scenarios()))
     run.set_defaults(func=cmd_run)
 
     add_agent_parser(sub)
@@ -504,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="advance by itself and exit at the end (0 if the report verified)")
     demo.add_argument("--hold", type=positive(float), default=3.0, metavar="SECONDS",
                       help="with --auto, how long each step's result stays on screen")
+    demo.add_argument("--report", metavar="DIR", type=Path, default=None,
+                      help="report dir (default: .opsconsole/reports/<time>-<run id>)")
     demo.set_defaults(func=cmd_demo)
 
     smoke = sub.add_parser("smoke", parents=[common],

@@ -9,7 +9,7 @@ from opsconsole.faults.ledger import FaultLedger
 from opsconsole.lab import Lab
 from opsconsole.session import ConsoleSession
 
-from ..helpers import async_wait_until, run_cli
+from ..helpers import PERFORMANCE_CHECKS, async_wait_until, run_cli
 
 
 async def test_vault_health_exits_1_while_a_node_is_sealed(lab: Lab, tmp_path) -> None:
@@ -35,11 +35,6 @@ async def test_vault_health_exits_1_while_a_node_is_sealed(lab: Lab, tmp_path) -
     finally:
         await session.stop()
 
-
-PERFORMANCE_CHECKS = {"p99 below 50 ms": lambda m: m["p99_ms"] < 50,
-                      "throughput at least 95% of offered":
-                          lambda m: m["throughput_rps"] >= 0.95 * m["offered_rps"],
-                      "error rate below 0.1%": lambda m: m["error_rate"] < 0.001}
 
 
 def test_vault_ha_pack(lab: Lab, tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if uses and str(item.path).startswith(here):
             raise pytest.UsageError(f"{item.nodeid} is in the unit tier but uses "
                                     f"{', '.join(sorted(uses))}: move it to tests/lab")
+
+
+@pytest.fixture
+def unreachable_inventory(tmp_path) -> Path:
+    """An inventory whose only target does not answer (nothing is probed successfully)."""
+    path = tmp_path / "unit.toml"
+    path.write_text('name = "unit"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'
+                    'client_url = "nats://127.0.0.1:1"\nmonitor_url = "http://127.0.0.1:1"\n')
+    return path

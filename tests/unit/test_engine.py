@@ -302,3 +302,34 @@ async def test_a_fault_left_unhealed_makes_the_scenario_an_error(session, switch
 
 def test_abort_is_what_wait_until_raises() -> None:
     assert issubclass(Abort, Exception)
+
+
+async def test_a_method_that_never_ends_fails_on_its_time_budget_and_is_healed(
+        session, switch) -> None:
+    class S(Recording):
+        time_budget_s = 0.5
+
+        async def method(self, run):
+            await run.inject("unit.switch", "flag")
+            run.step("talk to a target that never answers")
+            await asyncio.Event().wait()
+            self.ran.append("method finished")
+
+    sc = S()
+    res = await asyncio.wait_for(_run(sc, session), 10)
+    assert res.status == "fail"
+    assert res.reason == ("aborted: exceeded its time budget of 0.5 s in the method "
+                          "(last step: talk to a target that never answers)")
+    assert sc.ran == ["rollback"] and switch["flag"] is False  # rolled back and healed
+    assert res.faults[0]["healed_at"] is not None
+
+
+async def test_a_timeout_raised_by_the_method_itself_is_not_the_budget(session) -> None:
+    class S(Recording):
+        async def method(self, run):
+            async with asyncio.timeout(0.01):
+                await asyncio.Event().wait()
+
+    res = await asyncio.wait_for(_run(S(), session), 10)
+    assert res.status == "error" and "TimeoutError" in res.reason
+    assert "time budget" not in res.reason

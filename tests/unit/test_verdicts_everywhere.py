@@ -15,14 +15,17 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from opsconsole import scenarios as scenario_registry
 from opsconsole.cli import main as cli_main
 from opsconsole.core.verdict import run_verdict, scenario_status
-from opsconsole.scenarios.engine import Run, Scenario, outcome
+from opsconsole.scenarios.engine import Run, Scenario, ScenarioOptions, outcome
+
+
+class FakeOptions(ScenarioOptions):
+    mode: str = "safe"  # what `opsconsole smoke` passes to its phases
+    memory_budget_mib: float = 0.0
 
 
 class Fake(Scenario):
     needs_lab = False
-    OPTIONS = ("mode", "memory_budget_mib")  # what `opsconsole smoke` passes to its phases
-    mode: str = "safe"
-    memory_budget_mib: float = 0.0
+    Options = FakeOptions
 
 
 class Passes(Fake):
@@ -63,12 +66,8 @@ def _fake_pack(monkeypatch: pytest.MonkeyPatch, name: str, classes: list[type[Sc
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """An inventory whose only target does not answer (nothing is probed successfully)."""
-    path = tmp_path / "unit.toml"
-    path.write_text('name = "unit"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'
-                    'client_url = "nats://127.0.0.1:1"\nmonitor_url = "http://127.0.0.1:1"\n')
-    return path
+def config(unreachable_inventory: Path) -> Path:
+    return unreachable_inventory
 
 
 def _junit_verdicts(report: Path) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..core import system as registry
 from ..errors import UserError
-from .engine import Check, Run, Scenario, ScenarioResult, run_scenario
+from .engine import Check, Run, Scenario, ScenarioOptions, ScenarioResult, run_scenario
+from .options import apply_options
 
 #: packs renamed since an earlier release: the old name gets a one-line hint
 RENAMED_PACKS = {"lab": "lab-faults"}
@@ -30,8 +31,9 @@ def all_scenarios() -> list[Scenario]:
 def resolve(selector: str, options: dict[str, Any] | None = None) -> list[Scenario]:
     """``pack`` → every scenario in it; ``pack.name`` → that one. Exit 2 if unknown.
 
-    ``options`` (run flags such as ``rate``) go to the scenarios that accept them; an
-    option no selected scenario accepts is a user error naming the flag.
+    ``options`` (run flags such as ``rate``, as text or typed) go to the scenarios whose
+    options model takes them; an option none takes, or a value its model rejects, is a user
+    error naming the flag (:func:`opsconsole.scenarios.options.apply_options`).
     """
     if selector in PACKS:
         found = [cls() for cls in PACKS[selector]]
@@ -44,17 +46,10 @@ def resolve(selector: str, options: dict[str, Any] | None = None) -> list[Scenar
                 if pack in RENAMED_PACKS else "")
         raise UserError(f"unknown scenario or pack {selector!r} (packs: {known}; "
                         f"`opsconsole scenarios list` shows every id{hint})", exit_code=2)
-    for name, value in (options or {}).items():
-        takers = [s for s in found if name in s.OPTIONS]
-        if not takers:
-            users = [s.id for s in all_scenarios() if name in s.OPTIONS]
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} does not apply to {selector} (it applies to: "
-                            f"{', '.join(users) or 'no scenario'})", exit_code=2)
-        for scenario in takers:
-            scenario.configure(**{name: value})
+    if options:
+        apply_options(selector, found, options, all_scenarios())
     return found
 
 
-__all__ = ["PACKS", "Check", "Run", "Scenario", "ScenarioResult", "all_scenarios", "resolve",
-           "run_scenario"]
+__all__ = ["PACKS", "Check", "Run", "Scenario", "ScenarioOptions", "ScenarioResult",
+           "all_scenarios", "resolve", "run_scenario"]

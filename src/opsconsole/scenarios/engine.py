@@ -13,7 +13,6 @@ drive the TUI, the journal and the report.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sysconfig
 import time
 import traceback
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..core.events import (
     CheckResult,
     MetricRecorded,
@@ -30,6 +31,7 @@ from ..core.events import (
     ScenarioStarted,
     ScenarioStep,
 )
+from ..core.tasks import cancel_and_wait
 from ..core.verdict import ERROR, FAIL, PASS, UNKNOWN, scenario_status
 from ..errors import UserError
 
@@ -146,6 +148,24 @@ class ScenarioResult:
                 "faults": self.faults}
 
 
+class ScenarioOptions(BaseModel):
+    """A scenario's run options (rate, duration, mix…): subclass it with typed fields.
+
+    The CLI's flags (``--rate``) and ``-o key=value``, and the console's options form, are
+    derived from these models: a field's ``description`` is its help text, and a value from
+    a flag, ``-o`` or the form is validated here, so a bad one is one line naming it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def option(default: Any, description: str, metavar: str = "") -> Any:
+    """A field of a :class:`ScenarioOptions` model: its default, its help text and the
+    flag's value placeholder (``SECONDS``)."""
+    return Field(default, description=description,
+                 json_schema_extra={"metavar": metavar} if metavar else None)
+
+
 class Scenario:
     """Subclass per scenario; register it in a pack."""
 
@@ -154,15 +174,29 @@ class Scenario:
     description: ClassVar[str] = ""
     needs_lab: ClassVar[bool] = True
     safeguard_interval: ClassVar[float] = 1.0
-    #: run options this scenario accepts (``opsconsole run`` flags, e.g. ``rate``)
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
+    #: the run options this scenario accepts (``opsconsole run`` flags, e.g. ``--rate``)
+    Options: ClassVar[type[ScenarioOptions]] = ScenarioOptions
+    #: the steady state and method together never take longer than this (a target that
+    #: never answers must not hang a run): past it the method is stopped and fails
+    time_budget_s: ClassVar[float] = 600.0
+
+    def budget_s(self) -> float:
+        """This run's time budget (a scenario whose options set its length extends it)."""
+        return self.time_budget_s
+
+    @property
+    def options(self) -> ScenarioOptions:
+        """This run's options: the model's defaults until :meth:`configure`."""
+        found = self.__dict__.get("_options")
+        if found is None:
+            found = self.__dict__["_options"] = self.Options()
+        return found
 
     def configure(self, **options: Any) -> None:
-        """Apply run options (already validated by the CLI); unknown names are a bug."""
-        for name, value in options.items():
-            if name not in self.OPTIONS:
-                raise ValueError(f"{self.id} takes no option {name!r}")
-            setattr(self, name, value)
+        """Set run options, validated by :attr:`Options` (``pydantic.ValidationError`` for a
+        bad value or a name this scenario does not take)."""
+        self.__dict__["_options"] = self.Options.model_validate(
+            {**self.options.model_dump(exclude_unset=True), **options})
 
     def steady_state(self) -> list[Check]:
         return []
@@ -198,6 +232,7 @@ class Run:
         self.result = result
         self.run_id = run_id
         self.phase = "method"
+        self.last_step = ""  # what the method last said it was doing (for a timeout)
 
     # -------------------------------------------------------------- context
     @property
@@ -219,6 +254,7 @@ class Run:
         return self.session.http
 
     def step(self, step: str, status: str = "running", detail: str = "") -> None:
+        self.last_step = step
         self.session.bus.publish(ScenarioStep(run_id=self.run_id, scenario=self.result.id,
                                               phase=self.phase, step=step, status=status,
                                               detail=detail))
@@ -233,6 +269,7 @@ class Run:
         """Evaluate a check (retrying until ``within`` when given); record it."""
         started = time.monotonic()
         deadline = started + check.within
+        self.last_step = f"check {check.name!r}"
         while True:
             try:
                 status, evidence = await check.fn(self)
@@ -275,6 +312,7 @@ class Run:
                          interval: float = 0.1) -> float:
         """Wait for ``cond`` (sync or async) with a deadline; return seconds waited."""
         started = time.monotonic()
+        self.last_step = f"waiting for {what}"
         while True:
             value = cond()
             if asyncio.iscoroutine(value):
@@ -328,15 +366,23 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
     started = time.monotonic()
     stopped: tuple[str, str] | None = None  # (status, reason) when it did not run to its end
     verify = False
+    budget = asyncio.timeout(scenario.budget_s())
     try:
-        run.phase = "steady-state"
-        run.step("hypothesis before")
-        before = [await run.check(c) for c in scenario.steady_state()]
-        stopped = _steady_state_verdict(before)
-        if stopped is None:
-            run.phase = "method"
-            verify = True
-            await _method_with_safeguards(scenario, run)
+        async with budget:
+            run.phase = "steady-state"
+            run.step("hypothesis before")
+            before = [await run.check(c) for c in scenario.steady_state()]
+            stopped = _steady_state_verdict(before)
+            if stopped is None:
+                run.phase = "method"
+                verify = True
+                await _method_with_safeguards(scenario, run)
+    except TimeoutError as exc:
+        if not budget.expired():
+            stopped = ERROR, describe_exception(exc)
+        else:
+            stopped = FAIL, (f"aborted: exceeded its time budget of {scenario.budget_s():g} s "
+                             f"in the {run.phase} (last step: {run.last_step or 'none'})")
     except Inconclusive as exc:
         stopped = UNKNOWN, f"stopped, inconclusive: {exc}"
     except Abort as exc:
@@ -432,8 +478,8 @@ async def _method_with_safeguards(scenario: Scenario, run: Run) -> None:
     try:
         done, _ = await asyncio.wait({method, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (method, watcher):
-            await _cancel(task)
+        # bounded: a method that ignores cancels for 5 s is left behind, not awaited forever
+        await cancel_and_wait([method, watcher], limit_s=5.0)
     if watcher in done and not watcher.cancelled() and watcher.exception() is None:
         guard, (status, evidence) = watcher.result()
         await run.record(f"safeguard: {guard.name}", (status, {
@@ -451,20 +497,6 @@ async def _method_with_safeguards(scenario: Scenario, run: Run) -> None:
         await run.record(f"safeguard: {guard.name}", (status, {
             **evidence, "evaluations": len(results), "observed": len(decided)}))
     method.result()  # re-raise the method's own exception, if any
-
-
-async def _cancel(task: asyncio.Task[Any], tries: int = 10, wait_s: float = 0.5) -> None:
-    """Cancel ``task`` and wait for it to end, cancelling again if it swallowed the
-    request (on Python 3.11 ``asyncio.wait_for`` drops a cancel that arrives as its
-    inner await completes), so a tripped safeguard cannot leave a method running."""
-    for _ in range(tries):
-        if task.done():
-            break
-        task.cancel()
-        await asyncio.wait({task}, timeout=wait_s)
-    if task.done() and not task.cancelled():
-        with contextlib.suppress(Exception):
-            task.exception()  # retrieved: the method's own error after a trip is moot
 
 
 async def _rollback_and_heal(scenario: Scenario, run: Run) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -23,10 +24,11 @@ class DemoApp(OpsConsoleApp):
                 Binding("n", "next_step", "Next step", id="demo.next", priority=True)]
 
     def __init__(self, session: ConsoleSession, *, auto: bool = False, hold_s: float = 3.0,
-                 **kw) -> None:
+                 report_dir: Path | None = None, **kw) -> None:
         super().__init__(session, **kw)
         self.auto = auto
         self.hold_s = hold_s
+        self.report_dir = report_dir
         self.demo: Demo | None = None
         self.current = -1  # index of the step shown
         self.busy = False
@@ -50,7 +52,7 @@ class DemoApp(OpsConsoleApp):
                                    style="bold red"))
                 return
             await asyncio.sleep(0.2)
-        self.demo = Demo(self.session)
+        self.demo = Demo(self.session, report_dir=self.report_dir)
         self.current = 0
         self._render()
         if self.auto:

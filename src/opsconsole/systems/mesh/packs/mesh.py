@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nats
+from pydantic import PositiveFloat, PositiveInt
 
 from opsconsole_lab.mesh import (
     AgentIdentity,
@@ -28,7 +29,7 @@ from opsconsole_lab.mesh import (
 )
 from opsconsole_lab.mesh.local import LocalMesh
 
-from ....scenarios.engine import OK_STATUSES, Abort, Run, Scenario, outcome
+from ....scenarios.engine import OK_STATUSES, Abort, Run, Scenario, ScenarioOptions, option, outcome
 from ...nats.checks import nats_cluster_healthy
 from .. import wire as mesh_wire
 from ..checks import (
@@ -356,23 +357,31 @@ async def _inject(nc: Any, subject: str, data: bytes) -> None:
     await nc.flush()
 
 
+class ScaleOptions(ScenarioOptions):
+    agents: PositiveInt = option(100, "simulated agents", "N")
+    rate: PositiveFloat | None = option(None, "msg/s per agent (default 10)", "RATE")
+    duration: PositiveFloat | None = option(
+        None, "seconds of load (default 60; the plan's 5-10 min)", "SECONDS")
+    workers: PositiveInt = option(2, "local worker processes hosting the agents", "N")
+
+
 class Scale(Scenario):
     id = "mesh.scale"
     title = "N agents x R msg/s on worker processes: propagation latency (HDR), delivered " \
             "msg/s, memory and bandwidth per agent, convergence"
     needs_lab = False
-    OPTIONS = ("agents", "rate", "duration", "workers")
-    agents: int = 100
-    rate: float | None = None  # ops per second per agent (default 10)
-    duration: float | None = None  # seconds of load (default 60; the plan's 5-10 min)
-    workers: int = 2
+    Options = ScaleOptions
+    options: ScaleOptions
+
+    def budget_s(self) -> float:
+        return self.time_budget_s + (self.options.duration or 60.0)
 
     def steady_state(self):
         return [nats_cluster_healthy()]
 
     def plan(self):
-        return [f"{self.agents} agents on {self.workers} worker processes, "
-                f"{self.rate or 10:g} msg/s each for {self.duration or 60:g} s",
+        return [f"{self.options.agents} agents on {self.options.workers} worker processes, "
+                f"{self.options.rate or 10:g} msg/s each for {self.options.duration or 60:g} s",
                 "merge the workers' HDR intervals live; time convergence after the load",
                 "targets: " + ", ".join(f"{k} {op} {v:g}" for k, (op, v) in
                                         SCALE_TARGETS.items())]
@@ -388,10 +397,11 @@ class Scale(Scenario):
                 errors=tick.errors, count=tick.samples, percentiles=latency.ladder(),
                 buckets=latency.buckets(), unit="msg/s"))
 
-        duration = self.duration or 60.0
+        duration = self.options.duration or 60.0
         try:
-            res = await run_scale(_urls(run)[0], agents=self.agents, rate=self.rate or 10.0,
-                                  duration_s=duration, workers=self.workers,
+            opts = self.options
+            res = await run_scale(_urls(run)[0], agents=opts.agents, rate=opts.rate or 10.0,
+                                  duration_s=duration, workers=self.options.workers,
                                   on_interval=live, timeout_s=duration + 240)
         except ScaleError as exc:
             raise Abort(f"scale run could not start: {exc}") from exc
@@ -404,7 +414,7 @@ class Scale(Scenario):
             run.metric(name, value)
         run.metric("offered_msgs", res.offered_msgs)
         run.metric("deliveries_per_s", res.deliveries_per_s)
-        for name, verdict in scale_verdicts(res, self.workers):
+        for name, verdict in scale_verdicts(res, self.options.workers):
             await run.record(name, verdict)
 
 

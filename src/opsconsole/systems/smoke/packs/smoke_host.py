@@ -20,12 +20,13 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import psutil
+from pydantic import PositiveFloat
 
-from ....scenarios.engine import Outcome, Run, outcome
+from ....scenarios.engine import Outcome, Run, ScenarioOptions, option, outcome
 from .smoke import SmokePhase
 
 DEFAULT_BUDGET_MIB = 2048
@@ -50,12 +51,18 @@ def _label(p: psutil.Process, names: dict[int, str]) -> str:
     return Path(cmd[0]).name if cmd else f"pid {p.pid}"
 
 
+class ResourcesOptions(ScenarioOptions):
+    mode: Literal["safe", "full"] = option(
+        "safe", "safe: enforce the memory budget; full: report only", "safe|full")
+    memory_budget_mib: PositiveFloat = option(
+        DEFAULT_BUDGET_MIB, "total RSS budget of the lab's processes, MiB", "MIB")
+
+
 class Resources(SmokePhase):
     id = "smoke.resources"
     title = "performance and resources: RSS and CPU of every lab process, memory budget"
-    OPTIONS = ("mode", "memory_budget_mib")
-    mode: str = "safe"  # safe: enforce the budget; full: report only
-    memory_budget_mib: float = DEFAULT_BUDGET_MIB
+    Options = ResourcesOptions
+    options: ResourcesOptions
 
     async def method(self, run: Run) -> None:
         if run.session.lab is None:
@@ -88,15 +95,15 @@ class Resources(SmokePhase):
         await run.record("per-process RSS and CPU of every lab process", outcome(
             bool(rows), processes=rows, total_rss_mib=round(total, 1),
             total_cpu_percent=round(cpu, 1)))
-        within = total <= self.memory_budget_mib
-        if self.mode == "full":
+        within = total <= self.options.memory_budget_mib
+        if self.options.mode == "full":
             await run.record("memory budget (full mode: reported, not enforced)", (
                 "pass" if within else "warn",
-                {"total_rss_mib": round(total, 1), "budget_mib": self.memory_budget_mib}))
+                {"total_rss_mib": round(total, 1), "budget_mib": self.options.memory_budget_mib}))
         else:
-            await run.record(f"total RSS within the {self.memory_budget_mib:g} MiB budget "
+            await run.record(f"total RSS within the {self.options.memory_budget_mib:g} MiB budget "
                              "(safe mode)", outcome(within, total_rss_mib=round(total, 1),
-                                                    budget_mib=self.memory_budget_mib))
+                                                    budget_mib=self.options.memory_budget_mib))
 
 
 class Security(SmokePhase):

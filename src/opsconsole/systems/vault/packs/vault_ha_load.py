@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PositiveFloat, PositiveInt
 
 from ....core.events import LoadReport
 from ....load.openloop import LoadProgress, LoadResult, LoadSpec
 from ....load.worker import LoadWorker
-from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
+from ....scenarios.engine import (
+    Abort,
+    Check,
+    Outcome,
+    Run,
+    Scenario,
+    ScenarioOptions,
+    option,
+    outcome,
+)
 from .. import request_metrics as requests
 from ..checks import leader_addr, vault_one_leader, vault_request, vault_token, vault_write_read
 
@@ -72,15 +84,47 @@ def meets_targets(res: LoadResult) -> bool:
             and res.throughput_rps >= THROUGHPUT_RATIO * res.offered_rps)
 
 
+def parse_mix(value: Any) -> Any:
+    """``"90/10"`` → ``(("read", 0.9), ("write", 0.1))``; a tuple passes through."""
+    if not isinstance(value, str):
+        return value
+    try:
+        read, write = (float(x) for x in value.split("/"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not READ/WRITE percentages, e.g. 90/10") from None
+    if read < 0 or write < 0 or abs(read + write - 100) > 1e-9:
+        raise ValueError(f"{value!r}: the percentages must add up to 100")
+    return tuple((k, w / 100) for k, w in (("read", read), ("write", write)) if w > 0)
+
+
+Mix = Annotated[tuple[tuple[str, float], ...], BeforeValidator(parse_mix)]
+
+
+class LoadOptions(ScenarioOptions):
+    rate: PositiveFloat | None = option(
+        None, "req/s offered (default 500; --find-max starts at 250)", "RATE")
+    duration: PositiveFloat | None = option(
+        None, "seconds of load (default 30; 10 per --find-max step)", "SECONDS")
+    users: PositiveInt = option(32, "concurrent connections", "N")
+    mix: Mix = option((("read", 0.9), ("write", 0.1)), "read/write percentages "
+                      "(default 90/10)", "READ/WRITE")
+    find_max: bool = option(False, "step the rate up and report max_rps meeting "
+                                   f"p99 < {P99_TARGET_MS:g} ms")
+
+
 class Load(Scenario):
     id = "vault-ha.load"
     title = "open-loop constant-rate KV load (90/10 read/write), HDR latency, audit on"
-    OPTIONS = ("rate", "duration", "users", "mix", "find_max")
-    rate: float | None = None  # default 500 req/s; --find-max starts here (default 250)
-    duration: float | None = None  # default 30 s; per step with --find-max (default 10 s)
-    users: int = 32
-    mix: tuple[tuple[str, float], ...] = (("read", 0.9), ("write", 0.1))
-    find_max: bool = False
+    Options = LoadOptions
+    options: LoadOptions
+
+    def budget_s(self) -> float:
+        if self.options.find_max:  # growth steps up to the cap, then the bisections
+            start = self.options.rate or FIND_MAX_START_RPS
+            steps = max(0, math.ceil(math.log(FIND_MAX_CAP_RPS / start, FIND_MAX_GROWTH))) + 1
+            return self.time_budget_s + (steps + FIND_MAX_BISECTIONS) * (
+                self.options.duration or FIND_MAX_STEP_S)
+        return self.time_budget_s + (self.options.duration or 30.0)
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]
@@ -89,14 +133,15 @@ class Load(Scenario):
         return [leader_present()]
 
     def plan(self):
-        mix = "/".join(f"{w * 100:g}% {k}" for k, w in self.mix)
-        if self.find_max:
-            return [f"step the offered rate up from {self.rate or FIND_MAX_START_RPS:g} req/s "
+        mix = "/".join(f"{w * 100:g}% {k}" for k, w in self.options.mix)
+        if self.options.find_max:
+            start = self.options.rate or FIND_MAX_START_RPS
+            return [f"step the offered rate up from {start:g} req/s "
                     f"(x{FIND_MAX_GROWTH}, then bisect) in "
-                    f"{self.duration or FIND_MAX_STEP_S:g} s steps, {mix}",
+                    f"{self.options.duration or FIND_MAX_STEP_S:g} s steps, {mix}",
                     f"report max_rps: the highest rate with p99 < {P99_TARGET_MS:g} ms"]
-        return [f"seed 100 keys; offer {self.rate or 500:g} req/s for "
-                f"{self.duration or 30:g} s with {self.users} connections, {mix}",
+        return [f"seed 100 keys; offer {self.options.rate or 500:g} req/s for "
+                f"{self.options.duration or 30:g} s with {self.options.users} connections, {mix}",
                 f"check p99 < {P99_TARGET_MS:g} ms, throughput ≥ {THROUGHPUT_RATIO:g} x offered, "
                 f"errors < {ERROR_RATE_TARGET:.1%}"]
 
@@ -108,10 +153,10 @@ class Load(Scenario):
         worker = LoadWorker()
         try:
             try:
-                await worker.start(KV_LOAD, addr, token, self.users)
+                await worker.start(KV_LOAD, addr, token, self.options.users)
             except RuntimeError as exc:
                 raise Abort(f"starting the generator and seeding the key set: {exc}") from exc
-            if self.find_max:
+            if self.options.find_max:
                 await self._find_max(run, worker)
             else:
                 await self._steady(run, worker)
@@ -127,7 +172,7 @@ class Load(Scenario):
                          await _audit_on(run, leader_addr(run) or addr))
 
     async def _steady(self, run: Run, kv: LoadWorker) -> None:
-        res = await self._load(run, kv, self.rate or 500.0, self.duration or 30.0)
+        res = await self._load(run, kv, self.options.rate or 500.0, self.options.duration or 30.0)
         for name, value in res.metrics().items():
             run.metric(name, value, _unit(name))
         p99 = res.corrected.percentile_ms(99.0)
@@ -142,7 +187,7 @@ class Load(Scenario):
             requests=res.ok + res.errors))
 
     async def _find_max(self, run: Run, kv: LoadWorker) -> None:
-        step_s = self.duration or FIND_MAX_STEP_S
+        step_s = self.options.duration or FIND_MAX_STEP_S
         steps: list[dict[str, Any]] = []
 
         async def probe(rate: float) -> bool:
@@ -156,7 +201,7 @@ class Load(Scenario):
             return ok
 
         good, bad = 0.0, None
-        rate = self.rate or FIND_MAX_START_RPS
+        rate = self.options.rate or FIND_MAX_START_RPS
         while rate <= FIND_MAX_CAP_RPS:
             if not await probe(rate):
                 bad = rate
@@ -179,7 +224,8 @@ class Load(Scenario):
 
     async def _load(self, run: Run, kv: LoadWorker, rate: float,
                     duration: float) -> LoadResult:
-        spec = LoadSpec(rate=rate, duration_s=duration, users=self.users, mix=self.mix)
+        spec = LoadSpec(rate=rate, duration_s=duration, users=self.options.users,
+                        mix=self.options.mix)
         run.step(f"offer {rate:.0f} req/s for {duration:g} s")
         started = time.monotonic()
 
