@@ -82,7 +82,7 @@ def _hypothesis_profiles() -> None:
     """``full`` (the default, `make test`) and ``fast`` (`make test-fast`)."""
     from hypothesis import settings
 
-    settings.register_profile("full", max_examples=1000, deadline=None)
+    settings.register_profile("full", max_examples=300, deadline=None)
     settings.register_profile("fast", max_examples=100, deadline=None)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "full"))
 

@@ -62,7 +62,7 @@ class LabSpec(Model):
     vault_netns: Literal["auto", "on", "off"] = "auto"
     # The email-to-preview sessions stack: edit containers at most, idle shutdown.
     sessions_capacity: StrictInt = Field(default=4, ge=1, le=32)
-    sessions_idle_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    sessions_idle_timeout_s: float = Field(default=20.0, gt=0, le=3600)
 
     @field_validator("leaf_users")
     @classmethod
