@@ -17,3 +17,16 @@ class UserError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def validation_message(exc: Exception, where: bool = True) -> str:
+    """The first problem of a ``pydantic.ValidationError``, in words (no "Value error,"
+    prefix, no link to the pydantic docs), after the field's name unless ``where`` is
+    false (the caller names it)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    first = errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ()))
+    msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+    return f"{field}: {msg}" if field and where else msg

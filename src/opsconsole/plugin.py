@@ -12,12 +12,51 @@ from .core.state import State
 from .core.system import ConfigSection, Health, ProbeContext, Slice, System
 from .core.verdict import Verdict
 from .errors import UserError
-from .faults.kinds import FaultContext, FaultKind, NothingApplied
+from .faults.kinds import FaultContext, FaultKind, FaultParams, HealSpec, NothingApplied
 from .probes.base import Probe
 from .scenarios.checks import fresh
-from .scenarios.engine import Abort, Check, Inconclusive, Outcome, Run, Scenario, outcome
+from .scenarios.engine import (
+    Abort,
+    Check,
+    Inconclusive,
+    Outcome,
+    Run,
+    Scenario,
+    ScenarioOptions,
+    option,
+    outcome,
+)
 
-__all__ = ["Abort", "Check", "ConfigPath", "ConfigSection", "Event", "FaultContext",
-           "FaultKind", "Health", "HttpUrl", "Inconclusive", "Model", "Name", "NatsUrl",
-           "NothingApplied", "Outcome", "Probe", "ProbeContext", "Run", "Scenario", "SecretRef",
-           "Slice", "State", "System", "UserError", "Verdict", "fresh", "outcome"]
+__all__ = [
+    "Abort",
+    "Check",
+    "ConfigPath",
+    "ConfigSection",
+    "Event",
+    "FaultContext",
+    "FaultKind",
+    "FaultParams",
+    "HealSpec",
+    "Health",
+    "HttpUrl",
+    "Inconclusive",
+    "Model",
+    "Name",
+    "NatsUrl",
+    "NothingApplied",
+    "Outcome",
+    "Probe",
+    "ProbeContext",
+    "Run",
+    "Scenario",
+    "ScenarioOptions",
+    "SecretRef",
+    "Slice",
+    "State",
+    "System",
+    "UserError",
+    "Verdict",
+    "fresh",
+    "option",
+    "outcome",
+]

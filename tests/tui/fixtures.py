@@ -18,6 +18,28 @@ def idle_session(read_only: bool = False) -> ConsoleSession:
     return ConsoleSession(Inventory(name="pilot"), read_only=read_only)
 
 
+def session_with_faults(tmp_path, read_only: bool = False) -> ConsoleSession:
+    """An idle session with a fault manager on a ledger of its own (scenarios can run)."""
+    from opsconsole.faults import FaultContext, FaultLedger, FaultManager
+
+    session = idle_session(read_only)
+    session.faults = FaultManager(FaultContext(session.inventory, None),  # type: ignore[arg-type]
+                                  session.bus, ledger=FaultLedger(tmp_path / "faults.jsonl"))
+    return session
+
+
+def app_with_pack(monkeypatch, tmp_path, classes: list) -> tuple[ConsoleSession, OpsConsoleApp]:
+    """A console whose pack ``unit`` holds ``classes``, able to run them, its reports
+    under ``tmp_path``."""
+    from opsconsole import runner
+    from opsconsole import scenarios as scenario_registry
+
+    monkeypatch.setitem(scenario_registry.PACKS, "unit", classes)
+    monkeypatch.setattr(runner, "default_report_dir", lambda run_id: tmp_path / run_id)
+    session = session_with_faults(tmp_path)
+    return session, make_app(session)
+
+
 def make_app(session: ConsoleSession | None = None, **kw) -> OpsConsoleApp:
     return OpsConsoleApp(session or idle_session(), start_session=False, show_clock=False,
                          now=kw.pop("now", T0 + 10), **kw)

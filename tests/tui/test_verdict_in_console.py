@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 
-from opsconsole import runner
-from opsconsole import scenarios as scenario_registry
-from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 from opsconsole.scenarios.engine import Run, Scenario, outcome
 
-from .fixtures import idle_session, make_app, until
+from .fixtures import app_with_pack, until
 
 
 class AbortsAfterAPass(Scenario):
@@ -24,12 +21,7 @@ class AbortsAfterAPass(Scenario):
 
 async def test_an_aborted_scenario_is_fail_in_the_console_and_its_report(
         monkeypatch, tmp_path) -> None:
-    monkeypatch.setitem(scenario_registry.PACKS, "unit", [AbortsAfterAPass])
-    monkeypatch.setattr(runner, "default_report_dir", lambda run_id: tmp_path / run_id)
-    session = idle_session()
-    session.faults = FaultManager(FaultContext(session.inventory, None), session.bus,
-                                  ledger=FaultLedger(tmp_path / "faults.jsonl"))
-    app = make_app(session)
+    session, app = app_with_pack(monkeypatch, tmp_path, [AbortsAfterAPass])
     async with app.run_test(size=(160, 48)) as pilot:
         app.launch_scenario("unit.aborts")
         await until(pilot, lambda: session.state.scenario is not None

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import PositiveInt, ValidationError
+from pydantic import ValidationError
 
 from opsconsole.cli import main as cli_main
 from opsconsole.scenarios import all_scenarios
-from opsconsole.scenarios.engine import Run, Scenario, ScenarioOptions, option
+from opsconsole.scenarios.engine import ScenarioOptions
 from opsconsole.scenarios.options import add_option_flags, fields_of
+
+from ..scenario_fakes import Counting
 
 
 @pytest.fixture
@@ -65,20 +67,6 @@ def test_every_scenario_options_model_is_strict_and_documented() -> None:
             scenario.Options.model_validate({"no_such_option": 1})
         for f in fields_of(scenario):
             assert f.field.description, (scenario.id, f.name)  # the flag's help text
-
-
-class CountOptions(ScenarioOptions):
-    count: PositiveInt = option(3, "how many", "N")
-    verbose: bool = option(False, "say more")
-
-
-class Counting(Scenario):
-    id, title = "unit.count", "counts"
-    needs_lab = False
-    Options = CountOptions
-
-    async def method(self, run: Run) -> None:  # pragma: no cover - never run here
-        raise NotImplementedError
 
 
 def test_a_new_scenarios_model_makes_its_own_flags() -> None:

@@ -1,7 +1,10 @@
 """Fault kinds: what each injects, which targets it accepts, and how it heals.
 
-``inject`` returns a JSON-able ``heal`` spec; ``heal`` must work from that spec
-alone, in a fresh process, after the injecting one crashed.
+Each kind declares two models: ``Params`` (what an operator may set, with defaults) and
+``Heal`` (the heal spec ``prepare`` returns). The fault manager validates the parameters
+before anything happens and the heal spec before it is written to the ledger, and again
+when the ledger is read to heal (after a crash, by another process): ``heal`` must work
+from that spec alone.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict
 
 from ..core.system import AssembledDict
 from ..errors import UserError
@@ -38,12 +42,41 @@ class FaultContext:
         return self.lab
 
 
+class FaultParams(BaseModel):
+    """A fault kind's parameters (none by default): subclass with typed fields and
+    defaults; an unknown parameter is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealSpec(BaseModel):
+    """What a heal needs, recorded in the ledger at injection: subclass with the fields
+    your ``prepare`` returns. The base accepts any fields (a kind without its own model
+    gets no check)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class StrictHealSpec(HealSpec):
+    """A heal spec with exactly its declared fields (the built-in kinds')."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabNodeHeal(StrictHealSpec):
+    """A lab node, in the lab of this state directory."""
+
+    lab_dir: str
+    node: str
+
+
 class FaultKind:
     id: ClassVar[str]
     title: ClassVar[str]
     destructive: ClassVar[bool] = False  # the TUI asks before injecting
     one_shot: ClassVar[bool] = False  # an action, not a condition: nothing to heal
-    defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[FaultParams]] = FaultParams
+    Heal: ClassVar[type[HealSpec]] = HealSpec
     #: targets are found live (e.g. an EC2 query) and checked by ``prepare``, not listed
     #: by ``targets``; the console offers ``state_targets`` instead
     live_targets: ClassVar[bool] = False
@@ -69,8 +102,6 @@ class FaultKind:
 
     async def heal(self, ctx: FaultContext, spec: dict[str, Any]) -> str:
         return "nothing to heal"
-
-
 
 
 def _fill_kinds(into: dict[str, FaultKind]) -> None:

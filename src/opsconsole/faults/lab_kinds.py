@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, ClassVar
+from typing import Any
 
 import psutil
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from ..errors import UserError
 from ..netproxy import ProxyClient
-from .kinds import FaultContext, FaultKind
+from .kinds import FaultContext, FaultKind, FaultParams, LabNodeHeal, StrictHealSpec
 from .lab_control import LabControl, live
 from .lab_control import attach as attach_lab
 
@@ -43,10 +44,26 @@ def _same_process(pid: int, started: float) -> psutil.Process | None:
     return None
 
 
+class ProcessHeal(LabNodeHeal):
+    pid: int
+
+
+class PausedHeal(StrictHealSpec):
+    pid: int
+    create_time: float
+    node: str
+
+
+class LinkHeal(StrictHealSpec):
+    proxy_url: str
+    links: list[str] = Field(min_length=1)
+
+
 class ProcessKill(FaultKind):
     id = "process.kill"
     title = "kill -9 a lab node (healed by restarting it)"
     destructive = True
+    Heal = ProcessHeal
 
     def targets(self, ctx: FaultContext) -> list[str]:
         return _lab_nodes(ctx)
@@ -83,6 +100,7 @@ class ProcessRestart(ProcessKill):
 class ProcessPause(FaultKind):
     id = "process.pause"
     title = "SIGSTOP a lab node (healed with SIGCONT)"
+    Heal = PausedHeal
 
     def targets(self, ctx):
         return _lab_nodes(ctx)
@@ -133,7 +151,7 @@ def _link_targets(ctx: FaultContext) -> list[str]:
 class LinkFaultKind(FaultKind):
     """Any fault applied on fault-proxy links."""
 
-    fields: ClassVar[tuple[str, ...]] = ()
+    Heal = LinkHeal
 
     def targets(self, ctx):
         return _link_targets(ctx)
@@ -176,20 +194,29 @@ class LinkCut(LinkFaultKind):
         return {"cut": True}
 
 
+class LatencyParams(FaultParams):
+    latency_ms: NonNegativeFloat = 200.0
+    jitter_ms: NonNegativeFloat = 0.0
+
+
 class LinkLatency(LinkFaultKind):
     id = "link.latency"
     title = "add latency ± jitter on a link"
-    defaults = {"latency_ms": 200.0, "jitter_ms": 0.0}
+    Params = LatencyParams
 
     def fault_body(self, params):
         return {"latency_ms": float(params["latency_ms"]),
                 "jitter_ms": float(params.get("jitter_ms", 0.0))}
 
 
+class BandwidthParams(FaultParams):
+    bandwidth_bps: PositiveFloat = 10_000.0
+
+
 class LinkBandwidth(LinkFaultKind):
     id = "link.bandwidth"
     title = "cap a link's bandwidth (bytes/s each way)"
-    defaults = {"bandwidth_bps": 10_000.0}
+    Params = BandwidthParams
 
     def fault_body(self, params):
         return {"bandwidth_bps": float(params["bandwidth_bps"])}
@@ -201,7 +228,6 @@ class LinkReset(LinkFaultKind):
 
     def fault_body(self, params):
         return {"reset": True}
-
 
 
 KINDS: tuple[FaultKind, ...] = (ProcessKill(), ProcessRestart(), ProcessPause(), LinkCut(),

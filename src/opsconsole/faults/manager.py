@@ -9,15 +9,31 @@ import asyncio
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..core.bus import EventBus
 from ..core.events import FaultHealed, FaultInjected
 from ..core.tasks import cancel_and_wait
-from ..errors import UserError
+from ..errors import UserError, validation_message
 from .kinds import REGISTRY, FaultContext, FaultKind, NothingApplied
 from .ledger import FaultLedger, FaultRecord
 
 DEFAULT_TTL_S = 300.0
 READ_ONLY_REFUSAL = "read-only mode: fault actions are refused"
+
+
+class InvalidHealSpec(UserError):
+    """A heal spec that does not fit its kind's ``Heal`` model."""
+
+
+def heal_spec(kind: FaultKind, spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` validated by ``kind.Heal``, as JSON-able data; :class:`InvalidHealSpec`
+    naming the field otherwise."""
+    try:
+        return kind.Heal.model_validate(spec).model_dump(mode="json")
+    except ValidationError as exc:
+        raise InvalidHealSpec(f"the heal spec of {kind.id} is not valid: "
+                              f"{validation_message(exc)}") from None
 
 
 class FaultManager:
@@ -42,11 +58,15 @@ class FaultManager:
         if self.read_only:
             raise UserError(READ_ONLY_REFUSAL)
         kind = self.kind(fault)
-        params = {**kind.defaults, **(params or {})}
+        try:
+            params = kind.Params.model_validate(params or {}).model_dump(mode="json")
+        except ValidationError as exc:
+            raise UserError(f"fault {fault} refused: parameter "
+                            f"{validation_message(exc)}") from None
         if not (kind.live_targets or target in kind.targets(self.ctx)):
             raise UserError(f"fault {fault} refused: {target!r} is not a target in the "
                             f"inventory ({self.ctx.inventory.name})")
-        heal = await kind.prepare(self.ctx, target, params)
+        heal = heal_spec(kind, await kind.prepare(self.ctx, target, params))
         rec = await asyncio.to_thread(self.ledger.open_fault, fault, target, params, ttl_s,
                                       heal=heal, run_id=run_id)
         try:
@@ -78,7 +98,10 @@ class FaultManager:
     async def heal(self, rec: FaultRecord) -> bool:
         kind = REGISTRY.get(rec.fault)
         try:
-            how = await kind.heal(self.ctx, rec.heal) if kind else "unknown kind"
+            # the spec is read back from the ledger (maybe written by a process that
+            # crashed, or an older opsconsole): validated again before it is acted on
+            how = await kind.heal(self.ctx, heal_spec(kind, rec.heal)) if kind else (
+                "unknown kind")
             ok = True
         except Exception as exc:  # a heal failure stays in the ledger for the next try
             how, ok = f"{type(exc).__name__}: {exc}", False

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from ..errors import UserError
+from ..errors import UserError, validation_message
 from .engine import Scenario
 
 
@@ -117,11 +117,15 @@ def apply_options(selector: str, found: list[Scenario], options: dict[str, Any],
             try:
                 scenario.configure(**{name: value})
             except ValidationError as exc:
-                raise UserError(f"{flag(name)} {value!r}: {_first_error(exc)} "
+                raise UserError(f"{flag(name)} {value!r}: {validation_message(exc, where=False)} "
                                 f"({scenario.id})", exit_code=2) from None
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    msg = str(err.get("msg", exc))
-    return msg.removeprefix("Value error, ")
+def validate_options(cls: type[Scenario], values: dict[str, Any]) -> str | None:
+    """Why ``values`` are not valid options of ``cls`` (one line naming the flag), or None."""
+    scenario = cls()
+    try:
+        apply_options(cls.id, [scenario], values, [scenario])
+    except UserError as exc:
+        return str(exc)
+    return None

@@ -21,7 +21,14 @@ from ..settings import settings
 from .keymap import Keymap, bindings, screen_owners
 from .palette import ConsoleCommands
 from .panes import PANES, Pane
-from .screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen, catalog_items
+from .screens import (
+    ConfirmScreen,
+    EventLogScreen,
+    HelpScreen,
+    OptionsScreen,
+    PickScreen,
+    catalog_items,
+)
 
 REFRESH_S = 0.25  # UI updates are batched: at most 4 per second
 NARROW = (120, 32)  # below this many columns or rows the panes become tabs
@@ -236,7 +243,9 @@ class OpsConsoleApp(App[None]):
                                        "Quit anyway?"), answered)
 
     # ------------------------------------------------------- scenarios
-    def launch_scenario(self, scenario_id: str) -> None:
+    def launch_scenario(self, scenario_id: str, ask_options: bool = True) -> None:
+        """Run a scenario or a pack; a single scenario that takes options opens its
+        options form first (the defaults are one Enter away)."""
         if self.session.read_only:
             self.notify(f"{scenario_id}: scenarios inject faults; {READ_ONLY_REASON}",
                         title="Scenario refused", severity="warning")
@@ -244,14 +253,24 @@ class OpsConsoleApp(App[None]):
         if self.session.faults is None:
             self.notify("The console is still starting.", title="Scenario")
             return
+        found = resolve(scenario_id)
+        if ask_options and len(found) == 1 and found[0].Options.model_fields:
+
+            def chosen(options: dict[str, str] | None) -> None:
+                if options is not None:
+                    self.run_scenario(scenario_id, options)
+
+            self.push_screen(OptionsScreen(found[0]), chosen)
+            return
         self.run_scenario(scenario_id)
 
     @work(exclusive=True, group="scenario", exit_on_error=False)
-    async def run_scenario(self, scenario_id: str) -> None:
+    async def run_scenario(self, scenario_id: str,
+                           options: dict[str, str] | None = None) -> None:
         from ..core.verdict import not_passed
         from ..runner import RunRecorder, default_report_dir, overall, run_scenarios
 
-        scenarios = resolve(scenario_id)
+        scenarios = resolve(scenario_id, options)
         run_id = uuid.uuid4().hex[:12]
         recorder = RunRecorder(self.session, run_id, default_report_dir(run_id))
         self.notify(f"{scenario_id} started (run {run_id})", title="Scenario")

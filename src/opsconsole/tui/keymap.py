@@ -64,10 +64,11 @@ class Keymap:
 
 def screen_owners() -> list[tuple[str, list[BindingType]]]:
     """The secondary screens' remappable bindings: (the screen, its BINDINGS)."""
-    from .screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen
+    from .screens import ConfirmScreen, EventLogScreen, HelpScreen, OptionsScreen, PickScreen
 
     return [("event log", EventLogScreen.BINDINGS), ("help", HelpScreen.BINDINGS),
-            ("confirm", ConfirmScreen.BINDINGS), ("pickers", PickScreen.BINDINGS)]
+            ("confirm", ConfirmScreen.BINDINGS), ("pickers", PickScreen.BINDINGS),
+            ("options", OptionsScreen.BINDINGS)]
 
 
 def owners() -> list[tuple[str, list[BindingType]]]:

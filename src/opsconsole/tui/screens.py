@@ -1,4 +1,5 @@
-"""Secondary screens: event log, help, confirmation, scenario and fault pickers."""
+"""Secondary screens: event log, help, confirmation, scenario and fault pickers, and the
+options form of a scenario."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label, OptionList, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    OptionList,
+    Static,
+    Switch,
+)
 from textual.widgets.option_list import Option
 
 from ..catalog import CatalogEntry
 from ..core.state import State
+from ..scenarios.engine import Scenario
+from ..scenarios.options import OptionField, fields_of, validate_options
 from .fmt import clock
 
 LEVEL_STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
@@ -145,3 +158,59 @@ class PickScreen(ModalScreen[str | None]):
 
 def catalog_items(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
     return [(e.id, f"{e.id} — {e.title}") for e in entries]
+
+
+class OptionsScreen(ModalScreen[dict[str, str] | None]):
+    """The options form of one scenario, built from its options model: a field per option
+    (a switch for a yes/no one), each value validated by the model before the run starts;
+    a bad value is shown in the form, which stays open."""
+
+    BINDINGS = [Binding("ctrl+r", "run", "Run", id="options.run"),
+                Binding("escape", "dismiss_none", "Cancel", id="options.close")]
+
+    def __init__(self, scenario: Scenario) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.fields: list[OptionField] = fields_of(scenario)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Options of {self.scenario.id}", id="options-title")
+            for f in self.fields:
+                yield Label(f"{f.name}: {f.help}", classes="option-label")
+                if f.is_switch:
+                    yield Switch(value=bool(f.default), id=f"option-{f.name}")
+                else:
+                    shown = "" if f.default is None or isinstance(f.default, tuple) else str(
+                        f.default)
+                    yield Input(value=shown, placeholder=f.metavar, id=f"option-{f.name}")
+            yield Static("", id="options-error")
+            yield Label(f"{key_of(self, 'options.run', 'ctrl+r')} or Enter runs · "
+                        f"{key_of(self, 'options.close', 'esc')} cancels", classes="hint")
+
+    def values(self) -> dict[str, str]:
+        """What the form holds: the options changed from the model's defaults, as text."""
+        out: dict[str, str] = {}
+        for f in self.fields:
+            widget = self.query_one(f"#option-{f.name}")
+            if isinstance(widget, Switch):
+                if widget.value != bool(f.default):
+                    out[f.name] = str(widget.value).lower()
+            elif isinstance(widget, Input) and widget.value.strip() != (
+                    "" if f.default is None or isinstance(f.default, tuple) else str(f.default)):
+                out[f.name] = widget.value.strip()
+        return out
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_run()
+
+    def action_run(self) -> None:
+        values = self.values()
+        problem = validate_options(type(self.scenario), values)
+        if problem:
+            self.query_one("#options-error", Static).update(Text(problem, style="bold red"))
+            return
+        self.dismiss(values)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

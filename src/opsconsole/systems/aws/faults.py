@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from ...errors import UserError
-from ...faults.kinds import FaultContext, FaultKind
+from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
 
 
 # ----------------------------------------------------------------------------- ec2
+class InstanceHeal(StrictHealSpec):
+    instance: str
+
+
+class TerminateParams(FaultParams):
+    confirm: bool = False  # irreversible: the operator says so
+
+
 class Ec2Kind(FaultKind):
     """EC2 faults act only on instances the inventory's tag filter selects."""
 
     live_targets = True
+    Heal = InstanceHeal
 
     def targets(self, ctx):
         return []  # discovered at inject time (a live EC2 query), see _check_target
@@ -66,6 +75,7 @@ class Ec2Terminate(Ec2Kind):
     title = "terminate a vault instance's EC2 host (irreversible; needs confirm=true)"
     destructive = True
     one_shot = True
+    Params = TerminateParams
     confirmed_params = {"confirm": True}
 
     async def prepare(self, ctx, target, params):
@@ -78,7 +88,6 @@ class Ec2Terminate(Ec2Kind):
     async def inject(self, ctx, target, params, heal):
         async with await self._client(ctx) as ec2:
             await ec2.terminate_instances(InstanceIds=[target])
-
 
 
 KINDS: tuple[FaultKind, ...] = (Ec2Stop(), Ec2Terminate())

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveInt
 
 from ...errors import UserError
-from ...faults.kinds import FaultKind, NothingApplied
+from ...faults.kinds import FaultKind, FaultParams, NothingApplied, StrictHealSpec
+from .config import SshConfig, SshHost
 
 # ----------------------------------------------------------------------------- ssh
 _SAFE = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
@@ -19,12 +22,60 @@ def _safe(name: str, value: object) -> str:
     return text
 
 
+def _plain(value: object) -> str:
+    text = str(value)
+    if not _SAFE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a plain name")
+    return text
+
+
+PlainName = Annotated[str, AfterValidator(_plain)]
+
+
+class SshParams(FaultParams):
+    sudo: bool = False  # run both commands with `sudo -n`
+
+
+class NetemParams(SshParams):
+    dev: PlainName = "eth0"
+    delay_ms: NonNegativeFloat = 100
+    jitter_ms: NonNegativeFloat = 0
+    loss_pct: float = Field(0, ge=0, le=100)
+
+
+class TbfParams(SshParams):
+    dev: PlainName = "eth0"
+    rate_kbit: PositiveInt = 1000
+
+
+class ServiceParams(SshParams):
+    service: PlainName = "nats-server"
+
+
+class DropParams(SshParams):
+    port: int = Field(4222, ge=1, le=65535)
+    chain: PlainName = "INPUT"
+
+
+class CommandHeal(StrictHealSpec):
+    """The host's connection settings and both commands: a later process heals with these
+    even with another inventory loaded."""
+
+    host: SshHost
+    ssh: SshConfig
+    inject: str
+    heal: str
+
+
 class SshCommandKind(FaultKind):
     """A remote command pair (inject / heal) run over SSH on hosts marked faults = true.
 
     The heal spec carries the host's full connection settings, so a later process
     can heal it even with a different inventory loaded.
     """
+
+    Params = SshParams
+    Heal = CommandHeal
 
     def targets(self, ctx):
         return sorted(h.name for h in ctx.inventory.ssh.hosts if h.faults)
@@ -70,7 +121,7 @@ async def _ssh_command(spec: dict[str, Any], command: str, what: str) -> int:
 class SshNetem(SshCommandKind):
     id = "ssh.netem"
     title = "tc netem delay/loss on a real host's interface (over SSH)"
-    defaults = {"dev": "eth0", "delay_ms": 100, "jitter_ms": 0, "loss_pct": 0, "sudo": False}
+    Params = NetemParams
 
     def commands(self, params):
         dev = _safe("dev", params["dev"])
@@ -86,7 +137,7 @@ class SshNetem(SshCommandKind):
 class SshBandwidth(SshCommandKind):
     id = "ssh.bandwidth"
     title = "cap a real host's interface bandwidth with tc tbf (over SSH)"
-    defaults = {"dev": "eth0", "rate_kbit": 1000, "sudo": False}
+    Params = TbfParams
 
     def commands(self, params):
         dev = _safe("dev", params["dev"])
@@ -101,7 +152,7 @@ class SshServiceStop(SshCommandKind):
     id = "ssh.service-stop"
     title = "systemctl stop a service on a real host (healed with start)"
     destructive = True
-    defaults = {"service": "nats-server", "sudo": False}
+    Params = ServiceParams
 
     def commands(self, params):
         service = _safe("service", params["service"])
@@ -112,7 +163,7 @@ class SshIptablesDrop(SshCommandKind):
     id = "ssh.iptables-drop"
     title = "iptables DROP a TCP port on a real host (healed by deleting the rule)"
     destructive = True
-    defaults = {"port": 4222, "chain": "INPUT", "sudo": False}
+    Params = DropParams
 
     def commands(self, params):
         port = int(params["port"])
@@ -121,7 +172,6 @@ class SshIptablesDrop(SshCommandKind):
         chain = _safe("chain", params["chain"])
         rule = f"{chain} -p tcp --dport {port} -j DROP"
         return f"iptables -I {rule}", f"iptables -D {rule}"
-
 
 
 KINDS: tuple[FaultKind, ...] = (SshNetem(), SshBandwidth(), SshServiceStop(), SshIptablesDrop())

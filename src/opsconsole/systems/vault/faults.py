@@ -7,7 +7,7 @@ import contextlib
 import aiohttp
 
 from ...errors import UserError
-from ...faults.kinds import FaultContext, FaultKind
+from ...faults.kinds import FaultContext, FaultKind, LabNodeHeal, StrictHealSpec
 from ...faults.lab_kinds import attach, live_lab
 from .client import VaultApi
 
@@ -29,6 +29,7 @@ class VaultSeal(FaultKind):
     id = "vault.seal"
     title = "seal a Vault node (healed by restarting it: the lab seal auto-unseals)"
     destructive = True
+    Heal = LabNodeHeal
 
     def targets(self, ctx):
         return sorted(_vault_nodes(ctx))
@@ -54,6 +55,7 @@ class VaultStepDown(FaultKind):
     id = "vault.step-down"
     title = "make the Vault leader step down"
     one_shot = True
+    Heal = StrictHealSpec  # nothing to heal
 
     def targets(self, ctx):
         return ["leader", *sorted(_vault_nodes(ctx))]
@@ -77,6 +79,7 @@ class VaultPartition(FaultKind):
     id = "vault.partition"
     title = "partition a Vault node from the other two (network namespace link down)"
     destructive = True
+    Heal = LabNodeHeal
 
     def targets(self, ctx):
         return sorted(_vault_nodes(ctx)) if ctx.lab is not None else []
@@ -97,7 +100,6 @@ class VaultPartition(FaultKind):
             return "lab is down; namespaces are gone"
         await lab.set_vault_link(spec["node"], up=True)
         return f"reconnected {spec['node']}"
-
 
 
 KINDS: tuple[FaultKind, ...] = (VaultSeal(), VaultStepDown(), VaultPartition())

@@ -17,6 +17,7 @@ from opsconsole.plugin import (
     Event,
     FaultContext,
     FaultKind,
+    HealSpec,
     Health,
     HttpUrl,
     Model,
@@ -74,9 +75,14 @@ class BeaconSlice(Slice):
 BeaconSlice.handlers = {BeaconSampled: BeaconSlice.on_sample}
 
 
+class SilenceHeal(HealSpec):
+    url: str  # the beacon to un-silence, recorded in the ledger at injection
+
+
 class Silence(FaultKind):
     id = "beacon.silence"
     title = "silence the beacon (its /health answers 503 until healed)"
+    Heal = SilenceHeal
 
     def targets(self, ctx: FaultContext) -> list[str]:
         return ["beacon"] if ctx.inventory.beacon is not None else []
