@@ -3,7 +3,7 @@ shown in the form (which stays open), a good one reaches the run typed."""
 
 from __future__ import annotations
 
-from textual.widgets import Input, Static, Switch
+from textual.widgets import Input, Static
 
 from opsconsole.tui.screens import OptionsScreen
 
@@ -29,7 +29,9 @@ async def test_the_form_validates_and_runs_with_the_values_typed(monkeypatch, tm
         assert isinstance(app.screen, OptionsScreen) and SEEN == []  # nothing ran
 
         count.value = "7"
-        app.screen.query_one("#option-verbose", Switch).value = True
+        verbose = app.screen.query_one("#option-verbose", Input)
+        assert verbose.value == "false"
+        verbose.value = "true"
         await pilot.press("ctrl+r")
         await until(pilot, lambda: any("unit.count: PASS" in n.message
                                        for n in app._notifications), "the run to pass")

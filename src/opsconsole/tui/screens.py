@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -17,7 +17,6 @@ from textual.widgets import (
     Label,
     OptionList,
     Static,
-    Switch,
 )
 from textual.widgets.option_list import Option
 
@@ -160,10 +159,19 @@ def catalog_items(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
     return [(e.id, f"{e.id} — {e.title}") for e in entries]
 
 
+def _shown(f: OptionField) -> str:
+    """A default as the form shows it (none for "decided at run time" or a structure the
+    description spells out, e.g. the 90/10 mix; a yes/no as true or false)."""
+    if f.default is None or isinstance(f.default, tuple):
+        return ""
+    return str(f.default).lower() if f.is_switch else str(f.default)
+
+
 class OptionsScreen(ModalScreen[dict[str, str] | None]):
     """The options form of one scenario, built from its options model: a field per option
-    (a switch for a yes/no one), each value validated by the model before the run starts;
-    a bad value is shown in the form, which stays open."""
+    (text, as ``-o`` takes it: ``true``/``false`` for a yes/no one), each value validated
+    by the model before the run starts; a bad value is shown in the form, which stays
+    open."""
 
     BINDINGS = [Binding("ctrl+r", "run", "Run", id="options.run"),
                 Binding("escape", "dismiss_none", "Cancel", id="options.close")]
@@ -176,29 +184,28 @@ class OptionsScreen(ModalScreen[dict[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(f"Options of {self.scenario.id}", id="options-title")
-            for f in self.fields:
-                yield Label(f"{f.name}: {f.help}", classes="option-label")
-                if f.is_switch:
-                    yield Switch(value=bool(f.default), id=f"option-{f.name}")
-                else:
-                    shown = "" if f.default is None or isinstance(f.default, tuple) else str(
-                        f.default)
-                    yield Input(value=shown, placeholder=f.metavar, id=f"option-{f.name}")
+            with VerticalScroll(id="options-fields"):
+                for f in self.fields:
+                    with Horizontal(classes="option-row"):
+                        yield Label(f.name, classes="option-name")
+                        yield Input(value=_shown(f), compact=True, id=f"option-{f.name}",
+                                    placeholder="true|false" if f.is_switch else f.metavar)
+                        yield Label(f.help, classes="option-help")
             yield Static("", id="options-error")
             yield Label(f"{key_of(self, 'options.run', 'ctrl+r')} or Enter runs · "
                         f"{key_of(self, 'options.close', 'esc')} cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        if self.fields:
+            self.query_one(f"#option-{self.fields[0].name}", Input).focus()
 
     def values(self) -> dict[str, str]:
         """What the form holds: the options changed from the model's defaults, as text."""
         out: dict[str, str] = {}
         for f in self.fields:
-            widget = self.query_one(f"#option-{f.name}")
-            if isinstance(widget, Switch):
-                if widget.value != bool(f.default):
-                    out[f.name] = str(widget.value).lower()
-            elif isinstance(widget, Input) and widget.value.strip() != (
-                    "" if f.default is None or isinstance(f.default, tuple) else str(f.default)):
-                out[f.name] = widget.value.strip()
+            text = self.query_one(f"#option-{f.name}", Input).value.strip()
+            if text != _shown(f):
+                out[f.name] = text
         return out
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
