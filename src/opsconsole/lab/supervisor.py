@@ -32,7 +32,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import LabSpec, SecretRef
 from ..errors import UserError
-from ..systems.nats.monitor import NatsMonitor
+from ..systems.nats.config import LeafNode, NatsNode
+from ..systems.nats.events import LeafSampled, NatsNodeSampled
+from ..systems.nats.health import leaf_health
+from ..systems.nats.health import node_health as nats_node_health
+from ..systems.nats.probe import LeafProbe, NatsNodeProbe
 from ..systems.vault.alerts import prometheus_files
 from ..systems.vault.client import VaultApi
 from ..systems.vault.config import VaultCluster, VaultNode
@@ -710,28 +714,36 @@ def _error_body(exc: BaseException) -> dict[str, Any]:
 
 async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
                            cluster_size: int) -> dict[str, Any]:
+    """A central node's row, read by the probe the console uses and judged by the same
+    rule (:func:`opsconsole.systems.nats.health.node_health`)."""
+    probe = NatsNodeProbe(session, NatsNode(name=node.name, client_url=node.client_url,
+                                            monitor_url=node.monitor_url), cluster_size)
     row: dict[str, Any] = {"name": node.name, "client_url": node.client_url,
                            "monitor_url": node.monitor_url, "healthy": False, "routes": 0}
-    mon = NatsMonitor(session, node.monitor_url)
     try:
-        ok, peers = await asyncio.gather(mon.healthz(), mon.route_peers())
-        row["routes"] = len(peers)
-        row["healthy"] = ok and len(peers) == cluster_size - 1
+        [sample] = await probe.sample()
     except NETWORK_ERRORS as exc:
         row["error"] = f"unreachable: {reason(exc)}"
+        return row
+    assert isinstance(sample, NatsNodeSampled)
+    row["routes"], row["healthy"] = sample.routes, nats_node_health(sample).healthy
     return row
 
 
 async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[str, Any]:
+    """A leaf server's row, read and judged as the console does."""
+    probe = LeafProbe(session, LeafNode(name=leaf.name, user=leaf.user,
+                                        client_url=leaf.client_url,
+                                        monitor_url=leaf.monitor_url))
     row: dict[str, Any] = {"name": leaf.name, "user": leaf.user, "client_url": leaf.client_url,
                            "monitor_url": leaf.monitor_url, "healthy": False, "hub": None}
-    mon = NatsMonitor(session, leaf.monitor_url)
     try:
-        ok, links = await asyncio.gather(mon.healthz(), mon.leaf_links())
-        row["hub"] = links[0].get("name") if links else None
-        row["healthy"] = ok and bool(links)
+        [sample] = await probe.sample()
     except NETWORK_ERRORS as exc:
         row["error"] = f"unreachable: {reason(exc)}"
+        return row
+    assert isinstance(sample, LeafSampled)
+    row["hub"], row["healthy"] = sample.hub or None, leaf_health(sample).healthy
     return row
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...core.system import ConfigSection, Loc, ProbeContext, System
+from ...core.system import ConfigSection, Health, Loc, ProbeContext, System
 from . import events  # noqa: F401 - registers the NATS event kinds
 from .config import LeafNode, NatsCluster
 
 if TYPE_CHECKING:
+    from ...core.state import State
     from ...faults.kinds import FaultKind
     from ...probes.base import Probe
     from ...scenarios.engine import Scenario
@@ -72,6 +73,12 @@ class NatsSystem(System):
         from .packs.lab_faults import LeafHubCut, NatsNodePause, NatsNodeRestart
 
         return {"lab-faults": [NatsNodeRestart, NatsNodePause, LeafHubCut]}
+
+    def health(self, state: State) -> list[Health]:
+        from .health import leaf_health, node_health
+
+        return ([node_health(v.sample) for v in state.nats.nodes.values()]
+                + [leaf_health(v.sample) for v in state.nats.leaves.values()])
 
 
 SYSTEM = NatsSystem()

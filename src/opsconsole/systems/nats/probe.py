@@ -8,6 +8,7 @@ from ...core.events import Event
 from ...probes.base import Probe
 from .config import LeafNode, NatsNode
 from .events import LeafSampled, NatsNodeSampled
+from .health import central_healthy, leaf_healthy
 from .monitor import NatsMonitor
 
 
@@ -25,7 +26,7 @@ class NatsNodeProbe(Probe):
         meta = (jsz.get("meta_cluster") or {}).get("leader", "")
         return [NatsNodeSampled(
             name=self.node.name, reachable=True,
-            healthy=healthy and len(peers) >= self.cluster_size - 1,
+            healthy=central_healthy(healthy, len(peers), self.cluster_size),
             connections=varz.get("connections", 0), routes=len(peers), leafnodes=len(leafs),
             in_msgs=varz.get("in_msgs", 0), out_msgs=varz.get("out_msgs", 0),
             in_bytes=varz.get("in_bytes", 0), out_bytes=varz.get("out_bytes", 0),
@@ -53,7 +54,7 @@ class LeafProbe(Probe):
         link = links[0] if links else {}
         return [LeafSampled(
             name=self.leaf.name, user=self.leaf.user, reachable=True,
-            healthy=healthy and bool(links), hub=link.get("name", ""),
+            healthy=leaf_healthy(healthy, len(links)), hub=link.get("name", ""),
             connections=varz.get("connections", 0),
             to_local_msgs=link.get("in_msgs", 0), to_central_msgs=link.get("out_msgs", 0))]
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ...core.system import ConfigSection, ProbeContext, System
+from ...core.system import ConfigSection, Health, ProbeContext, System
 from . import events  # noqa: F401 - registers the stack's event kind
 from .config import SessionsTarget
 
 if TYPE_CHECKING:
+    from ...core.state import State
     from ...probes.base import Probe
     from ...scenarios.engine import Scenario
     from .state import PreviewsSlice
@@ -41,6 +42,12 @@ class PreviewsSystem(System):
         from .packs.sessions import SCENARIOS
 
         return {"sessions": SCENARIOS}
+
+    def health(self, state: State) -> list[Health]:
+        from .health import stack_health
+
+        sample = state.previews.sample
+        return [stack_health(sample)] if sample is not None else []
 
 
 SYSTEM = PreviewsSystem()

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ...core.system import ConfigSection, ProbeContext, System
+from ...core.system import ConfigSection, Health, ProbeContext, System
 from . import events  # noqa: F401 - registers the instance event kind
 from .config import ProvisionerTarget
 
 if TYPE_CHECKING:
+    from ...core.state import State
     from ...probes.base import Probe
     from ...scenarios.engine import Scenario
     from .state import InstancesSlice
@@ -42,6 +43,14 @@ class VaultInstancesSystem(System):
         from .packs.vault_instance import SCENARIOS
 
         return {"vault-instance": SCENARIOS}
+
+    def health(self, state: State) -> list[Health]:
+        from .health import instance_health
+
+        nats = state.slices.get("nats")
+        leaves = {v.sample.user: v.sample for v in nats.leaves.values()} if nats else {}
+        return [instance_health(i, leaves.get(i.owner))
+                for i in state.vault_instances.instances.values() if i.state != "terminated"]
 
 
 SYSTEM = VaultInstancesSystem()

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from ...core.state import State
+from ...systems.nats.health import node_health as nats_health
 from ...systems.vault.health import node_health
 from ..fmt import DASH, compact_size
 from .base import Cell, Pane, sync_table
@@ -38,9 +39,9 @@ class ClusterHealthPane(Pane):
         rows: dict[str, list[Cell]] = {}
         for name in sorted(state.nats.nodes):
             s = state.nats.nodes[name].sample
-            role = "JS leader" if s.reachable and s.js_meta_leader == name else "member"
+            h = nats_health(s)  # the one answer, shared with lab status
             rows[f"nats/{name}"] = [
-                name, _health(s.reachable, s.healthy), role if s.reachable else DASH,
+                name, _health(s.reachable, h.healthy), h.role,
                 DASH,
                 f"{s.routes} routes" if s.reachable else DASH,
                 str(s.connections) if s.reachable else DASH,

@@ -7,6 +7,8 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from ...core.state import State
+from ...systems.previews.health import stack_health
+from ...systems.vault_instances.health import instance_health
 from ..fmt import DASH
 from .base import Cell, Pane, sync_table
 
@@ -34,13 +36,10 @@ class InstancesPane(Pane):
             inst = state.vault_instances.instances[iid]
             if inst.state == "terminated":  # EC2 keeps these records; count them instead
                 continue
-            local, link = inst.local_nats, inst.central_link
-            leaf = leaves_by_user.get(inst.owner)
-            if leaf is not None and local == DASH:  # the instance's NATS is a known leaf
-                local = "ok" if leaf.reachable else "down"
-                link = f"→{leaf.hub}" if leaf.reachable and leaf.hub else "down"
+            h = instance_health(inst, leaves_by_user.get(inst.owner))  # the one answer
             rows[iid] = [iid, inst.owner, Text(inst.state, style=STATE_STYLE.get(inst.state, "")),
-                         local, link, inst.manager, inst.last_event or DASH]
+                         h.detail["nats"], h.detail["link"], h.detail["manager"],
+                         inst.last_event or DASH]
         sync_table(self.query_one(DataTable), rows)
         err = state.probe_errors.get("aws:instances")
         if err:
@@ -56,8 +55,8 @@ def sessions_summary(state: State) -> str:
     ss = state.previews.sample
     if ss is None:
         return ""
+    h = stack_health(ss)  # the one answer
     if not ss.reachable:
         return " · sessions: unreachable"
-    live = [f"{n} {k}" for k in ("active", "starting", "pending") if (n := ss.sessions.get(k))]
-    return (f" · sessions {', '.join(live) or 'none live'} · containers "
-            f"{ss.running}/{ss.max_capacity}")
+    over = "" if h.healthy else f" · {h.health}"
+    return f" · sessions {h.detail['sessions']} · containers {h.detail['containers']}{over}"
