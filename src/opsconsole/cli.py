@@ -23,6 +23,7 @@ from .argtypes import positive
 from .cli_agent import add_agent_parser
 from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
 from .core import system as system_registry
+from .core.results import ScenarioResult
 from .errors import UserError
 
 
@@ -192,29 +193,29 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "error": "[red
                 "warn": "[yellow]warn[/]", "unknown": "[yellow]unknown[/]"}
 
 
-def _print_results(results: list[dict[str, Any]]) -> None:
+def _print_results(results: list[ScenarioResult]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(stderr=False)
     for sc in results:
-        colour = {"pass": "green", "fail": "red", "error": "red"}.get(sc["status"], "yellow")
-        table = Table(title=f"{sc['id']} — [{colour}]{sc['status'].upper()}[/] "
-                            f"in {sc['duration_s']:.1f} s", title_justify="left")
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(sc.status, "yellow")
+        table = Table(title=f"{sc.id} — [{colour}]{sc.status.upper()}[/] "
+                            f"in {sc.duration_s:.1f} s", title_justify="left")
         for col in ("phase", "check", "status", "time"):
             table.add_column(col)
-        for c in sc["checks"]:
-            st = STATUS_STYLE.get(c["status"], f"[red]{c['status']}[/]")
-            table.add_row(c["phase"], c["name"], st, f"{c['duration_s']:.2f} s")
+        for c in sc.checks:
+            st = STATUS_STYLE.get(c.status, f"[red]{c.status}[/]")
+            table.add_row(c.phase, c.name, st, f"{c.duration_s:.2f} s")
         console.print(table)
-        if sc["reason"]:
-            console.print(f"  reason: {sc['reason']}")
-        if sc["metrics"]:
+        if sc.reason:
+            console.print(f"  reason: {sc.reason}")
+        if sc.metrics:
             console.print("  metrics: " + ", ".join(f"{k}={v:g}" for k, v in
-                                                    sorted(sc["metrics"].items())))
+                                                    sorted(sc.metrics.items())))
 
 
-def _print_verdict(what: str, status: str, results: list[dict[str, Any]], tail: str,
+def _print_verdict(what: str, status: str, results: list[ScenarioResult], tail: str,
                    strict: bool, error: str | None = None) -> None:
     """The verdict line and one line per scenario that did not pass (stderr): the same
     verdict as the exit code, the JUnit file and the transcript."""
@@ -264,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("opsconsole: run terminated; faults healed, report written", file=sys.stderr)
         return 143
     results = [{k: sc[k] for k in ("id", "status", "reason", "checks", "metrics")}
-               for sc in outcome.scenarios]
+               for sc in (r.as_json() for r in outcome.scenarios)]  # --json: the edge
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core.results import ScenarioResult
 from .report.transcript import verify_transcript
 from .runner import RunRecorder, default_report_dir, overall, run_scenarios
 from .scenarios import resolve
@@ -77,7 +78,7 @@ class Demo:
     report_dir: Path | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     results: list[StepResult] = field(default_factory=list)
-    scenario_results: list[dict[str, Any]] = field(default_factory=list)
+    scenario_results: list[ScenarioResult] = field(default_factory=list)
     verified: bool | None = None
     verdict: str = ""
 
@@ -123,10 +124,10 @@ class Demo:
             results = await run_scenarios(self.session, resolve(sid, options), self.run_id)
             self.scenario_results += results
             for r in results:
-                passed = sum(c["status"] == "pass" for c in r["checks"])
-                parts.append(f"{r['id']} {r['status'].upper()} ({passed}/{len(r['checks'])} "
-                             "checks)" + _headline(r["metrics"]))
-                ok = ok and r["status"] == "pass"
+                passed = sum(c.status == "pass" for c in r.checks)
+                parts.append(f"{r.id} {r.status.upper()} ({passed}/{len(r.checks)} "
+                             "checks)" + _headline(r.metrics))
+                ok = ok and r.status == "pass"
         return ("pass" if ok else "fail"), "; ".join(parts)
 
     def _report(self) -> tuple[str, str]:

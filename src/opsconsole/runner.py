@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import Inventory
 from .core.events import Event, Note
+from .core.results import ScenarioResult
 from .core.verdict import EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_PASS, counts, run_verdict
 from .report.journal import Journal
 from .report.redact import Redactor
@@ -33,7 +34,7 @@ class RunOutcome:
     exit_code: int
     status: str
     report_dir: Path
-    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    scenarios: list[ScenarioResult] = field(default_factory=list)
     error: str | None = None  # why the run could not start (the lab did not come up)
 
 
@@ -49,7 +50,7 @@ def dry_run_plan(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             for s in scenarios]
 
 
-def overall(results: list[dict[str, Any]], lab_error: str | None,
+def overall(results: list[ScenarioResult], lab_error: str | None,
             strict: bool = False) -> tuple[str, int]:
     """The run's (status, exit code): :func:`opsconsole.core.verdict.run_verdict`."""
     return run_verdict(results, strict=strict, could_not_run=lab_error)
@@ -105,7 +106,7 @@ class RunRecorder:
         """Pick up secrets created after the recorder started (a lab just built)."""
         self.journal.redactor = Redactor.for_session(self.session)
 
-    def finish(self, results: list[dict[str, Any]], status: str,
+    def finish(self, results: list[ScenarioResult], status: str,
                error: str | None = None) -> Path:
         self.finished = True
         self._unsubscribe()
@@ -119,19 +120,17 @@ class RunRecorder:
 
 
 async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
-                        run_id: str) -> list[dict[str, Any]]:
-    """Run scenarios one after another on a started session; results as JSON dicts."""
+                        run_id: str) -> list[ScenarioResult]:
+    """Run scenarios one after another on a started session."""
     assert session.faults is not None
-    results: list[dict[str, Any]] = []
+    results: list[ScenarioResult] = []
     for scenario in scenarios:
         if scenario.needs_lab and session.lab is None:
-            results.append({"id": scenario.id, "title": scenario.title, "status": "error",
-                            "reason": "could not run: needs the embedded lab (this inventory "
-                                      "has no [lab] section)", "duration_s": 0.0,
-                            "checks": [], "metrics": {}, "faults": []})
+            results.append(ScenarioResult.could_not_run(
+                scenario.id, scenario.title,
+                "needs the embedded lab (this inventory has no [lab] section)"))
             continue
-        result = await run_scenario(scenario, session, session.faults, run_id)
-        results.append(result.as_json())
+        results.append(await run_scenario(scenario, session, session.faults, run_id))
     return results
 
 
@@ -151,7 +150,7 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
     report_dir = report_dir or default_report_dir(run_id)
     session = ConsoleSession(inventory, lab_state_dir=lab_state_dir, lab_timeout=lab_timeout)
     recorder = RunRecorder(session, run_id, report_dir, strict=strict)
-    results: list[dict[str, Any]] = []
+    results: list[ScenarioResult] = []
     lab_error: str | None = None
     try:
         await session.start()
@@ -176,12 +175,14 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,
-                   results: list[dict[str, Any]], status: str, started_wall: float,
+                   results: list[ScenarioResult], status: str, started_wall: float,
                    duration: float, lab_error: str | None,
                    canary: dict[str, dict[str, Any]] | None = None,
                    strict: bool = False) -> None:
-    results = redactor.obj(results)
-    injected = [f for r in results for f in r["faults"]]
+    # the edge: the results become JSON here, redacted, for the signed transcript
+    data = redactor.obj([r.as_json() for r in results])
+    redacted = [ScenarioResult.from_json(d) for d in data]  # what JUnit may show
+    injected = [f for r in data for f in r["faults"]]
     config_digest = (hashlib.sha256(inventory.source.read_bytes()).hexdigest()
                      if inventory.source and inventory.source.exists() else None)
     body = {
@@ -191,8 +192,8 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
         "started_at": started_wall,
         "started_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_wall)),
         "finished_at": started_wall + duration, "duration_s": round(duration, 3),
-        "system": system_info(), "strict": strict, "summary": counts(results),
-        "scenarios": results,
+        "system": system_info(), "strict": strict, "summary": counts(redacted),
+        "scenarios": data,
         "faults": {"injected": len(injected),
                    "healed": sum(1 for f in injected if f["healed_at"]),
                    "unhealed": [f["id"] for f in injected if not f["healed_at"]]},
@@ -202,5 +203,5 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
     }
     doc = sign_transcript(body, load_or_create_key())
     write_json(report_dir / "transcript.json", doc)
-    write_junit(results, report_dir / "junit.xml", strict=strict)
+    write_junit(redacted, report_dir / "junit.xml", strict=strict)
     write_markdown(doc, report_dir / "report.md")

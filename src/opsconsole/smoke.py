@@ -72,36 +72,40 @@ def _boot_transcript(inventory: Inventory, outcome: RunOutcome, mode: str,
     counts = {"total": 0, "passed": 0, "failed": 0, "warned": 0, "unknown": 0, "error": 0}
     failures: list[str] = []
     unknowns: list[str] = []
-    by_id = {sc["id"]: sc for sc in outcome.scenarios}
+    by_id = {sc.id: sc for sc in outcome.scenarios}
     for sid, label in PHASES.items():
         sc = by_id.get(sid)
         if sc is None:
             continue
-        if sc["status"] == "unknown":
-            unknowns.append(f"{label}: UNKNOWN: {sc['reason']}")
-        elif sc["status"] != "pass":
-            failures.append(f"{label}: {sc['status'].upper()}: {sc['reason']}")
-        checks = [c for c in sc["checks"] if c["phase"] == "method"]
+        if sc.status == "unknown":
+            unknowns.append(f"{label}: UNKNOWN: {sc.reason}")
+        elif sc.status != "pass":
+            failures.append(f"{label}: {sc.status.upper()}: {sc.reason}")
+        checks = [c for c in sc.checks if c.phase == "method"]
         for c in checks:
             counts["total"] += 1
             key = {"pass": "passed", "fail": "failed", "warn": "warned",
-                   "unknown": "unknown"}.get(c["status"], "error")
+                   "unknown": "unknown"}.get(c.status, "error")
             counts[key] += 1
-            line = f"{label}: {c['name']} {c['status'].upper()}"
-            if c["status"] == "unknown":
-                unknowns.append(line + f" ({_why(c['evidence'])})")
-            elif c["status"] not in ("pass", "warn"):
+            line = f"{label}: {c.name} {c.status.upper()}"
+            if c.status == "unknown":
+                unknowns.append(line + f" ({_why(c.evidence)})")
+            elif c.status not in ("pass", "warn"):
                 failures.append(line)
-        phases.append({"phase": label, "id": sid, "status": sc["status"],
-                       "duration_s": sc["duration_s"], "reason": sc["reason"],
-                       "checks": [{k: c[k] for k in ("name", "status", "duration_s",
-                                                     "evidence")} for c in checks],
-                       "metrics": sc["metrics"]})
+        phases.append({"phase": label, "id": sid, "status": str(sc.status),
+                       "duration_s": round(sc.duration_s, 3), "reason": sc.reason,
+                       "checks": [{k: c.as_json()[k] for k in ("name", "status", "duration_s",
+                                                               "evidence")} for c in checks],
+                       "metrics": sc.metrics})
 
     def section(sid: str) -> dict[str, Any]:
-        sc = by_id.get(sid, {})
-        return {c["name"]: {"status": c["status"], "evidence": c["evidence"]}
-                for c in sc.get("checks", []) if c["phase"] == "method"}
+        sc = by_id.get(sid)
+        return {c.name: {"status": str(c.status), "evidence": c.evidence}
+                for c in (sc.checks if sc else []) if c.phase == "method"}
+
+    def metrics(sid: str) -> dict[str, float]:
+        sc = by_id.get(sid)
+        return sc.metrics if sc else {}
 
     source = inventory.source if inventory.source and inventory.source.exists() else None
     body = {
@@ -114,10 +118,8 @@ def _boot_transcript(inventory: Inventory, outcome: RunOutcome, mode: str,
         "system": system_info(), "summary": counts, "failures": failures,
         "unknowns": unknowns, "phases": phases,
         "service_health": section("smoke.health"),
-        "performance": {**by_id.get("smoke.boot", {}).get("metrics", {}),
-                        **by_id.get("smoke.resources", {}).get("metrics", {}),
-                        **by_id.get("smoke.control", {}).get("metrics", {}),
-                        **by_id.get("smoke.provisioning", {}).get("metrics", {})},
+        "performance": {**metrics("smoke.boot"), **metrics("smoke.resources"),
+                        **metrics("smoke.control"), **metrics("smoke.provisioning")},
         "security": section("smoke.security"),
         "digests": {"tool_sha256": tool_digest(),
                     "config_file": str(source) if source else None,

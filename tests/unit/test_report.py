@@ -9,6 +9,7 @@ from junitparser import JUnitXml
 
 from opsconsole.cli import main as cli_main
 from opsconsole.core.events import FaultInjected, Note
+from opsconsole.core.results import ScenarioResult
 from opsconsole.replay import ReplaySession
 from opsconsole.report.journal import Journal, read_events, verify_chain
 from opsconsole.report.redact import Redactor
@@ -77,7 +78,7 @@ def test_journal_chain_detects_dropped_lines_and_redacts_secrets(tmp_path) -> No
 
 def test_junit_has_one_testcase_per_check_and_one_for_the_verdict(tmp_path) -> None:
     _, scenarios = _make_run(tmp_path)
-    write_junit(scenarios, tmp_path / "junit.xml")
+    write_junit([ScenarioResult.from_json(s) for s in scenarios], tmp_path / "junit.xml")
     xml = JUnitXml.fromfile(str(tmp_path / "junit.xml"))
     cases = [case for suite in xml for case in suite]
     assert [c.name for c in cases] == ["method: a", "verify: b", "verify: c",

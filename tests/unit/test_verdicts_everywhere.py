@@ -14,6 +14,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from opsconsole import scenarios as scenario_registry
 from opsconsole.cli import main as cli_main
+from opsconsole.core.results import ScenarioResult
 from opsconsole.core.verdict import run_verdict, scenario_status
 from opsconsole.scenarios.engine import Run, Scenario, ScenarioOptions, outcome
 
@@ -202,7 +203,7 @@ def test_a_smoke_whose_only_checks_are_unknown_is_unknown_not_pass(monkeypatch, 
     ([], False, ("error", 2)),
 ])
 def test_run_verdict_table(statuses, strict, expected) -> None:
-    results = [{"id": f"s{i}", "status": s, "checks": []} for i, s in enumerate(statuses)]
+    results = [ScenarioResult(f"s{i}", "", s) for i, s in enumerate(statuses)]
     assert run_verdict(results, strict=strict) == expected
 
 

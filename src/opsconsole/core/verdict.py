@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import ScenarioResult
 
 
 class Verdict(StrEnum):
@@ -53,16 +56,16 @@ def scenario_status(check_statuses: Iterable[str]) -> str:
     return PASS
 
 
-def counts(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+def counts(results: Iterable[ScenarioResult]) -> dict[str, dict[str, int]]:
     """How many scenarios and checks ended in each status (for every summary)."""
     results = list(results)
-    scen = Counter(r["status"] for r in results)
-    checks = Counter(c["status"] for r in results for c in r.get("checks", []))
+    scen = Counter(r.status for r in results)
+    checks = Counter(c.status for r in results for c in r.checks)
     return {"scenarios": {s: scen.get(s, 0) for s in SCENARIO_STATUSES},
             "checks": {s: checks.get(s, 0) for s in CHECK_STATUSES}}
 
 
-def run_verdict(results: Iterable[Mapping[str, Any]], *, strict: bool = False,
+def run_verdict(results: Iterable[ScenarioResult], *, strict: bool = False,
                 could_not_run: str | None = None) -> tuple[str, int]:
     """(status, exit code) of a whole run.
 
@@ -72,12 +75,12 @@ def run_verdict(results: Iterable[Mapping[str, Any]], *, strict: bool = False,
     of a scenario or of a single check, fails it (1).
     """
     results = list(results)
-    statuses = {r["status"] for r in results}
+    statuses = {r.status for r in results}
     if FAIL in statuses:
         return FAIL, EXIT_FAIL
     if could_not_run or not results or ERROR in statuses:
         return ERROR, EXIT_COULD_NOT_RUN
-    unknown_checks = any(c["status"] == UNKNOWN for r in results for c in r.get("checks", []))
+    unknown_checks = any(c.status == UNKNOWN for r in results for c in r.checks)
     if strict and (UNKNOWN in statuses or unknown_checks):
         return FAIL, EXIT_FAIL
     if UNKNOWN in statuses:
@@ -85,19 +88,19 @@ def run_verdict(results: Iterable[Mapping[str, Any]], *, strict: bool = False,
     return PASS, EXIT_PASS
 
 
-def not_passed(results: Iterable[Mapping[str, Any]], *,
+def not_passed(results: Iterable[ScenarioResult], *,
                strict: bool = False) -> list[tuple[str, str, str]]:
     """(status, scenario id, reason) of every scenario that did not pass — and, under
     ``strict``, of every unknown check inside a passing one — in run order."""
     out: list[tuple[str, str, str]] = []
     for r in results:
-        if r["status"] != PASS:
-            out.append((r["status"], r["id"], r.get("reason") or r["status"]))
+        if r.status != PASS:
+            out.append((r.status, r.id, r.reason or r.status))
         elif strict:
-            for c in r.get("checks", []):
-                if c["status"] == UNKNOWN:
-                    out.append((UNKNOWN, r["id"], f"check {c['name']!r} unknown: "
-                                                   f"{_why(c.get('evidence', {}))}"))
+            for c in r.checks:
+                if c.status == UNKNOWN:
+                    out.append((UNKNOWN, r.id, f"check {c.name!r} unknown: "
+                                               f"{_why(c.evidence)}"))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from ..core.results import ScenarioResult
 from ..core.verdict import counts, not_passed, summary_line
 
 PERCENTILE_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
@@ -30,22 +31,21 @@ def _result(status: str, message: str, strict: bool) -> list[Any]:
     return [Error(message)]  # error, or anything unexpected: never green
 
 
-def write_junit(scenarios: list[dict[str, Any]], path: Path, strict: bool = False) -> None:
+def write_junit(scenarios: list[ScenarioResult], path: Path, strict: bool = False) -> None:
     xml = JUnitXml(name="opsconsole")
     for sc in scenarios:
-        suite = TestSuite(sc["id"])
-        for check in sc["checks"]:
-            case = TestCase(f"{check['phase']}: {check['name']}", classname=sc["id"],
-                            time=check["duration_s"])
-            evidence = json.dumps(check["evidence"], sort_keys=True)[:2000]
-            case.result = _result(check["status"], f"{check['status']}; evidence: {evidence}",
+        suite = TestSuite(sc.id)
+        for check in sc.checks:
+            case = TestCase(f"{check.phase}: {check.name}", classname=sc.id,
+                            time=round(check.duration_s, 3))
+            evidence = json.dumps(check.evidence, sort_keys=True)[:2000]
+            case.result = _result(check.status, f"{check.status}; evidence: {evidence}",
                                   strict)
-            if check["status"] == "warn":
+            if check.status == "warn":
                 case.system_out = f"WARN; evidence: {evidence}"
             suite.add_testcase(case)
-        verdict = TestCase("scenario verdict", classname=sc["id"], time=sc["duration_s"])
-        verdict.result = _result(sc["status"], f"{sc['status']}: {sc['reason'] or sc['status']}",
-                                 strict)
+        verdict = TestCase("scenario verdict", classname=sc.id, time=round(sc.duration_s, 3))
+        verdict.result = _result(sc.status, f"{sc.status}: {sc.reason or sc.status}", strict)
         suite.add_testcase(verdict)
         suite.update_statistics()
         xml.add_testsuite(suite)
@@ -58,7 +58,9 @@ def _md_escape(value: Any) -> str:
 
 
 def write_markdown(doc: dict[str, Any], path: Path) -> None:
-    tally = doc.get("summary") or counts(doc["scenarios"])
+    """The summary of a signed transcript (read back into results: this is an edge)."""
+    scenarios = [ScenarioResult.from_json(d) for d in doc["scenarios"]]
+    tally = doc.get("summary") or counts(scenarios)
     strict = bool(doc.get("strict"))
     lines = [f"# opsconsole run {doc['run_id']}", "",
              f"- status: **{doc['status'].upper()}**" + (" (--strict: any unknown fails)"
@@ -72,7 +74,7 @@ def write_markdown(doc: dict[str, Any], path: Path) -> None:
              f"sha256 `{doc['journal']['sha256'][:16]}…`) · signed by the key in "
              "`transcript.json` (`opsconsole verify`)", "",
              ]
-    missed = not_passed(doc["scenarios"], strict=strict)
+    missed = not_passed(scenarios, strict=strict)
     if missed:
         lines += ["## Not passed", ""]
         lines += [f"- **{status.upper()}** {sid}: {_md_escape(reason)}"
@@ -80,11 +82,11 @@ def write_markdown(doc: dict[str, Any], path: Path) -> None:
         lines.append("")
     lines += ["| scenario | status | duration | checks passed | unknown |",
               "| --- | --- | --- | --- | --- |"]
-    for sc in doc["scenarios"]:
-        passed = sum(c["status"] == "pass" for c in sc["checks"])
-        unknown = sum(c["status"] == "unknown" for c in sc["checks"])
-        lines.append(f"| {sc['id']} | {sc['status']} | {sc['duration_s']:.1f} s | "
-                     f"{passed}/{len(sc['checks'])} | {unknown} |")
+    for sc in scenarios:
+        passed = sum(c.status == "pass" for c in sc.checks)
+        unknown = sum(c.status == "unknown" for c in sc.checks)
+        lines.append(f"| {sc.id} | {sc.status} | {sc.duration_s:.1f} s | "
+                     f"{passed}/{len(sc.checks)} | {unknown} |")
     if doc.get("canary"):
         lines += ["", "## Relay canaries (this run's window)", "",
                   "Messages whose fate was known (older than 5 s) during the run; "
@@ -99,26 +101,26 @@ def write_markdown(doc: dict[str, Any], path: Path) -> None:
                 lines.append(f"| {leaf} | {direction} | {c['messages']} | {c['delivered']} | "
                              f"{c['lost']} | {c['duplicated']} | {c['reordered']} | {p50} | "
                              f"{p99} |")
-    for sc in doc["scenarios"]:
-        lines += ["", f"## {sc['id']} — {sc['status'].upper()}", "", sc["title"], ""]
-        if sc["reason"]:
-            lines += [f"> {sc['reason']}", ""]
+    for sc in scenarios:
+        lines += ["", f"## {sc.id} — {sc.status.upper()}", "", sc.title, ""]
+        if sc.reason:
+            lines += [f"> {sc.reason}", ""]
         lines += ["| phase | check | status | time | evidence |", "| --- | --- | --- | --- | --- |"]
-        for c in sc["checks"]:
-            ev = _md_escape(json.dumps(c["evidence"], sort_keys=True))[:160]
-            lines.append(f"| {c['phase']} | {_md_escape(c['name'])} | {c['status']} | "
-                         f"{c['duration_s']:.2f} s | {ev} |")
-        pct = {k: v for k, v in sc["metrics"].items() if k in PERCENTILE_KEYS}
+        for c in sc.checks:
+            ev = _md_escape(json.dumps(c.evidence, sort_keys=True))[:160]
+            lines.append(f"| {c.phase} | {_md_escape(c.name)} | {c.status} | "
+                         f"{c.duration_s:.2f} s | {ev} |")
+        pct = {k: v for k, v in sc.metrics.items() if k in PERCENTILE_KEYS}
         if pct:
             lines += ["", "| percentile | ms |", "| --- | --- |"]
             lines += [f"| {k.removesuffix('_ms')} | {v:.2f} |" for k, v in pct.items()]
-        other = {k: v for k, v in sc["metrics"].items() if k not in pct}
+        other = {k: v for k, v in sc.metrics.items() if k not in pct}
         if other:
             lines += ["", "| metric | value |", "| --- | --- |"]
             lines += [f"| {k} | {v:g} |" for k, v in sorted(other.items())]
-        if sc["faults"]:
+        if sc.faults:
             lines += ["", "| fault | target | healed | how |", "| --- | --- | --- | --- |"]
-            for f in sc["faults"]:
+            for f in sc.faults:
                 healed = "yes" if f["healed_at"] else "**NO**"
                 lines.append(f"| {f['fault']} | {f['target']} | {healed} | "
                              f"{_md_escape(f['heal'])} |")

@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +31,7 @@ from ..core.events import (
     ScenarioStarted,
     ScenarioStep,
 )
+from ..core.results import CheckRecord, Evidence, ScenarioResult
 from ..core.tasks import cancel_and_wait
 from ..core.verdict import ERROR, FAIL, PASS, UNKNOWN, scenario_status
 from ..errors import UserError
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from ..faults.manager import FaultManager
     from ..session import ConsoleSession
 
-Evidence = dict[str, Any]
 Outcome = tuple[str, Evidence]  # (pass | fail | unknown, evidence)
 CheckFn = Callable[["Run"], Awaitable[Outcome]]
 
@@ -114,38 +114,6 @@ class Check:
     name: str
     fn: CheckFn
     within: float = 0.0
-
-
-@dataclass
-class CheckRecord:
-    name: str
-    phase: str
-    status: str
-    evidence: Evidence
-    duration_s: float
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "phase": self.phase, "status": self.status,
-                "evidence": self.evidence, "duration_s": round(self.duration_s, 3)}
-
-
-@dataclass
-class ScenarioResult:
-    id: str
-    title: str
-    status: str = PASS  # pass | fail | unknown | error (opsconsole.core.verdict)
-    reason: str = ""
-    started_at: float = 0.0
-    duration_s: float = 0.0
-    checks: list[CheckRecord] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
-    faults: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "status": self.status,
-                "reason": self.reason, "duration_s": round(self.duration_s, 3),
-                "checks": [c.as_json() for c in self.checks], "metrics": self.metrics,
-                "faults": self.faults}
 
 
 class ScenarioOptions(BaseModel):

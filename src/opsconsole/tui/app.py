@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Tab, Tabs
 
 from .. import catalog
 from ..core import system as system_registry
+from ..core.results import ScenarioResult
 from ..errors import UserError
 from ..scenarios import resolve
 from ..session import ConsoleSession
@@ -274,7 +275,7 @@ class OpsConsoleApp(App[None]):
         run_id = uuid.uuid4().hex[:12]
         recorder = RunRecorder(self.session, run_id, default_report_dir(run_id))
         self.notify(f"{scenario_id} started (run {run_id})", title="Scenario")
-        results: list[dict] = []
+        results: list[ScenarioResult] = []
         try:
             results = await run_scenarios(self.session, scenarios, run_id)
         finally:
