@@ -7,13 +7,13 @@ t4g.nano, tagged) that a real deployment would have. Idempotent.
 
 from __future__ import annotations
 
-import aioboto3
-
 ROLE_TAG = ("role", "vault-instance")
 
 
 async def ensure_instances(endpoint_url: str, region: str, users: list[str],
                            key: str) -> list[str]:
+    import aioboto3  # imported here: boto3 costs ~0.2 s at every CLI start otherwise
+
     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=key,
                                region_name=region)
     async with session.client("ec2", endpoint_url=endpoint_url) as ec2:
