@@ -19,6 +19,8 @@ venv:
 	done
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(MAKE) --no-print-directory install EXTRAS=lab,test
+	@# our own modules too (an editable install is not compiled): ~0.2 s off every process
+	@PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q src >/dev/null
 	@touch $(STAMP)
 
 # uv resolves and installs the same versions as pip in ~20 s (pip took ~2 min on a fresh
