@@ -146,7 +146,7 @@ async def kill_vault_leader(session: ConsoleSession, lab: Any,
 
     return {"kind": "vault", "node": old, "down_s": since(watch.seen.get("down")),
             "new_leader_s": since(watch.seen.get("new_leader")),
-            "new_leader": st.last_vault_leader, "truth_down_s": since(truth_down),
+            "new_leader": st.vault.last_leader, "truth_down_s": since(truth_down),
             "truth_new_leader_s": since(truth_new), "restart_to_healthy_s": recover}
 
 
