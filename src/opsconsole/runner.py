@@ -170,8 +170,10 @@ async def run_headless(inventory: Inventory, selector: str, *, report_dir: Path 
         if interrupted:
             status, code = "error", EXIT_COULD_NOT_RUN
         recorder.finish(results, status, lab_error)
-    return RunOutcome(run_id, code, status, report_dir, results,
-                      recorder.journal.redactor.text(lab_error) if lab_error else None)
+    # what the CLI prints, `--json` and the boot transcript show: redacted, as the reports
+    redactor = recorder.journal.redactor
+    return RunOutcome(run_id, code, status, report_dir, redactor.results(results),
+                      redactor.text(lab_error) if lab_error else None)
 
 
 def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor: Redactor,
@@ -180,8 +182,8 @@ def _write_reports(report_dir: Path, run_id: str, inventory: Inventory, redactor
                    canary: dict[str, dict[str, Any]] | None = None,
                    strict: bool = False) -> None:
     # the edge: the results become JSON here, redacted, for the signed transcript
-    data = redactor.obj([r.as_json() for r in results])
-    redacted = [ScenarioResult.from_json(d) for d in data]  # what JUnit may show
+    redacted = redactor.results(results)  # what JUnit may show
+    data = [r.as_json() for r in redacted]
     injected = [f for r in data for f in r["faults"]]
     config_digest = (hashlib.sha256(inventory.source.read_bytes()).hexdigest()
                      if inventory.source and inventory.source.exists() else None)

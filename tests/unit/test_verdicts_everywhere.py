@@ -246,3 +246,43 @@ def test_replay_of_a_file_that_is_not_a_journal_exits_2_without_a_console(tmp_pa
     assert cli_main(["replay", str(tmp_path)]) == 2
     assert "directory" in capsys.readouterr().err
     assert cli_main(["replay", str(text), "--speed", "0"]) == 2
+
+
+SECRET = "s.hunter2-never-shown"
+
+
+class QuotesTheToken(Fake):
+    """A careless check that puts the inventory's Vault token in its evidence and its
+    scenario's reason: redaction must catch it in every output."""
+
+    id, title = "unit.quotes", "quotes the token"
+
+    async def method(self, run: Run) -> None:
+        token = run.inventory.vault.token.resolve()
+        await run.record("careless", outcome(2 > 3, token=token, note=f"used {token}"))
+        await run.wait_until(f"a login with {token}", lambda: False, 0.1)
+
+
+def test_a_secret_quoted_by_a_check_is_redacted_in_every_output(monkeypatch, tmp_path,
+                                                                capsys) -> None:
+    (tmp_path / "token").write_text(SECRET)
+    config = tmp_path / "vault.toml"
+    config.write_text('name = "unit"\n[vault]\ntoken_file = "token"\n[[vault.nodes]]\n'
+                      'name = "v1"\napi_addr = "http://127.0.0.1:1"\n')
+    _fake_pack(monkeypatch, "unit", [QuotesTheToken])
+    code = cli_main(["--config", str(config), "run", "unit", "--json", "--report",
+                     str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 1 and "[redacted]" in out  # the check ran, and quoted it
+    code = cli_main(["--config", str(config), "run", "unit", "--report", str(tmp_path / "r2")])
+    table, lines = capsys.readouterr()
+    assert code == 1 and "a login with [redacted]" in lines  # the abort reason
+    _fake_pack(monkeypatch, "smoke", [QuotesTheToken], ids=["smoke.auth"])
+    cli_main(["--config", str(config), "smoke", "--json", "--report", str(tmp_path / "smoke")])
+    smoke_out, smoke_err = capsys.readouterr()
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file()
+                      and p.name != "token")
+    for text in (out, err, table, lines, smoke_out, smoke_err, written):
+        assert SECRET not in text
+    boot = next((tmp_path / "smoke").glob("boot_transcript_*.json")).read_text()
+    assert "[redacted]" in boot

@@ -6,6 +6,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from ..core.results import ScenarioResult
+
 REDACTED = "[redacted]"
 
 
@@ -41,6 +43,10 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.obj(v) for v in value]
         return value
+
+    def results(self, results: list[ScenarioResult]) -> list[ScenarioResult]:
+        """``results`` with every known secret replaced, for anything shown or written."""
+        return [ScenarioResult.from_json(d) for d in self.obj([r.as_json() for r in results])]
 
 
 def _read(path: Path) -> str:

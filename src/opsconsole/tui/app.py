@@ -282,7 +282,8 @@ class OpsConsoleApp(App[None]):
             status, _ = overall(results, None)
             path = recorder.finish(results, status)
         severity = {"pass": "information", "unknown": "warning"}.get(status, "error")
-        missed = "".join(f"\n{st.upper()} {sid}: {why}" for st, sid, why in not_passed(results))
+        shown = recorder.journal.redactor.results(results)  # a reason may quote a secret
+        missed = "".join(f"\n{st.upper()} {sid}: {why}" for st, sid, why in not_passed(shown))
         self.notify(f"{scenario_id}: {status.upper()} · report {path}{missed}",
                     title="Scenario", severity=severity, timeout=15)
 
