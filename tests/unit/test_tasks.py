@@ -9,30 +9,37 @@ from opsconsole.core.tasks import cancel_and_wait
 from opsconsole.probes.base import Probe, ProbeRunner
 
 
-def stubborn(swallow: int, stopped: list[str]) -> asyncio.Task[None]:
+def stubborn(swallow: int, stopped: list[str], waiting: asyncio.Event,
+             ignored: asyncio.Event) -> asyncio.Task[None]:
     """A task that ignores its first ``swallow`` cancels, like a loop around a 3.11
-    ``asyncio.wait_for`` whose inner await completed as the cancel landed."""
+    ``asyncio.wait_for`` whose inner await completed as the cancel landed. ``waiting`` is
+    set each time it waits (again), ``ignored`` once it has swallowed a cancel."""
     async def body() -> None:
-        ignored = 0
+        count = 0
         while True:
             try:
-                await asyncio.sleep(3600)
+                waiting.set()
+                await asyncio.Event().wait()  # until cancelled
             except asyncio.CancelledError:
-                if ignored == swallow:
+                if count == swallow:
                     stopped.append("stopped")
                     raise
-                ignored += 1
+                count += 1
+                ignored.set()
 
     return asyncio.create_task(body())
 
 
 async def test_a_swallowed_cancel_is_repeated_until_the_task_ends() -> None:
     stopped: list[str] = []
-    task = stubborn(2, stopped)
-    await asyncio.sleep(0)
+    waiting, ignored = asyncio.Event(), asyncio.Event()
+    task = stubborn(2, stopped, waiting, ignored)
+    await asyncio.wait_for(waiting.wait(), 5)
     # the negative control: one cancel, as before, leaves the task running
+    waiting.clear()
     task.cancel()
-    await asyncio.wait({task}, timeout=0.2)
+    await asyncio.wait_for(ignored.wait(), 5)
+    await asyncio.wait_for(waiting.wait(), 5)  # swallowed it and waits on
     assert not task.done()
     assert await cancel_and_wait(task, retry_s=0.05) is True
     assert task.cancelled() and stopped == ["stopped"]
@@ -40,17 +47,19 @@ async def test_a_swallowed_cancel_is_repeated_until_the_task_ends() -> None:
 
 async def test_a_task_that_never_stops_is_given_up_on_after_the_limit() -> None:
     mortal = False
+    waiting = asyncio.Event()
 
     async def immortal() -> None:
         while True:
             try:
-                await asyncio.sleep(3600)
+                waiting.set()
+                await asyncio.Event().wait()  # until cancelled
             except asyncio.CancelledError:
                 if mortal:
                     raise
 
     task = asyncio.create_task(immortal())
-    await asyncio.sleep(0)
+    await asyncio.wait_for(waiting.wait(), 5)
     assert await cancel_and_wait(task, retry_s=0.05, limit_s=0.3) is False
     assert not task.done()
     mortal = True  # the test's own clean-up
@@ -70,7 +79,7 @@ class SwallowsOnce(Probe):
     async def sample(self):
         self.sampling.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             if self.swallowed:
                 raise
