@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from ...core.state import State
+from ...core.system import Health
 from ...systems.nats.health import node_health as nats_health
 from ...systems.vault.health import node_health
 from ..fmt import DASH, compact_size
@@ -16,11 +17,13 @@ LEADER_HIGHLIGHT_S = 15.0
 LAG_WARN = 10  # raft entries behind the leader before the lag is worth showing
 
 
-def _health(reachable: bool, healthy: bool) -> Text:
-    """Words, not only colours: the pane must read the same with NO_COLOR."""
-    if not reachable:
-        return Text("unreachable", style="bold red")
-    return Text("ok", style="green") if healthy else Text("degraded", style="yellow")
+def _health(h: Health) -> Text:
+    """The system's answer in words, not only colours (the pane reads the same with
+    NO_COLOR): "ok" when healthy, else the answer's own word."""
+    if h.healthy:
+        return Text("ok", style="green")
+    return Text(h.health, style="bold red" if h.health in ("unreachable", "SEALED")
+                else "yellow")
 
 
 class ClusterHealthPane(Pane):
@@ -41,7 +44,7 @@ class ClusterHealthPane(Pane):
             s = state.nats.nodes[name].sample
             h = nats_health(s)  # the one answer, shared with lab status
             rows[f"nats/{name}"] = [
-                name, _health(s.reachable, h.healthy), h.role,
+                name, _health(h), h.role,
                 DASH,
                 f"{s.routes} routes" if s.reachable else DASH,
                 str(s.connections) if s.reachable else DASH,
@@ -62,9 +65,7 @@ class ClusterHealthPane(Pane):
             sealed = DASH if v.sealed is None else ("SEALED" if v.sealed else "no")
             lag = f" lag {v.lag}" if v.lag and v.lag > LAG_WARN else ""
             verdict = node_health(v)  # the one answer, shared with the CLI and lab status
-            health = (Text("ok", style="green") if verdict.healthy else
-                      Text(verdict.health, style="bold red" if verdict.health in (
-                          "unreachable", "SEALED") else "yellow"))
+            health = _health(verdict)
             rows[f"vault/{name}"] = [
                 name, health,
                 role, sealed, f"{peers} voters{lag}" if v.voter else "not a voter",
