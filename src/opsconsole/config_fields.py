@@ -7,6 +7,7 @@ input values, because any value might be a secret pasted in the wrong place.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -125,6 +126,41 @@ def fold_refs(data: Any, *names: str) -> Any:
     return data
 
 
+# --------------------------------------------------------------------------- secrets seen
+
+_RESOLVED: set[str] = set()
+
+
+def remember_secret(value: str) -> None:
+    """Note a secret value read at run time, so every report and log can redact it.
+
+    A JSON object or array (e.g. ``{member: token}``) is remembered leaf by leaf as well,
+    since a leak would quote one value, not the document."""
+    value = value.strip()
+    if not value:
+        return
+    _RESOLVED.add(value)
+    if value[:1] in "{[":
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            return
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, str) and node.strip():
+                _RESOLVED.add(node.strip())
+
+
+def resolved_secrets() -> frozenset[str]:
+    """Every secret value this process has read so far (for the redactor)."""
+    return frozenset(_RESOLVED)
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -156,6 +192,7 @@ class SecretRef(Model):
                 raise ConfigError(
                     [f"{self._origin}: environment variable {self.env} is not set or empty"]
                 )
+            remember_secret(value)
             return value
         assert self.file is not None
         try:
@@ -167,6 +204,7 @@ class SecretRef(Model):
             ) from None
         if not value:
             raise ConfigError([f"{self._origin}: secret file {self.file} is empty"])
+        remember_secret(value)
         return value
 
     def __str__(self) -> str:

@@ -12,7 +12,6 @@ from opsconsole.faults.ledger import FaultLedger
 from opsconsole.lab import Lab
 from opsconsole.scenarios.engine import Run, ScenarioResult, run_scenario
 from opsconsole.session import ConsoleSession
-from opsconsole.systems.vault.checks import vault_token
 from opsconsole.systems.vault.packs.vault_ha_alerts import (
     _firing,
     clear_before_fault,
@@ -48,11 +47,10 @@ async def _leader_known(session: ConsoleSession) -> None:
 
 async def test_alert_checks_fail_while_a_standby_is_sealed(lab_session) -> None:
     run = _run(lab_session)
-    token = vault_token(run)
     await _leader_known(lab_session)
 
     async def clear() -> bool:
-        return (await clear_before_fault(run, token))[0] == "pass"
+        return (await clear_before_fault(run))[0] == "pass"
 
     await async_wait_until(clear, 30, "the positive control: no alert, every node unsealed")
     victim = next(n for n, v in lab_session.state.vault.nodes.items()
@@ -60,17 +58,17 @@ async def test_alert_checks_fail_while_a_standby_is_sealed(lab_session) -> None:
     assert lab_session.faults is not None
     rec = await lab_session.faults.inject("vault.seal", victim)
     try:
-        status, evidence = await clear_before_fault(run, token)
+        status, evidence = await clear_before_fault(run)
         assert status == "fail" and evidence["unsealed"][victim] == 0, evidence
         await async_wait_until(lambda: _firing(run, "VaultSealed", victim), 30,
                                f"VaultSealed to fire for {victim}")
-        status, evidence = await resolved_after_unseal(run, victim, token)
+        status, evidence = await resolved_after_unseal(run, victim)
         assert status == "fail" and evidence["firing"] and evidence["unsealed"] is False
     finally:
         await lab_session.faults.heal(rec)
 
     async def resolved() -> bool:
-        return (await resolved_after_unseal(run, victim, token))[0] == "pass"
+        return (await resolved_after_unseal(run, victim))[0] == "pass"
 
     await async_wait_until(resolved, 60, f"VaultSealed to resolve for {victim}")
 

@@ -68,5 +68,5 @@ async def test_a_refused_connection_is_an_error_not_a_hang() -> None:
     client = FastHttp(f"http://127.0.0.1:{port}", users=1, timeout_s=1)
     with pytest.raises(HttpError, match="connect"):
         await client.request(client.encode("GET", "/", {}))
-    with pytest.raises(ValueError, match="plain http"):
-        FastHttp("https://example.invalid", users=1)
+    with pytest.raises(ValueError, match="http:// and https://"):
+        FastHttp("ftp://example.invalid", users=1)

@@ -12,6 +12,7 @@ own network), never a general-purpose client.
 from __future__ import annotations
 
 import asyncio
+from ssl import SSLContext, create_default_context
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -84,12 +85,16 @@ class _Conn(asyncio.Protocol):
 class FastHttp:
     """``users`` keep-alive connections to one origin; ``request`` returns the status."""
 
-    def __init__(self, base_url: str, users: int, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, users: int, timeout_s: float = 10.0,
+                 ssl: SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http":
-            raise ValueError("FastHttp speaks plain http only (the lab's loopback endpoints)")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("FastHttp speaks http:// and https:// only")
+        if parts.scheme == "https" and ssl is None:
+            ssl = create_default_context()
+        self.ssl = ssl if parts.scheme == "https" else None
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if self.ssl else 80)
         self.host_header = parts.netloc.encode()
         self.timeout_s = timeout_s
         self._idle: asyncio.Queue[_Conn | None] = asyncio.Queue()
@@ -133,7 +138,9 @@ class FastHttp:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Conn, self.host, self.port), self.timeout_s)
+                loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl,
+                                       server_hostname=self.host if self.ssl else None),
+                self.timeout_s)
         except (OSError, TimeoutError) as exc:
             raise HttpError(f"connect {self.host}:{self.port}: {exc}") from exc
         return conn

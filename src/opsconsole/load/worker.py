@@ -51,7 +51,8 @@ async def _child() -> None:
             try:
                 if cmd["op"] == "setup":
                     kv = _target(cmd["target"])(cmd["addr"], cmd["token"],
-                                                users=int(cmd["users"]))
+                                                users=int(cmd["users"]),
+                                                **cmd.get("options", {}))
                     await kv.__aenter__()
                     await kv.seed()
                     _emit({"type": "ok"})
@@ -111,15 +112,17 @@ class LoadWorker:
         self.last_cpu_s = 0.0
         self.addr = ""
 
-    async def start(self, target: str, addr: str, token: str, users: int) -> None:
-        """Start the child and set up ``target`` (``module:Class``) against ``addr``."""
+    async def start(self, target: str, addr: str, token: str, users: int,
+                    **options: Any) -> None:
+        """Start the child and set up ``target`` (``module:Class``) against ``addr``;
+        ``options`` (JSON values) go to the target's constructor."""
         self.addr = addr
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "opsconsole.load.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, limit=2**24)
         await self._call({"op": "setup", "target": target, "addr": addr, "token": token,
-                          "users": users})
+                          "users": users, "options": options})
 
     async def load(self, spec: LoadSpec,
                    on_progress: Callable[[LoadProgress], Any] | None = None) -> LoadResult:

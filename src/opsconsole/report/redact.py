@@ -6,30 +6,61 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from ..config_fields import ConfigError, SecretRef, remember_secret, resolved_secrets
 from ..core.results import ScenarioResult
 
 REDACTED = "[redacted]"
 
 
+#: Shorter values would redact innocent text; real secrets are long random strings.
+MIN_SECRET_LEN = 8
+#: Inventory keys naming a file whose contents are secret (a seed, a JWT, a private key).
+SECRET_FILE_KEYS = ("credentials_file", "nkey_file", "client_key", "identity_file")
+
+
 class Redactor:
-    def __init__(self, secrets: list[str] | None = None) -> None:
-        # Short values would redact innocent text; lab secrets are long random strings.
-        self.secrets = sorted({s for s in (secrets or []) if len(s) >= 8}, key=len, reverse=True)
+    """Replaces known secret values: the ones given, plus every secret this process has
+    resolved so far (:func:`~opsconsole.config_fields.resolved_secrets`), also those read
+    after the redactor was made."""
+
+    def __init__(self, secrets: list[str] | None = None, live: bool = True) -> None:
+        self._given = {s.strip() for s in (secrets or []) if s.strip()}
+        self._live = live
+        self._seen = -1
+        self.secrets: list[str] = []
+        self._refresh()
+
+    def _refresh(self) -> None:
+        live = resolved_secrets() if self._live else frozenset()
+        if len(live) == self._seen:
+            return
+        self._seen = len(live)
+        self.secrets = sorted({s for s in self._given | live if len(s) >= MIN_SECRET_LEN},
+                              key=len, reverse=True)
 
     @classmethod
     def for_session(cls, session: Any) -> Redactor:
+        """Every secret the session's inventory references, read now (an unreadable one
+        cannot leak), and the lab's secret files (its tokens, passwords, keys, CA key)."""
         values: list[str] = []
         lab = getattr(session, "lab", None)
         if lab is not None and lab.dir.secrets.is_dir():
-            for f in lab.dir.secrets.iterdir():
-                values.append(_read(f))
-        vault = session.resolved_inventory.vault
-        if vault is not None and vault.token is not None:
-            with contextlib.suppress(Exception):  # an unresolvable token cannot leak
-                values.append(vault.token.resolve())
-        return cls([v for v in values if v])
+            for f in lab.dir.secrets.rglob("*"):
+                values += _lines(_read(f)) if f.is_file() else []
+        inventory = session.resolved_inventory
+        for ref in secret_refs(inventory):
+            with contextlib.suppress(ConfigError):
+                ref.resolve()  # remembered by resolve() itself
+        for path in secret_files(inventory):
+            values += _lines(_read(path))
+        for value in values:
+            remember_secret(value)
+        return cls(values)
 
     def text(self, value: str) -> str:
+        self._refresh()
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
@@ -47,6 +78,37 @@ class Redactor:
     def results(self, results: list[ScenarioResult]) -> list[ScenarioResult]:
         """``results`` with every known secret replaced, for anything shown or written."""
         return [ScenarioResult.from_json(d) for d in self.obj([r.as_json() for r in results])]
+
+
+def secret_refs(node: Any) -> list[SecretRef]:
+    """Every :class:`SecretRef` in a validated model (an inventory or a section)."""
+    out: list[SecretRef] = []
+    _walk(node, lambda key, value: out.append(value) if isinstance(value, SecretRef) else None)
+    return out
+
+
+def secret_files(node: Any) -> list[Path]:
+    """Every path under a key in :data:`SECRET_FILE_KEYS` in a validated model."""
+    out: list[Path] = []
+    _walk(node, lambda key, value: out.append(value)
+          if key in SECRET_FILE_KEYS and isinstance(value, Path) else None)
+    return out
+
+
+def _walk(node: Any, visit: Any, key: str = "") -> None:
+    visit(key, node)
+    if isinstance(node, BaseModel) and not isinstance(node, SecretRef):
+        for name in type(node).model_fields:
+            _walk(getattr(node, name), visit, name)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _walk(item, visit, key)
+
+
+def _lines(text: str) -> list[str]:
+    """A secret file's value and, for multi-line files (creds, PEM keys), each line."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [text, *(ln for ln in lines if ln and not ln.startswith("-"))]
 
 
 def _read(path: Path) -> str:

@@ -12,8 +12,6 @@ import contextlib
 import time
 from pathlib import Path
 
-import nats
-
 from ..config import DEFAULT_CONFIG, load_config
 from ..session import ConsoleSession
 from .app import OpsConsoleApp
@@ -29,8 +27,9 @@ async def relay_traffic(session: ConsoleSession, seconds: float, rate: float = 2
         from ..lab.inventory import lab_inventory
 
         inv = lab_inventory(session.lab, inv)
-    central = await nats.connect(inv.nats[0].nodes[0].client_url)
-    leaves = [(leaf.user, await nats.connect(leaf.client_url)) for leaf in inv.leaves]
+    cluster = inv.nats[0]
+    central = await cluster.endpoint(cluster.nodes[0]).connect()
+    leaves = [(leaf.user, await leaf.endpoint().connect()) for leaf in inv.leaves]
     try:
         for user, nc in leaves:
             await nc.subscribe(f"OwnerSpace.{user}.forVault")

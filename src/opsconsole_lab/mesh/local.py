@@ -20,7 +20,12 @@ from .transport import LinkFilter, NatsTransport
 
 
 class LocalMesh:
-    def __init__(self, run: str | None = None, link_filter: LinkFilter | None = None) -> None:
+    """``connect_options``: extra ``nats.connect`` keywords (credentials, TLS) for every
+    group's connection, as the tester's inventory gives them."""
+
+    def __init__(self, run: str | None = None, link_filter: LinkFilter | None = None,
+                 connect_options: dict[str, Any] | None = None) -> None:
+        self.connect_options = dict(connect_options or {})
         self.run = run or uuid.uuid4().hex[:8]
         self.link_filter = link_filter or LinkFilter()
         self.conns: list[Any] = []
@@ -37,7 +42,7 @@ class LocalMesh:
         with the 5-minute replay cache and age window).
         """
         nc = await nats.connect(url, name=f"mesh-{self.run}", max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.2)
+                                reconnect_time_wait=0.2, **self.connect_options)
         transport = NatsTransport(nc, self.run, link_filter=self.link_filter, verifier=verifier)
         await transport.start()
         self.conns.append(nc)

@@ -12,7 +12,8 @@ from ...config_fields import (
 
 
 class AwsTarget(Model):
-    region: Region
+    #: unset: AWS_REGION, AWS_DEFAULT_REGION or the profile's region (as the AWS CLI does)
+    region: Region | None = None
     profile: str | None = None
     endpoint_url: HttpUrl | None = None
     instance_tag_key: str = Field(default="role", min_length=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
+from ...targets.aws import aws_session
 
 
 # ----------------------------------------------------------------------------- ec2
@@ -29,13 +30,10 @@ class Ec2Kind(FaultKind):
         return sorted(instances.instances) if instances is not None else []
 
     async def _client(self, ctx: FaultContext):
-        import aioboto3
-
         aws = ctx.inventory.aws
         if aws is None:
             raise UserError(f"{self.id}: the inventory has no [aws] target", exit_code=2)
-        session = aioboto3.Session(profile_name=aws.profile, region_name=aws.region,
-                                   **(ctx.aws_credentials or {}))
+        session = aws_session(aws, ctx.aws_credentials)
         return session.client("ec2", endpoint_url=aws.endpoint_url)
 
     async def _check_target(self, ec2, ctx: FaultContext, target: str) -> None:

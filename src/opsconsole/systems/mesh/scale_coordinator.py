@@ -42,6 +42,7 @@ import nats
 
 from ...core.tasks import cancel_and_wait
 from ...load.histogram import Latency
+from ...targets.nats import NatsCredentials
 from .scale_worker import (
     DISCOVER,
     JobSpec,
@@ -180,13 +181,15 @@ class LocalWorkers:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self._logs: dict[str, IO[bytes]] = {}
 
-    async def spawn(self, nats_url: str, names: list[str]) -> None:
+    async def spawn(self, nats_url: str, names: list[str],
+                    auth: NatsCredentials | None = None) -> None:
+        extra = ["--nats-auth", json.dumps(auth.dump())] if auth is not None else []
         for name in names:
             err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
             self._logs[name] = err
             self.procs[name] = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "opsconsole.systems.mesh.scale_worker", "--nats", nats_url,
-                "--name", name, "--exit-on-stdin-eof", stdin=asyncio.subprocess.PIPE,
+                "--name", name, "--exit-on-stdin-eof", *extra, stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL, stderr=err,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -418,7 +421,8 @@ async def run_scale(nats_url: str, *, agents: int = 100, rate: float = 10.0,
                     timeout_s: float | None = None, discover_timeout_s: float = 30.0,
                     converge_timeout_s: float = 60.0, tasks: int = 32,
                     presence_ttl: float = 90.0, seed: int | None = None,
-                    report_interval: float = 1.0) -> ScaleResult:
+                    report_interval: float = 1.0,
+                    nats_auth: NatsCredentials | None = None) -> ScaleResult:
     """Run ``agents`` mesh agents x ``rate`` ops/s each for ``duration_s`` on workers.
 
     ``workers``: a count (spawned here when ``spawn_local``, else the first idle workers
@@ -447,14 +451,15 @@ async def run_scale(nats_url: str, *, agents: int = 100, rate: float = 10.0,
     try:
         try:
             nc = await connect_nats(nats_url, name=f"opsconsole-mesh-coordinator-{run_id}",
-                                    timeout=10.0)
+                                    timeout=10.0, auth=nats_auth)
         except (WorkerError, ValueError) as exc:
             raise ScaleError(str(exc)) from None
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
                 return await _coordinate(
-                    nc, spawned, nats_url, run_id=run_id, agents=agents, rate=rate,
+                    nc, spawned, nats_url, nats_auth=nats_auth, run_id=run_id, agents=agents,
+                    rate=rate,
                     duration_s=duration_s, names=names, expected=expected,
                     ae_interval=ae_interval, on_interval=on_interval,
                     discover_timeout_s=discover_timeout_s, start_budget=start_budget,
@@ -479,7 +484,8 @@ async def run_scale(nats_url: str, *, agents: int = 100, rate: float = 10.0,
                     await nc.close()
 
 
-async def _coordinate(nc: Any, spawned: LocalWorkers | None, nats_url: str, *, run_id: str,
+async def _coordinate(nc: Any, spawned: LocalWorkers | None, nats_url: str, *,
+                      nats_auth: NatsCredentials | None, run_id: str,
                       agents: int, rate: float, duration_s: float, names: list[str] | None,
                       expected: int, ae_interval: float,
                       on_interval: IntervalCallback | None, discover_timeout_s: float,
@@ -499,7 +505,7 @@ async def _coordinate(nc: Any, spawned: LocalWorkers | None, nats_url: str, *, r
 
     if spawned is not None:
         names = names or [f"w{i}-{run_id}" for i in range(expected)]
-        await spawned.spawn(nats_url, names)
+        await spawned.spawn(nats_url, names, nats_auth)
     found = await discover_workers(nc, names=names, count=expected,
                                    timeout=discover_timeout_s, abort=abort)
     if not found:

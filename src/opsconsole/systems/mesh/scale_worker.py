@@ -90,11 +90,14 @@ from urllib.parse import urlsplit
 
 import nats
 import psutil
+from pydantic import ValidationError
 
 from opsconsole_lab.mesh import AgentIdentity, MeshAgent, NatsTransport, Op, server_has_seen
 
 from ...core.tasks import cancel_and_wait
+from ...errors import UserError, validation_message
 from ...load.histogram import Latency
+from ...targets.nats import NatsCredentials, connect_options
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +179,8 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
-async def connect_nats(url: str, *, name: str, timeout: float = 10.0) -> Any:
+async def connect_nats(url: str, *, name: str, timeout: float = 10.0,
+                       auth: NatsCredentials | None = None) -> Any:
     """Connect (reconnecting forever afterwards); ``WorkerError`` if not up in ``timeout``.
 
     nats-py's own attempt limit also caps reconnects later, so the first connection is
@@ -196,7 +200,8 @@ async def connect_nats(url: str, *, name: str, timeout: float = 10.0) -> Any:
         async with asyncio.timeout(timeout):
             nc = await nats.connect(
                 url, name=name, error_cb=on_error, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5, connect_timeout=max(0.5, min(2.0, timeout)))
+                reconnect_time_wait=0.5, connect_timeout=max(0.5, min(2.0, timeout)),
+                **(connect_options(auth, url, "mesh worker nats") if auth else {}))
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         why = _reason(errors[-1]) if errors else _reason(exc)
         raise WorkerError(f"cannot connect to NATS at {url}: {why}") from None
@@ -688,12 +693,12 @@ def default_name() -> str:
 
 async def run_worker(nats_url: str, name: str | None = None, *,
                      stop: asyncio.Event | None = None,
-                     connect_timeout: float = 10.0) -> None:
+                     connect_timeout: float = 10.0, auth: NatsCredentials | None = None) -> None:
     """Serve jobs until ``quit`` on NATS or ``stop`` is set; ``WorkerError`` when NATS is
     unreachable at start (later disconnects are retried forever)."""
     worker_name = check_token("worker name", name or default_name())
     nc = await connect_nats(nats_url, name=f"opsconsole-mesh-worker-{worker_name}",
-                            timeout=connect_timeout)
+                            timeout=connect_timeout, auth=auth)
     worker = MeshWorker(nc, worker_name)
     try:
         await worker.start()
@@ -714,7 +719,7 @@ async def run_worker(nats_url: str, name: str | None = None, *,
 
 
 async def serve(nats_url: str, name: str | None, *, connect_timeout: float = 10.0,
-                exit_on_stdin_eof: bool = False) -> None:
+                exit_on_stdin_eof: bool = False, auth: NatsCredentials | None = None) -> None:
     """``run_worker`` until SIGTERM / SIGINT (and, for spawned workers, stdin EOF)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -736,7 +741,7 @@ async def serve(nats_url: str, name: str | None, *, connect_timeout: float = 10.
 
         watcher = loop.create_task(watch())
     try:
-        await run_worker(nats_url, name, stop=stop, connect_timeout=connect_timeout)
+        await run_worker(nats_url, name, stop=stop, connect_timeout=connect_timeout, auth=auth)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -749,15 +754,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="worker name (default HOST-PID)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--nats-auth", default=None, metavar="JSON",
+                        help="NATS credentials and TLS by reference (inventory keys: "
+                             "user, password_env, credentials_file, ca_cert, ...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         check_nats_url(args.nats)
         if args.name is not None:
             check_token("worker name", args.name)
+        auth = (NatsCredentials.model_validate_json(args.nats_auth) if args.nats_auth
+                else None)
         asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout,
-                          exit_on_stdin_eof=args.exit_on_stdin_eof))
-    except (ValueError, WorkerError) as exc:
+                          exit_on_stdin_eof=args.exit_on_stdin_eof, auth=auth))
+    except ValidationError as exc:
+        print(f"scale_worker: --nats-auth: {validation_message(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, WorkerError, UserError) as exc:
         print(f"scale_worker: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

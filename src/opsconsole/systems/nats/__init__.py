@@ -54,13 +54,14 @@ class NatsSystem(System):
         inv = ctx.inventory
         probes: list[Probe] = []
         for cluster in inv.nats:
-            probes += [NatsNodeProbe(ctx.http, n, len(cluster.nodes)) for n in cluster.nodes]
+            probes += [NatsNodeProbe(ctx.http, n, len(cluster.nodes), cluster)
+                       for n in cluster.nodes]
         probes += [LeafProbe(ctx.http, leaf) for leaf in inv.leaves]
         if ctx.canaries and inv.nats and inv.leaves:
             from .canary import RelayCanary
 
-            central = inv.nats[0].nodes[0].client_url
-            probes += [RelayCanary(None, leaf.name, leaf.user, central, leaf.client_url)
+            central = inv.nats[0].endpoint(inv.nats[0].nodes[0])
+            probes += [RelayCanary(None, leaf.name, leaf.user, central, leaf.endpoint())
                        for leaf in inv.leaves]
         return probes
 

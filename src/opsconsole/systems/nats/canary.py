@@ -34,6 +34,7 @@ from ...core.bus import EventBus
 from ...core.events import Event
 from ...core.tasks import cancel_and_wait
 from ...probes.base import Probe
+from ...targets.nats import NatsEndpoint, as_endpoint
 from .events import CanaryReport
 
 GRACE_S = 5.0  # a message not seen this long after it was sent counts as lost
@@ -103,11 +104,12 @@ class RelayCanary(Probe):
     interval = 1.0
     timeout = 5.0
 
-    def __init__(self, bus: EventBus | None, leaf: str, user: str, central_url: str,
-                 leaf_url: str, rate: float = 10.0, keep_fates: bool = False) -> None:
+    def __init__(self, bus: EventBus | None, leaf: str, user: str,
+                 central: NatsEndpoint | str, local: NatsEndpoint | str, rate: float = 10.0,
+                 keep_fates: bool = False) -> None:
         self.name = f"canary:{leaf}"
         self.bus, self.leaf, self.user = bus, leaf, user
-        self.central_url, self.leaf_url = central_url, leaf_url
+        self.central, self.local = as_endpoint(central), as_endpoint(local)
         self.rate = rate
         self.paths = {p: PathTracker(fates=[] if keep_fates else None) for p in ("c2l", "l2c")}
         # Counting starts once a warm-up message has crossed: interest across a leaf
@@ -138,8 +140,12 @@ class RelayCanary(Probe):
     async def _connect(self) -> None:
         opts = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.2,
                 "inbox_prefix": f"_INBOX_{self.user}", "connect_timeout": 2}
-        central = await nats.connect(self.central_url, **opts)
-        local = await nats.connect(self.leaf_url, **opts)
+        central = await self.central.connect(**opts)
+        try:
+            local = await self.local.connect(**opts)
+        except BaseException:
+            await central.close()
+            raise
         self._conns = [central, local]
         for path, sub_nc in (("c2l", local), ("l2c", central)):
             await sub_nc.subscribe(self.subject(path), cb=self._receiver(path))

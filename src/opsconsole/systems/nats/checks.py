@@ -7,10 +7,9 @@ import contextlib
 import time
 from typing import Any
 
-import nats
-
 from ...scenarios.checks import fresh
 from ...scenarios.engine import Check, Outcome, Run
+from ...targets.nats import NatsEndpoint, as_endpoint
 
 
 def nats_cluster_healthy(within: float = 15.0) -> Check:
@@ -44,13 +43,18 @@ def leaves_connected(within: float = 15.0) -> Check:
 
 
 
-async def nats_roundtrip(pub_url: str, sub_url: str, subject: str, timeout: float = 5.0,
+async def nats_roundtrip(pub: NatsEndpoint | str, sub: NatsEndpoint | str, subject: str,
+                         timeout: float = 5.0,
                          sub_inbox: str | None = None) -> tuple[bool, float]:
     """Publish on one server until a subscriber on another gets it; (ok, seconds)."""
     got = asyncio.Event()
-    sub_nc = await nats.connect(sub_url, connect_timeout=2, max_reconnect_attempts=1,
-                                **({"inbox_prefix": sub_inbox} if sub_inbox else {}))
-    pub_nc = await nats.connect(pub_url, connect_timeout=2, max_reconnect_attempts=1)
+    sub_nc = await as_endpoint(sub).connect(connect_timeout=2, max_reconnect_attempts=1,
+                                            **({"inbox_prefix": sub_inbox} if sub_inbox else {}))
+    try:
+        pub_nc = await as_endpoint(pub).connect(connect_timeout=2, max_reconnect_attempts=1)
+    except BaseException:
+        await sub_nc.close()
+        raise
     started = time.monotonic()
     try:
         async def on_msg(_msg) -> None:
@@ -76,13 +80,13 @@ def message_crosses_relay(within: float = 15.0) -> Check:
     """A message published on central reaches every user's leaf, and back."""
 
     async def fn(run: Run) -> Outcome:
-        central = [n.client_url for c in run.inventory.nats for n in c.nodes]
+        central = [ep for c in run.inventory.nats for ep in c.endpoints()]
         evidence: dict[str, Any] = {}
         ok_all = True
         for leaf in run.inventory.leaves:
-            ok_in, t_in = await nats_roundtrip(central[0], leaf.client_url,
+            ok_in, t_in = await nats_roundtrip(central[0], leaf.endpoint(),
                                                f"OwnerSpace.{leaf.user}.steady.in")
-            ok_out, t_out = await nats_roundtrip(leaf.client_url, central[-1],
+            ok_out, t_out = await nats_roundtrip(leaf.endpoint(), central[-1],
                                                  f"OwnerSpace.{leaf.user}.steady.out")
             evidence[leaf.name] = {"central_to_local_s": round(t_in, 3) if ok_in else None,
                                    "local_to_central_s": round(t_out, 3) if ok_out else None}

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ...config_fields import (
-    ConfigPath,
     HttpUrl,
     Model,
     Name,
     NatsUrl,
-    SecretRef,
-    fold_refs,
 )
+from ...targets.nats import NatsClientAuth, NatsEndpoint
 
 
 class NatsNode(Model):
@@ -23,31 +19,39 @@ class NatsNode(Model):
     monitor_url: HttpUrl
 
 
-class NatsCluster(Model):
+class NatsCluster(NatsClientAuth):
+    """A NATS cluster; its credentials and TLS apply to every node's client URL (and the CA
+    to https monitoring)."""
+
     name: Name
     nodes: list[NatsNode] = Field(min_length=1)
     user: str | None = None
-    password: SecretRef | None = None
-    credentials_file: ConfigPath | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refs(cls, data: Any) -> Any:
-        return fold_refs(data, "password")
+    @property
+    def login_user(self) -> str | None:
+        return self.user
 
-    @model_validator(mode="after")
-    def _auth(self) -> NatsCluster:
-        if self.password is not None and self.user is None:
-            raise ValueError("password_env/password_file needs user")
-        if self.credentials_file is not None and self.user is not None:
-            raise ValueError("use either credentials_file or user/password, not both")
-        return self
+    def endpoint(self, node: NatsNode) -> NatsEndpoint:
+        return NatsEndpoint(node.client_url, self, f"nats {self.name}/{node.name}")
+
+    def endpoints(self) -> list[NatsEndpoint]:
+        return [self.endpoint(n) for n in self.nodes]
 
 
-class LeafNode(Model):
+class LeafNode(NatsClientAuth):
+    """A leaf server. ``user`` is the account it relays for (``OwnerSpace.<user>.>``);
+    ``auth_user`` (with ``password_env``/``_file``) is how a client logs in to it."""
+
     name: Name
     user: str = Field(min_length=1)
     client_url: NatsUrl
     monitor_url: HttpUrl
     hub: str | None = None
+    auth_user: str | None = None
 
+    @property
+    def login_user(self) -> str | None:
+        return self.auth_user
+
+    def endpoint(self) -> NatsEndpoint:
+        return NatsEndpoint(self.client_url, self, f"leaf {self.name}")

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import aiohttp
 
-from ...targets.http import Json, get_json
+from ...targets.http import Json, get_json, ssl_for
+from ...targets.tls import TlsClient
 
 
 class NatsMonitor:
     def __init__(self, session: aiohttp.ClientSession, monitor_url: str,
-                 timeout: float = 2.0) -> None:
+                 timeout: float = 2.0, tls: TlsClient | None = None) -> None:
         self.session = session
         self.url = monitor_url.rstrip("/")
         self.timeout = timeout
+        self.tls = tls  # https monitoring: the target's CA
+
+    @property
+    def ssl(self) -> ssl.SSLContext | bool:
+        return ssl_for(self.tls, self.url, "nats monitor")
 
     async def endpoint(self, name: str) -> Json:
-        _, data = await get_json(self.session, f"{self.url}/{name}", timeout=self.timeout)
+        _, data = await get_json(self.session, f"{self.url}/{name}", timeout=self.timeout,
+                                 ssl=self.ssl)
         return data
 
     async def healthz(self) -> bool:
-        status, _ = await get_json(self.session, f"{self.url}/healthz", timeout=self.timeout)
+        status, _ = await get_json(self.session, f"{self.url}/healthz", timeout=self.timeout,
+                                   ssl=self.ssl)
         return status == 200
 
     async def route_peers(self) -> set[str]:

@@ -6,7 +6,7 @@ import aiohttp
 
 from ...core.events import Event
 from ...probes.base import Probe
-from .config import LeafNode, NatsNode
+from .config import LeafNode, NatsCluster, NatsNode
 from .events import LeafSampled, NatsNodeSampled
 from .health import central_healthy, leaf_healthy
 from .monitor import NatsMonitor
@@ -15,11 +15,12 @@ from .monitor import NatsMonitor
 class NatsNodeProbe(Probe):
     interval = 1.0
 
-    def __init__(self, session: aiohttp.ClientSession, node: NatsNode, cluster_size: int) -> None:
+    def __init__(self, session: aiohttp.ClientSession, node: NatsNode, cluster_size: int,
+                 cluster: NatsCluster | None = None) -> None:
         self.node = node
         self.name = f"nats:{node.name}"
         self.cluster_size = cluster_size
-        self.monitor = NatsMonitor(session, node.monitor_url)
+        self.monitor = NatsMonitor(session, node.monitor_url, tls=cluster)
 
     async def sample(self) -> list[Event]:
         healthy, varz, peers, leafs, jsz = await self.monitor.snapshot()
@@ -44,7 +45,7 @@ class LeafProbe(Probe):
     def __init__(self, session: aiohttp.ClientSession, leaf: LeafNode) -> None:
         self.leaf = leaf
         self.name = f"leaf:{leaf.name}"
-        self.monitor = NatsMonitor(session, leaf.monitor_url)
+        self.monitor = NatsMonitor(session, leaf.monitor_url, tls=leaf)
 
     async def sample(self) -> list[Event]:
         healthy = await self.monitor.healthz()

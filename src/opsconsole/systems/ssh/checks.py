@@ -164,7 +164,8 @@ def _via(cfg: SshConfig, host: SshHost) -> list[str]:
 async def _check_host(pool: ConnectionPool, cfg: SshConfig, host: SshHost, timeout: float,
                       on_result: ResultCallback | None) -> HostReport:
     started = time.monotonic()
-    report = HostReport(host.name, f"{host.host}:{host.port}", _via(cfg, host))
+    where = f"{host.host}:{host.port}" if host.port else host.host
+    report = HostReport(host.name, where, _via(cfg, host))
 
     def record(result: CheckResult) -> CheckResult:
         if on_result is not None:

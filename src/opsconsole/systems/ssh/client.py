@@ -38,7 +38,9 @@ def find_host(cfg: SshConfig, name: str) -> SshHost:
 
 def _options(host: SshHost, cfg: SshConfig,
              connect_timeout: float = CONNECT_TIMEOUT_S) -> dict[str, object]:
-    opts: dict[str, object] = {"port": host.port, "connect_timeout": connect_timeout}
+    opts: dict[str, object] = {"connect_timeout": connect_timeout}
+    if host.port is not None:  # else ~/.ssh/config's Port, else 22 (as ssh does)
+        opts["port"] = host.port
     if host.user:
         opts["username"] = host.user
     if host.host_key:

@@ -183,7 +183,8 @@ SshCheck = Annotated[
 class SshHost(Model):
     name: Name
     host: Annotated[str, AfterValidator(check_host)]
-    port: StrictInt = Field(default=22, ge=1, le=65535)
+    #: unset: ~/.ssh/config's Port for the host, else 22 (asyncssh decides, as ssh does)
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     tunnel: str | None = None
     faults: StrictBool = False

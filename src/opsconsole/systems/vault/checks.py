@@ -37,10 +37,15 @@ def vault_token(run: Run) -> str | None:
     return vault.token.resolve() if vault and vault.token else None
 
 
+def vault_api(run: Run, addr: str, timeout: float = 3.0) -> VaultApi:
+    """``addr`` of the inventory's cluster, with its token, TLS and namespace."""
+    return VaultApi.for_cluster(run.http, run.inventory.vault, addr, timeout)
+
+
 async def vault_request(run: Run, addr: str, method: str, path: str,
                         body: dict[str, Any] | None = None,
                         timeout: float = 3.0) -> tuple[int, dict[str, Any]]:
-    return await VaultApi(run.http, addr, vault_token(run), timeout).call(method, path, body)
+    return await vault_api(run, addr, timeout).call(method, path, body)
 
 
 def leader_addr(run: Run) -> str | None:

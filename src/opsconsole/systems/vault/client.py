@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 import json
+from ssl import SSLContext
+from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ...targets.http import NETWORK_ERRORS, Json, get_json
+from ...targets.http import NETWORK_ERRORS, Json, get_json, ssl_for
+
+if TYPE_CHECKING:
+    from .config import VaultCluster
 from . import request_metrics as requests
 
 
 class VaultApi:
+    """One node's API. Build it with :meth:`for_cluster` to get the inventory's token, TLS
+    and namespace; the lab's bootstrap passes its own ``ssl`` context."""
+
     def __init__(self, session: aiohttp.ClientSession, api_addr: str, token: str | None = None,
-                 timeout: float = 2.0) -> None:
+                 timeout: float = 2.0, ssl: SSLContext | bool = True,
+                 namespace: str | None = None) -> None:
         self.session = session
         self.addr = api_addr.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.ssl = ssl
+        self.namespace = namespace
 
-    def _headers(self) -> dict[str, str] | None:
-        return {"X-Vault-Token": self.token} if self.token else None
+    @classmethod
+    def for_cluster(cls, session: aiohttp.ClientSession, cluster: VaultCluster | None,
+                    api_addr: str, timeout: float = 2.0, token: bool = True) -> VaultApi:
+        """``api_addr`` of ``cluster`` with its token (unless ``token`` is false), CA and
+        namespace; a token or CA that cannot be read raises ``ConfigError`` (one line)."""
+        if cluster is None:
+            return cls(session, api_addr, timeout=timeout)
+        secret = cluster.token.resolve() if token and cluster.token is not None else None
+        return cls(session, api_addr, secret, timeout, ssl_for(cluster, api_addr, "vault"),
+                   cluster.namespace)
+
+    def headers(self) -> dict[str, str] | None:
+        headers = {"X-Vault-Token": self.token} if self.token else {}
+        if self.namespace:
+            headers["X-Vault-Namespace"] = self.namespace
+        return headers or None
 
     async def call(self, method: str, path: str, body: Json | None = None,
                    timeout: float | None = None) -> tuple[int, Json]:
@@ -29,7 +54,8 @@ class VaultApi:
         """
         try:
             async with self.session.request(
-                    method, f"{self.addr}/v1/{path}", json=body, headers=self._headers(),
+                    method, f"{self.addr}/v1/{path}", json=body, headers=self.headers(),
+                    ssl=self.ssl,
                     timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
                 text = await resp.text()
         except NETWORK_ERRORS:
@@ -50,7 +76,7 @@ class VaultApi:
         try:
             _, data = await get_json(
                 self.session, f"{self.addr}/v1/sys/health?standbyok=true&perfstandbyok=true",
-                timeout=self.timeout)
+                timeout=self.timeout, ssl=self.ssl)
         except NETWORK_ERRORS:
             requests.count(self.addr, ok=False)
             raise
@@ -66,7 +92,7 @@ class VaultApi:
     async def raft_servers(self) -> list[Json]:
         status, data = await get_json(self.session,
                                       f"{self.addr}/v1/sys/storage/raft/configuration",
-                                      timeout=self.timeout, headers=self._headers())
+                                      timeout=self.timeout, headers=self.headers(), ssl=self.ssl)
         if status != 200:
             return []
         return data.get("data", {}).get("config", {}).get("servers", [])
@@ -74,5 +100,5 @@ class VaultApi:
     async def autopilot_state(self) -> Json:
         status, data = await get_json(self.session,
                                       f"{self.addr}/v1/sys/storage/raft/autopilot/state",
-                                      timeout=self.timeout, headers=self._headers())
+                                      timeout=self.timeout, headers=self.headers(), ssl=self.ssl)
         return data.get("data", {}) if status == 200 else {}

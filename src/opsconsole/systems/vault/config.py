@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, model_validator
 
 from ...config_fields import (
-    ConfigPath,
     HttpUrl,
     Model,
     Name,
     SecretRef,
     fold_refs,
 )
+from ...targets.tls import TlsClient
 
 
 class VaultNode(Model):
@@ -21,12 +21,13 @@ class VaultNode(Model):
     api_addr: HttpUrl
 
 
-class VaultCluster(Model):
+class VaultCluster(TlsClient):
+    """A Vault/OpenBao cluster; token, TLS and namespace apply to every node."""
+
     name: Name = "vault"
     nodes: list[VaultNode] = Field(min_length=1)
     token: SecretRef | None = None
-    ca_cert: ConfigPath | None = None
-    tls_skip_verify: StrictBool = False
+    namespace: str | None = Field(default=None, min_length=1, max_length=256)
     #: seconds between metrics scrapes (the alert rules are evaluated after each)
     scrape_interval: float = Field(5.0, gt=0, le=300)
     #: policies the token must carry (`opsconsole smoke` checks them)

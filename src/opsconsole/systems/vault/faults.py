@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
-import aiohttp
-
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind, LabNodeHeal, StrictHealSpec
 from ...faults.lab_kinds import attach, live_lab
@@ -19,9 +15,8 @@ def _vault_nodes(ctx: FaultContext) -> dict[str, str]:
 
 
 async def _vault_call(ctx: FaultContext, addr: str, method: str, path: str) -> int:
-    vault = ctx.inventory.vault
-    token = vault.token.resolve() if vault and vault.token else None
-    status, _ = await VaultApi(ctx.http, addr, token, timeout=10).call(method, path)
+    api = VaultApi.for_cluster(ctx.http, ctx.inventory.vault, addr, timeout=10)
+    status, _ = await api.call(method, path)
     return status
 
 
@@ -64,14 +59,13 @@ class VaultStepDown(FaultKind):
         nodes = _vault_nodes(ctx)
         addrs = list(nodes.values()) if target == "leader" else [nodes[target]]
         for addr in addrs:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with ctx.http.get(f"{addr}/v1/sys/health",
-                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if (await r.json(content_type=None)).get("standby") is False:
-                        status = await _vault_call(ctx, addr, "PUT", "sys/step-down")
-                        if status not in (200, 204):
-                            raise UserError(f"{self.id}: step-down failed: HTTP {status}")
-                        return
+            api = VaultApi.for_cluster(ctx.http, ctx.inventory.vault, addr)
+            health = await api.try_health()
+            if health is not None and health.get("standby") is False:
+                status = await _vault_call(ctx, addr, "PUT", "sys/step-down")
+                if status not in (200, 204):
+                    raise UserError(f"{self.id}: step-down failed: HTTP {status}")
+                return
         raise UserError(f"{self.id}: {target} is not the active node", exit_code=1)
 
 

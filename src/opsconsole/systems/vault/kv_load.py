@@ -11,24 +11,30 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...load.fasthttp import FastHttp
+from ...targets.tls import TlsClient
 
 SETUP_CONCURRENCY = 8  # seeding and cleanup: a handful at a time, not a load
 
 
 class VaultKvLoad:
     def __init__(self, addr: str, token: str, *, users: int, keys: int = 100,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, tls: dict[str, Any] | None = None,
+                 namespace: str | None = None) -> None:
         self.addr = addr.rstrip("/")
         self.keys = keys
         self.users = users
         self.prefix = f"opsconsole/load-{uuid.uuid4().hex[:8]}"
         base = urlsplit(self.addr).path
-        headers = {"X-Vault-Token": token}
+        headers = {"X-Vault-Token": token, **({"X-Vault-Namespace": namespace}
+                                              if namespace else {})}
         body = json.dumps({"data": {"v": uuid.uuid4().hex}}).encode()
-        self._fast = FastHttp(self.addr, users, timeout_s)
+        # tls: the cluster's TlsClient keys (the worker is another process: paths, not a context)
+        ssl = TlsClient(**tls).ssl_context("vault") if tls else None
+        self._fast = FastHttp(self.addr, users, timeout_s, ssl)
         data = [f"{base}/v1/secret/data/{self.prefix}/k{n}" for n in range(keys)]
         self._reads = [self._fast.encode("GET", p, headers) for p in data]
         self._writes = [self._fast.encode("POST", p, {**headers, "Content-Type":
@@ -68,3 +74,13 @@ class VaultKvLoad:
                 await self._fast.request(self._deletes[n])
 
         await asyncio.gather(*(one(n) for n in range(self.keys)), return_exceptions=True)
+
+
+def kv_load_options(cluster: Any) -> dict[str, Any]:
+    """The :class:`VaultKvLoad` options for ``cluster`` (a ``VaultCluster``): its TLS keys
+    (as strings: they cross to the worker process) and namespace."""
+    if cluster is None:
+        return {}
+    tls = {k: (str(v) if v is not None and not isinstance(v, bool) else v)
+           for k, v in cluster.model_dump(include=set(TlsClient.model_fields)).items()}
+    return {"tls": tls if cluster.tls_configured else None, "namespace": cluster.namespace}

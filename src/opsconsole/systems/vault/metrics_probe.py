@@ -13,18 +13,17 @@ from ...targets.http import NETWORK_ERRORS
 from . import request_metrics as requests
 from .alerts.rules import AlertEngine, ErrorRateWindow, Round
 from .alerts.scrape import Scrape
+from .client import VaultApi
 from .config import VaultCluster
 
 METRICS_PATH = "/v1/sys/metrics?format=prometheus"
 
 
-async def scrape(session: aiohttp.ClientSession, addr: str, token: str | None,
-                 timeout: float = 3.0) -> Scrape | None:
+async def scrape(api: VaultApi) -> Scrape | None:
     """One node's metrics, or None when the scrape fails (Prometheus: ``up == 0``)."""
-    headers = {"X-Vault-Token": token} if token else None
     try:
-        async with session.get(addr.rstrip("/") + METRICS_PATH, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with api.session.get(api.addr + METRICS_PATH, headers=api.headers(), ssl=api.ssl,
+                                   timeout=aiohttp.ClientTimeout(total=api.timeout)) as r:
             if r.status != 200:
                 return None
             return Scrape.parse(await r.text())
@@ -43,10 +42,9 @@ class VaultMetricsProbe(Probe):
         self.last: Round | None = None
 
     async def sample(self) -> list[Event]:
-        token = self.cluster.token.resolve() if self.cluster.token else None
         nodes = self.cluster.nodes
-        results = await asyncio.gather(*(scrape(self.session, str(n.api_addr), token,
-                                                self.timeout) for n in nodes))
+        results = await asyncio.gather(*(scrape(VaultApi.for_cluster(
+            self.session, self.cluster, n.api_addr, self.timeout)) for n in nodes))
         now = time.time()
         total, failed = requests.totals()
         self.last = Round({n.name: s for n, s in zip(nodes, results, strict=True)},

@@ -34,7 +34,9 @@ class VaultClusterProbe(Probe):
         self.session = session
 
     def _api(self, addr: str, token: str | None) -> VaultApi:
-        return VaultApi(self.session, addr, token, timeout=1.0)
+        api = VaultApi.for_cluster(self.session, self.cluster, addr, timeout=1.0, token=False)
+        api.token = token
+        return api
 
     async def sample(self) -> list[Event]:
         token = self.token_ref.resolve() if self.token_ref else None

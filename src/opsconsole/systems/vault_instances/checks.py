@@ -17,11 +17,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import nats
 
 from ...scenarios.engine import Outcome, outcome
+from ...targets.http import ssl_for
+from ...targets.nats import NatsEndpoint, as_endpoint
+from ...targets.tls import TlsClient
 from ..nats.canary import PathTracker
 
 # ------------------------------------------------------------------ hub lookup
@@ -51,14 +55,16 @@ class HubLookup:
 
 
 async def find_hub(http: aiohttp.ClientSession, monitors: Mapping[str, str | None],
-                   leaf: str, timeout: float = 2.0) -> HubLookup:
-    """Read every central node's ``/leafz`` (concurrently) and find ``leaf`` there."""
+                   leaf: str, timeout: float = 2.0, tls: TlsClient | None = None) -> HubLookup:
+    """Read every central node's ``/leafz`` (concurrently) and find ``leaf`` there
+    (``tls``: the cluster's TLS keys, for https monitoring)."""
 
     async def read(name: str, url: str | None) -> tuple[str, list[Any] | None, str]:
         if not url:
             return name, None, "no monitor_url in the inventory"
         try:
-            async with http.get(f"{url.rstrip('/')}/leafz",
+            leafz = f"{url.rstrip('/')}/leafz"
+            async with http.get(leafz, ssl=ssl_for(tls, leafz, "nats"),
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 if r.status != 200:
                     return name, None, f"/leafz answered HTTP {r.status}"
@@ -131,7 +137,7 @@ def moved_outcome(lookup: HubLookup, old: str) -> Outcome:
 # ------------------------------------------------------------- member binding
 
 
-async def member_binding(central_url: str, leaf_url: str, member: str,
+async def member_binding(central: NatsEndpoint | str, leaf: NatsEndpoint | str, member: str,
                          timeout: float = 5.0) -> Outcome:
     """Whether central binds the leaf to the member's account: a subject inside
     ``OwnerSpace.<member>`` crosses from central to the leaf, one outside it does not.
@@ -145,9 +151,9 @@ async def member_binding(central_url: str, leaf_url: str, member: str,
     """
     tag = uuid.uuid4().hex[:12]
     inside, outside = f"OwnerSpace.{member}.binding.{tag}", f"OpsconsoleProbe.binding.{tag}"
-    sub_nc = await nats.connect(leaf_url, connect_timeout=2, max_reconnect_attempts=1)
+    sub_nc = await as_endpoint(leaf).connect(connect_timeout=2, max_reconnect_attempts=1)
     try:
-        pub_nc = await nats.connect(central_url, connect_timeout=2, max_reconnect_attempts=1)
+        pub_nc = await as_endpoint(central).connect(connect_timeout=2, max_reconnect_attempts=1)
         try:
             out_sub = await sub_nc.subscribe(outside)  # first: its interest travels ahead
             in_sub = await sub_nc.subscribe(inside)
@@ -207,17 +213,21 @@ def _classify(exc: BaseException, seen: Sequence[BaseException]) -> str:
     return "error"
 
 
-async def try_login(node: str, url: str, user: str, password: str,
+async def try_login(node: str, server: NatsEndpoint | str, user: str, password: str,
                     timeout: float = 2.0) -> Login:
-    """Connect once (no reconnects) with ``user``/``password``; how the server answered."""
+    """Connect once (no reconnects) with ``user``/``password`` (and the server's TLS); how
+    the server answered."""
+    server = as_endpoint(server)
     seen: list[BaseException] = []
 
     async def on_error(exc: Exception) -> None:
         seen.append(exc)
 
     try:
+        tls = server.ssl()
         nc = await asyncio.wait_for(nats.connect(
-            url, user=user, password=password, allow_reconnect=False,
+            server.url, user=user, password=password, allow_reconnect=False,
+            **({"tls": tls, "tls_hostname": urlsplit(server.url).hostname} if tls else {}),
             max_reconnect_attempts=1, reconnect_time_wait=0.1, connect_timeout=timeout,
             error_cb=on_error), timeout * 3)
     except (TimeoutError, nats.errors.Error, OSError, ssl.SSLError) as exc:

@@ -8,13 +8,13 @@ from pydantic import model_validator
 
 from ...config_fields import (
     HttpUrl,
-    Model,
     SecretRef,
     fold_refs,
 )
+from ...targets.tls import TlsClient
 
 
-class ProvisionerTarget(Model):
+class ProvisionerTarget(TlsClient):
     """The vault-instance provisioning API: the `vault-instance` pack and instance health."""
 
     base_url: HttpUrl

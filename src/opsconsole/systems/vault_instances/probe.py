@@ -6,11 +6,12 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-import aioboto3
 import aiohttp
 
 from ...core.events import Event, ProbeFailed
 from ...probes.base import Probe
+from ...targets.aws import aws_session
+from ...targets.http import ssl_for
 from .config import ProvisionerTarget
 from .events import InstanceSampled
 
@@ -43,8 +44,7 @@ class InstanceProbe(Probe):
         self._ec2: Any = None
 
     async def open(self) -> None:
-        session = aioboto3.Session(profile_name=self.aws.profile, region_name=self.aws.region,
-                                   **self.credentials)
+        session = aws_session(self.aws, self.credentials)
         self._ec2 = await self._stack.enter_async_context(
             session.client("ec2", endpoint_url=self.aws.endpoint_url))
 
@@ -81,9 +81,9 @@ class InstanceProbe(Probe):
         if p is None or p.admin_token is None or self.http is None:
             return {}
         try:
-            async with self.http.get(f"{str(p.base_url).rstrip('/')}/admin/instances",
-                                     headers={"Authorization":
-                                              f"Bearer {p.admin_token.resolve()}"},
+            url = f"{str(p.base_url).rstrip('/')}/admin/instances"
+            headers = {"Authorization": f"Bearer {p.admin_token.resolve()}"}
+            async with self.http.get(url, ssl=ssl_for(p, url, "provisioner"), headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=5)) as r:
                 rows = await r.json(content_type=None) if r.status == 200 else []
         except (aiohttp.ClientError, TimeoutError, ValueError):

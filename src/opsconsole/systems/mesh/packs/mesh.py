@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import nats
 from pydantic import PositiveFloat, PositiveInt
 
 from opsconsole_lab.mesh import (
@@ -30,6 +29,7 @@ from opsconsole_lab.mesh import (
 from opsconsole_lab.mesh.local import LocalMesh
 
 from ....scenarios.engine import OK_STATUSES, Abort, Run, Scenario, ScenarioOptions, option, outcome
+from ....targets.nats import NatsCredentials, NatsEndpoint, connect_options
 from ...nats.checks import nats_cluster_healthy
 from .. import wire as mesh_wire
 from ..checks import (
@@ -55,11 +55,16 @@ from ..checks import (
 CONVERGE_S = 10.0
 
 
-def _urls(run: Run) -> list[str]:
-    urls = [n.client_url for c in run.inventory.nats for n in c.nodes]
-    if not urls:
+def _endpoints(run: Run) -> list[NatsEndpoint]:
+    eps = [ep for c in run.inventory.nats for ep in c.endpoints()]
+    if not eps:
         raise Abort("the inventory has no [[nats]] nodes for the gossip transport")
-    return urls
+    return eps
+
+
+def _urls(run: Run) -> list[str]:
+    """The NATS URLs the hosted agents use (their connection options: :func:`_mesh`)."""
+    return [ep.url for ep in _endpoints(run)]
 
 
 class MeshScenario(Scenario):
@@ -69,7 +74,9 @@ class MeshScenario(Scenario):
         return [nats_cluster_healthy()]
 
     async def method(self, run: Run) -> None:
-        self.mesh = LocalMesh()
+        first = _endpoints(run)[0]
+        self.mesh = LocalMesh(connect_options=connect_options(first.auth, first.url, first.where)
+                              if first.auth is not None else None)
         try:
             await self.steps(run, self.mesh)
         finally:
@@ -216,7 +223,7 @@ class Presence(MeshScenario):
         ids = [r.agent_id for r in ring]
         silent_i = 3
         watch = ExpiryWatch(ids[silent_i], PRESENCE_TTL_S)
-        spy = await nats.connect(urls[0])  # hears the silent agent's beacons on the wire
+        spy = await _endpoints(run)[0].connect()  # hears the silent agent's beacons
         try:
             async def heard(msg: Any) -> None:
                 watch.heard(msg.data)
@@ -294,7 +301,7 @@ class Security(MeshScenario):
         transport = mesh.transports[0]
         gossip = transport.subjects.gossip
         captured: list[tuple[float, bytes]] = []  # (monotonic arrival, wire bytes)
-        spy = await nats.connect(url)
+        spy = await _endpoints(run)[0].connect()
         try:
             async def grab(msg: Any) -> None:
                 captured.append((time.monotonic(), msg.data))
@@ -400,7 +407,10 @@ class Scale(Scenario):
         duration = self.options.duration or 60.0
         try:
             opts = self.options
-            res = await run_scale(_urls(run)[0], agents=opts.agents, rate=opts.rate or 10.0,
+            first = _endpoints(run)[0]
+            auth = NatsCredentials.of(first.auth) if first.auth is not None else None
+            res = await run_scale(first.url, nats_auth=auth, agents=opts.agents,
+                                  rate=opts.rate or 10.0,
                                   duration_s=duration, workers=self.options.workers,
                                   on_interval=live, timeout_s=duration + 240)
         except ScaleError as exc:

@@ -8,11 +8,12 @@ import uuid
 
 from ....scenarios.engine import Outcome, Run, Scenario
 from ....settings import settings
+from ....targets.nats import NatsEndpoint
 from ..checks import leaves_connected, message_crosses_relay, nats_cluster_healthy, nats_roundtrip
 
 
-def _central_urls(run: Run) -> dict[str, str]:
-    return {n.name: n.client_url for c in run.inventory.nats for n in c.nodes}
+def _central_urls(run: Run) -> dict[str, NatsEndpoint]:
+    return {n.name: c.endpoint(n) for c in run.inventory.nats for n in c.nodes}
 
 
 class NatsNodeRestart(Scenario):

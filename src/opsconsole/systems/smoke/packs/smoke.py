@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ....config import ConfigError, Inventory, SecretRef, check_config
 from ....scenarios.engine import Outcome, Run, Scenario, outcome
+from ....targets.aws import aws_session
 from ...vault.checks import leader_addr, vault_request, vault_token
 
 # Secret-looking values that must never sit in a config file.
@@ -180,13 +181,10 @@ class ServiceHealth(SmokePhase):
 
 
 async def _aws(run: Run, what: str) -> Outcome:
-    import aioboto3
-
     aws = run.inventory.aws
     if aws is None:
         return "unknown", {"reason": "no [aws] in the inventory"}
-    session = aioboto3.Session(profile_name=aws.profile, region_name=aws.region,
-                               **(run.session.aws_credentials or {}))
+    session = aws_session(aws, run.session.aws_credentials)
     started = time.monotonic()
     try:
         if what == "ec2":
@@ -270,9 +268,9 @@ async def leaf_isolation(run: Run) -> Outcome:
     if len(users) < 2 or not run.inventory.nats:
         return "unknown", {"reason": "needs two leaves of different users in the inventory"}
     a, b = list(users.values())[:2]
-    central_url = run.inventory.nats[0].nodes[0].client_url
-    conns = [await nats.connect(u, connect_timeout=3, max_reconnect_attempts=1)
-             for u in (central_url, a.client_url, b.client_url)]
+    cluster = run.inventory.nats[0]
+    conns = [await ep.connect(connect_timeout=3, max_reconnect_attempts=1)
+             for ep in (cluster.endpoint(cluster.nodes[0]), a.endpoint(), b.endpoint())]
     central, leaf_a, leaf_b = conns
     try:
         seen_a: list[str] = []

@@ -16,9 +16,9 @@ from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
 from ..checks import (
     bao_in_namespace,
     leader_addr,
+    vault_api,
     vault_one_leader,
     vault_request,
-    vault_token,
     vault_write_read,
 )
 from .lab_faults import VaultLeaderKill
@@ -134,8 +134,9 @@ class BackupRestore(Scenario):
 
 
 async def _snapshot(run: Run, addr: str) -> bytes:
+    api = vault_api(run, addr)
     async with run.http.get(f"{addr}/v1/sys/storage/raft/snapshot",
-                            headers={"X-Vault-Token": vault_token(run) or ""},
+                            headers=api.headers(), ssl=api.ssl,
                             timeout=aiohttp.ClientTimeout(total=60)) as r:
         if r.status != 200:
             raise Abort(f"snapshot: HTTP {r.status}")
@@ -143,8 +144,9 @@ async def _snapshot(run: Run, addr: str) -> bytes:
 
 
 async def _restore(run: Run, addr: str, snapshot: bytes) -> None:
+    api = vault_api(run, addr)
     async with run.http.post(f"{addr}/v1/sys/storage/raft/snapshot", data=snapshot,
-                             headers={"X-Vault-Token": vault_token(run) or ""},
+                             headers=api.headers(), ssl=api.ssl,
                              timeout=aiohttp.ClientTimeout(total=120)) as r:
         if r.status not in (200, 204):
             raise Abort(f"restore: HTTP {r.status}: {(await r.text())[:200]}")
@@ -168,9 +170,9 @@ class Audit(Scenario):
         await vault_request(run, addr, "POST", f"secret/data/{path}",
                             {"data": {"v": secret_value}})
         await vault_request(run, addr, "GET", f"secret/data/{path}")
-        async with run.http.get(f"{addr}/v1/secret/data/{path}",
-                                headers={"X-Vault-Token": "s.not-a-valid-token"}) as r:
-            denied = r.status
+        bad = vault_api(run, addr)
+        bad.token = "s.not-a-valid-token"
+        denied, _ = await bad.call("GET", f"secret/data/{path}")
 
         def entries() -> list[dict[str, Any]]:
             with open(audit_log, "rb") as fh:

@@ -13,7 +13,7 @@ import time
 
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
 from ..alerts.rules import RULES
-from ..checks import vault_one_leader, vault_token
+from ..checks import vault_api, vault_one_leader
 from ..metrics_probe import scrape
 
 CLUSTER_ALERTS = ("VaultSealed", "VaultDown", "VaultNoLeader")
@@ -41,8 +41,7 @@ class MetricsAlerts(Scenario):
         cluster = run.inventory.vault
         assert cluster is not None
         interval = cluster.scrape_interval
-        token = vault_token(run)
-        scrapes = await asyncio.gather(*(scrape(run.http, str(n.api_addr), token)
+        scrapes = await asyncio.gather(*(scrape(vault_api(run, n.api_addr))
                                          for n in cluster.nodes))
         by_node = {n.name: s for n, s in zip(cluster.nodes, scrapes, strict=True)}
         await run.record("every node serves Prometheus metrics", outcome(
@@ -54,7 +53,7 @@ class MetricsAlerts(Scenario):
                 and s.value("vault_core_active") is not None for s in by_node.values()),
             rules=[r.name for r in RULES]))
         await run.expect("no sealed, down or no-leader alert firing before the fault",
-                         lambda r: clear_before_fault(r, token), within=6 * interval)
+                         clear_before_fault, within=6 * interval)
 
         victim = next((n for n, v in run.state.vault.nodes.items()
                        if v.reachable and not v.leader and not v.sealed), None)
@@ -80,28 +79,28 @@ class MetricsAlerts(Scenario):
         await run.heal(fault)
         healed = time.monotonic()
         rec = await run.check(Check("VaultSealed resolves after the unseal",
-                                    lambda r: resolved_after_unseal(r, victim, token),
+                                    lambda r: resolved_after_unseal(r, victim),
                                     within=30 + 2 * interval))
         if rec.status == "pass":
             run.metric("sealed_alert_resolve_seconds", time.monotonic() - healed, "s")
 
 
-async def _unsealed_now(run: Run, name: str, token: str | None) -> bool | None:
+async def _unsealed_now(run: Run, name: str) -> bool | None:
     """The node's own ``vault_core_unsealed`` gauge, scraped now (None: no answer)."""
     cluster = run.inventory.vault
     assert cluster is not None
     node = next(n for n in cluster.nodes if n.name == name)
-    sample = await scrape(run.http, str(node.api_addr), token)
+    sample = await scrape(vault_api(run, node.api_addr))
     value = sample.value("vault_core_unsealed") if sample is not None else None
     return None if value is None else value == 1
 
 
-async def clear_before_fault(run: Run, token: str | None) -> Outcome:
+async def clear_before_fault(run: Run) -> Outcome:
     """No cluster alert firing, and the rules' inputs say none should: every node scraped
     now reports unsealed and exactly one is active (so "nothing firing" is not silence)."""
     cluster = run.inventory.vault
     assert cluster is not None
-    scrapes = await asyncio.gather(*(scrape(run.http, str(n.api_addr), token)
+    scrapes = await asyncio.gather(*(scrape(vault_api(run, n.api_addr))
                                      for n in cluster.nodes))
     unsealed = {n.name: (s.value("vault_core_unsealed") if s else None)
                 for n, s in zip(cluster.nodes, scrapes, strict=True)}
@@ -115,10 +114,10 @@ async def clear_before_fault(run: Run, token: str | None) -> Outcome:
                    firing=firing, unsealed=unsealed, active_nodes=active)
 
 
-async def resolved_after_unseal(run: Run, victim: str, token: str | None) -> Outcome:
+async def resolved_after_unseal(run: Run, victim: str) -> Outcome:
     """VaultSealed no longer fires for the victim *because it is unsealed again* (its own
     gauge, scraped now), not because its metrics went silent."""
-    unsealed = await _unsealed_now(run, victim, token)
+    unsealed = await _unsealed_now(run, victim)
     still = _firing(run, "VaultSealed", victim)
     if unsealed is None:
         return "unknown", {"reason": f"{victim}'s metrics could not be scraped",

@@ -21,6 +21,7 @@ from ....load.worker import LoadWorker
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
 from .. import request_metrics as requests
 from ..checks import leader_addr, vault_one_leader, vault_request, vault_token, vault_write_read
+from ..kv_load import kv_load_options
 from .load_options import FIND_MAX_START_RPS, FIND_MAX_STEP_S, P99_TARGET_MS, LoadOptions
 
 ERROR_RATE_TARGET = 0.001
@@ -112,7 +113,8 @@ class Load(Scenario):
         worker = LoadWorker()
         try:
             try:
-                await worker.start(KV_LOAD, addr, token, self.options.users)
+                await worker.start(KV_LOAD, addr, token, self.options.users,
+                                   **kv_load_options(run.inventory.vault))
             except RuntimeError as exc:
                 raise Abort(f"starting the generator and seeding the key set: {exc}") from exc
             if self.options.find_max:

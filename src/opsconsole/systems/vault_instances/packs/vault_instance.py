@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ....scenarios.engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
+from ....targets.aws import aws_session
+from ....targets.http import ssl_for
+from ....targets.nats import as_endpoint
 from ...nats.checks import nats_roundtrip
 from ..checks import (
     AFTER_MIN_S,
@@ -80,15 +83,17 @@ class InstanceApi:
         self.run = run
         self.target = target
         self.base = str(target.base_url).rstrip("/")
+        self.ssl = ssl_for(target, self.base, "provisioner")
         self.tokens = json.loads(target.member_tokens.resolve())
         self.member = target.member
-        self.central = {n.name: n.client_url for c in run.inventory.nats for n in c.nodes}
+        self.central = {n.name: c.endpoint(n) for c in run.inventory.nats for n in c.nodes}
+        self.cluster = run.inventory.nats[0] if run.inventory.nats else None
         self.monitors = {n.name: n.monitor_url for c in run.inventory.nats for n in c.nodes}
 
     async def call(self, method: str, path: str, member: str | None = None,
                    token: str | None = None) -> tuple[int, dict[str, Any]]:
         token = token if token is not None else self.tokens[member or self.member]
-        async with self.run.http.request(method, self.base + path,
+        async with self.run.http.request(method, self.base + path, ssl=self.ssl,
                                          headers={"Authorization": f"Bearer {token}"},
                                          timeout=aiohttp.ClientTimeout(total=30)) as r:
             return r.status, await r.json(content_type=None)
@@ -112,7 +117,7 @@ class InstanceApi:
         if self.target.admin_token is None:
             return 0, {"error": "the inventory's [provisioner] has no admin_token"}
         async with self.run.http.request(
-                method, self.base + path, json=body,
+                method, self.base + path, json=body, ssl=self.ssl,
                 headers={"Authorization": f"Bearer {self.target.admin_token.resolve()}"},
                 timeout=aiohttp.ClientTimeout(total=30)) as r:
             return r.status, await r.json(content_type=None)
@@ -155,7 +160,8 @@ class InstanceApi:
 
     async def hub_lookup(self) -> HubLookup:
         """Where the member's instance leaf is attached, and which nodes went unread."""
-        return await find_hub(self.run.http, self.monitors, f"vault-{self.member}")
+        return await find_hub(self.run.http, self.monitors, f"vault-{self.member}",
+                              tls=self.cluster)
 
     async def state(self, instance_id: str) -> InstanceState:
         """The instance as ``/vault/status`` and, when the inventory has [aws], EC2 show it."""
@@ -165,13 +171,13 @@ class InstanceApi:
 
     async def logins(self, password: str) -> list[Login]:
         """Log in to every central node with the member's NATS credentials."""
-        return list(await asyncio.gather(*(try_login(name, url, self.member, password)
-                                           for name, url in self.central.items())))
+        return list(await asyncio.gather(*(try_login(name, ep, self.member, password)
+                                           for name, ep in self.central.items())))
 
     async def connect(self, node: str | None = None) -> nats.NATS:
-        url = self.central[node] if node else next(iter(self.central.values()))
-        return await nats.connect(url, inbox_prefix=f"_INBOX_{self.member}",
-                                  max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        ep = self.central[node] if node else next(iter(self.central.values()))
+        return await ep.connect(inbox_prefix=f"_INBOX_{self.member}",
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
     async def listen(self) -> tuple[nats.NATS, list[dict[str, Any]]]:
         """A central connection collecting every forApp answer the manager publishes."""
@@ -257,13 +263,10 @@ class Provision(InstanceScenario):
 
 
 def _ec2(run: Run):
-    import aioboto3
-
     aws = run.inventory.aws
     if aws is None:
         raise Abort("the inventory has no [aws] target to check EC2 with")
-    session = aioboto3.Session(profile_name=aws.profile, region_name=aws.region,
-                               **(run.session.aws_credentials or {}))
+    session = aws_session(aws, run.session.aws_credentials)
     return session.client("ec2", endpoint_url=aws.endpoint_url)
 
 
@@ -365,8 +368,9 @@ async def _local_nats_outcome(reported: Any, local: dict[str, str] | str) -> Out
                            "reason": f"cannot reach the instance's local NATS: {local}"}
     error = ""
     try:
-        nc = await nats.connect(local["client"], connect_timeout=2, allow_reconnect=False,
-                                max_reconnect_attempts=1, reconnect_time_wait=0.1)
+        nc = await as_endpoint(local["client"]).connect(
+            connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1,
+            reconnect_time_wait=0.1)
         try:
             await nc.flush(timeout=2)
         finally:
@@ -577,8 +581,8 @@ class Relay(InstanceScenario):
         ok_out, t_out = await nats_roundtrip(leaf_url, api.central[other],
                                              f"OwnerSpace.{api.member}.relay.out", timeout=10)
         await run.record("relay: local → central", outcome(ok_out, seconds=round(t_out, 3)))
-        canary = RelayCanary(run.session.bus, f"vault-{api.member}", api.member, api.central[other],
-                             leaf_url, rate=RELAY_RATE, keep_fates=True)
+        canary = RelayCanary(run.session.bus, f"vault-{api.member}", api.member,
+                             api.central[other], leaf_url, rate=RELAY_RATE, keep_fates=True)
         await canary.start()
         probe = _probe_instance_leaf(run, api, local)  # the relay pane shows it live
         window: OutageWindow | None = None
