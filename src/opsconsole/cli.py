@@ -16,24 +16,35 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .argtypes import positive
 from .cli_agent import add_agent_parser
-from .config import DEFAULT_CONFIG, ConfigError, Inventory, check_config, load_config
+from .cli_completion import SHELLS
+from .config import ConfigError, Inventory, check_config, load_config
 from .core import system as system_registry
 from .core.results import ScenarioResult
 from .errors import UserError
 
 
 def _load_inventory(args: argparse.Namespace) -> Inventory:
-    if args.config is None and not DEFAULT_CONFIG.exists():
+    """The inventory from the search path: --config, $OPSCONSOLE_CONFIG, the XDG file, the
+    built-in default (:mod:`opsconsole.cli_info`)."""
+    from .cli_info import config_path
+
+    path = config_path(args.config)
+    if path is None:
         # Installed without the source tree (no config/lab.toml): the lab's defaults.
         from .config import LabSpec
 
         return Inventory(name="lab", lab=LabSpec())
-    return load_config(args.config or DEFAULT_CONFIG)
+    return load_config(path)
+
+
+def _print_json(doc: Any) -> None:
+    """The one JSON document a `--json` command prints on stdout."""
+    print(json.dumps(doc, indent=2))
 
 
 def _lab(args: argparse.Namespace):  # -> Lab (imported lazily: keeps `--help` fast)
@@ -89,7 +100,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     status = asyncio.run(lab.up(timeout=args.timeout))
     status["elapsed_seconds"] = round(time.monotonic() - started, 2)
     if args.json:
-        print(json.dumps(status, indent=2))
+        _print_json(status)
     else:
         render_status(status)
     print(f"lab up: {'healthy' if status['healthy'] else 'NOT healthy'} "
@@ -102,6 +113,10 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stopped = asyncio.run(lab.down())
     took = time.monotonic() - started
+    if args.json:
+        _print_json({"state_dir": str(lab.dir.root), "stopped": stopped,
+                     "elapsed_seconds": round(took, 2)})
+        return 0
     print(f"lab down: stopped {len(stopped)} process(es) in {took:.2f} s"
           + (f" ({', '.join(stopped)})" if stopped else ""))
     return 0
@@ -110,7 +125,7 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 def cmd_lab_status(args: argparse.Namespace) -> int:
     status = asyncio.run(_lab(args).status())
     if args.json:
-        print(json.dumps(status, indent=2))
+        _print_json(status)
     else:
         render_status(status)
     return 0 if status["healthy"] else 1
@@ -123,7 +138,11 @@ def cmd_lab_env(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Exit 0 valid, 1 with one line per problem (the file's verdict, not a failure to run)."""
     problems = check_config(args.file)
+    if args.json:
+        _print_json({"file": str(args.file), "ok": not problems, "problems": problems})
+        return 1 if problems else 0
     if not problems:
         print(f"{args.file}: OK")
         return 0
@@ -182,7 +201,7 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
     items = [{"id": s.id, "title": s.title, "pack": s.id.split(".")[0]}
              for s in all_scenarios()]
     if args.json:
-        print(json.dumps(items, indent=2))
+        _print_json(items)
     else:
         for item in items:
             print(f"{item['id']:<28} {item['title']}")
@@ -241,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         plan = dry_run_plan(scenarios)
         if args.json:
-            print(json.dumps(plan, indent=2))
+            _print_json(plan)
         else:
             for item in plan:
                 print(f"{item['id']}: {item['title']}")
@@ -267,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = [{k: sc[k] for k in ("id", "status", "reason", "checks", "metrics")}
                for sc in (r.as_json() for r in outcome.scenarios)]  # --json: the edge
     if args.json:
-        print(json.dumps(results, indent=2))
+        _print_json(results)
     else:
         _print_results(outcome.scenarios)
     _print_verdict(f"run {outcome.run_id}", outcome.status, outcome.scenarios,
@@ -297,9 +316,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print("opsconsole: smoke terminated; faults healed", file=sys.stderr)
         return 143
     if args.json:
-        print(json.dumps({"status": out.run.status, "summary": out.summary,
-                          "failures": out.failures, "unknowns": out.unknowns,
-                          "transcript": str(out.transcript)}, indent=2))
+        _print_json({"status": out.run.status, "summary": out.summary,
+                     "failures": out.failures, "unknowns": out.unknowns,
+                     "transcript": str(out.transcript)})
     else:
         _print_results(out.run.scenarios)
     s = out.summary
@@ -330,11 +349,19 @@ def cmd_heal(args: argparse.Namespace) -> int:
         return recovered, rest
 
     recovered, rest = asyncio.run(main())
-    for rec in [*recovered, *rest]:
+    records = [*recovered, *rest]
+    ok = all(r.status == "healed" for r in records)
+    if args.json:  # what the text shows; never the records' params (they may hold secrets)
+        _print_json({"ok": ok, "faults": [
+            {"id": r.id, "fault": r.fault, "target": r.target, "status": r.status,
+             "note": r.note, "left_by_earlier_run": i < len(recovered)}
+            for i, r in enumerate(records)]})
+        return 0 if ok else 1
+    for rec in records:
         print(f"{rec.status:<11} {rec.fault} on {rec.target} ({rec.id}): {rec.note}")
-    if not recovered and not rest:
+    if not records:
         print("no open faults")
-    return 1 if any(r.status != "healed" for r in [*recovered, *rest]) else 0
+    return 0 if ok else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -342,6 +369,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     path = args.file / "transcript.json" if args.file.is_dir() else args.file
     ok, message = verify_transcript(path, expect_key=args.expect_key)
+    if args.json:  # the signer's key is public: always there when the transcript verified
+        key = json.loads(path.read_text())["public_key"] if ok else None
+        _print_json({"ok": ok, "transcript": str(path), "message": message,
+                     "public_key": key})
+        return 0 if ok else 1
     print(message, file=sys.stdout if ok else sys.stderr)
     if ok and args.print_key:
         print(json.loads(path.read_text())["public_key"])
@@ -388,6 +420,9 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
 
     rows, healthy = cluster_rows(asyncio.run(sample()),
                                  {n.name: n.api_addr for n in inv.vault.nodes})
+    if args.json:
+        _print_json({"target": inv.name, "healthy": healthy, "nodes": rows})
+        return 0 if healthy else 1
     table = Table(title=f"Vault cluster · {inv.name}")
     for col in ("node", "address", "health", "role", "sealed", "voter", "version"):
         table.add_column(col)
@@ -401,17 +436,51 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """Config search path, state/ledger/key/lab dirs, versions; exit 2 if the inventory
+    cannot be loaded (the report is printed all the same)."""
+    from .cli_info import info_report, render_info
+
+    report = info_report(args.config, args.state_dir)
+    if args.json:
+        _print_json(report)
+    else:
+        print("\n".join(render_info(report)))
+    for problem in report["config"]["problems"]:
+        print(f"opsconsole: {problem}", file=sys.stderr)
+    return 2 if report["config"]["problems"] else 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the completion script for ``args.shell`` (scenario ids included)."""
+    from .cli_completion import completion_script
+    from .scenarios import PACKS, all_scenarios
+
+    selectors = sorted({*PACKS, *(s.id for s in all_scenarios())})
+    sys.stdout.write(completion_script(build_parser(), args.shell, selectors))
+    return 0
+
+
 # -------------------------------------------------------------------- parser
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (what is wrong, and where help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .scenarios import all_scenarios
     from .scenarios.options import add_option_flags
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="opsconsole",
         description="Operator console for NATS, OpenBao/Vault and AWS fleets.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
-    config_help = "inventory TOML (default: config/lab.toml, the embedded lab)"
+    config_help = ("inventory TOML (default: $OPSCONSOLE_CONFIG, else "
+                   "$XDG_CONFIG_HOME/opsconsole/config.toml if it exists, else "
+                   "config/lab.toml, the embedded lab; opsconsole info shows which)")
     state_help = "lab state dir (default: $OPSCONSOLE_LAB_DIR or ./.opsconsole/lab)"
     parser.add_argument("--config", metavar="FILE", type=Path, default=None, help=config_help)
     parser.add_argument("--state-dir", metavar="DIR", default=None, help=state_help)
@@ -443,8 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print status as JSON")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for health")
     up.set_defaults(func=cmd_lab_up)
-    lab_sub.add_parser("down", parents=[common], help="stop every lab process").set_defaults(
-        func=cmd_lab_down)
+    down = lab_sub.add_parser("down", parents=[common], help="stop every lab process")
+    down.add_argument("--json", action="store_true", help="print what was stopped as JSON")
+    down.set_defaults(func=cmd_lab_down)
     st = lab_sub.add_parser("status", parents=[common], help="health of every lab node")
     st.add_argument("--json", action="store_true", help="print status as JSON")
     st.set_defaults(func=cmd_lab_status)
@@ -508,12 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.set_defaults(func=cmd_smoke)
 
     heal = sub.add_parser("heal", parents=[common], help="heal every open fault in the ledger")
+    heal.add_argument("--json", action="store_true", help="print the faults healed as JSON")
     heal.set_defaults(func=cmd_heal)
 
     ver = sub.add_parser("verify", help="check a signed transcript and its journal")
     ver.add_argument("file", type=Path, metavar="TRANSCRIPT")
     ver.add_argument("--expect-key", default=None, help="require this public key (base64)")
     ver.add_argument("--print-key", action="store_true", help="print the signer's public key")
+    ver.add_argument("--json", action="store_true",
+                     help="print the verdict, the reason and the signer's key as JSON")
     ver.set_defaults(func=cmd_verify)
 
     rep = sub.add_parser("replay", help="play a run's journal back in the console")
@@ -523,15 +596,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     vault = sub.add_parser("vault", help="the Vault/OpenBao cluster")
     vault_sub = vault.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
-    vault_sub.add_parser("health", parents=[common],
-                         help="health of every node; exit 1 if any is sealed or down"
-                         ).set_defaults(func=cmd_vault_health)
+    vh = vault_sub.add_parser("health", parents=[common],
+                              help="health of every node; exit 1 if any is sealed or down")
+    vh.add_argument("--json", action="store_true", help="print every node's health as JSON")
+    vh.set_defaults(func=cmd_vault_health)
 
     cfg = sub.add_parser("config", help="inventory files")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     chk = cfg_sub.add_parser("check", help="validate a config file")
     chk.add_argument("file", type=Path)
+    chk.add_argument("--json", action="store_true", help="print the verdict and problems as JSON")
     chk.set_defaults(func=cmd_config_check)
+
+    info = sub.add_parser("info", parents=[common],
+                          help="config search path, state/ledger/key/lab dirs, versions")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(func=cmd_info)
+
+    comp = sub.add_parser("completion", help="print a shell completion script",
+                          description="Print a completion script, e.g. "
+                          "`opsconsole completion bash > ~/.local/share/bash-completion/"
+                          "completions/opsconsole`.")
+    comp.add_argument("shell", choices=SHELLS, metavar="SHELL", help=" | ".join(SHELLS))
+    comp.set_defaults(func=cmd_completion)
     return parser
 
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     """OPSCONSOLE_LAB_PAUSE_S: how long lab.nats-node-pause holds its SIGSTOP."""
     keymap: Path | None = None
     """OPSCONSOLE_KEYMAP: the console's keymap file (default $XDG_CONFIG_HOME/opsconsole/...)."""
+    config: Path | None = None
+    """OPSCONSOLE_CONFIG: the inventory when --config is not given; it must exist."""
     xdg_state_home: Path | None = Field(None, validation_alias="XDG_STATE_HOME")
     xdg_config_home: Path | None = Field(None, validation_alias="XDG_CONFIG_HOME")
 
@@ -52,12 +54,22 @@ class Settings(BaseSettings):
         return base.expanduser() / "opsconsole"
 
     @property
+    def user_config_dir(self) -> Path:
+        """``$XDG_CONFIG_HOME/opsconsole`` (default ``~/.config/opsconsole``)."""
+        return (self.xdg_config_home or Path("~/.config")).expanduser() / "opsconsole"
+
+    @property
     def keymap_file(self) -> Path:
         """The console's keymap; it need not exist (then every key is the default)."""
         if self.keymap is not None:
             return self.keymap.expanduser()
-        base = self.xdg_config_home or Path("~/.config")
-        return base.expanduser() / "opsconsole" / "keymap.toml"
+        return self.user_config_dir / "keymap.toml"
+
+    @property
+    def user_config_file(self) -> Path:
+        """The user's inventory, used when it exists and neither --config nor
+        OPSCONSOLE_CONFIG names one (``$XDG_CONFIG_HOME/opsconsole/config.toml``)."""
+        return self.user_config_dir / "config.toml"
 
 
 def env_name(field: str) -> str:

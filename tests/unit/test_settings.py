@@ -18,7 +18,7 @@ from opsconsole.systems.nats.packs.lab_faults import NatsNodePause
 
 #: every variable settings reads; the names are contracts (scripts and CI set them)
 VARIABLES = ["OPSCONSOLE_STATE_DIR", "OPSCONSOLE_LAB_DIR", "OPSCONSOLE_NATS_SERVER",
-             "OPSCONSOLE_BAO", "OPSCONSOLE_LAB_PAUSE_S", "OPSCONSOLE_KEYMAP",
+             "OPSCONSOLE_BAO", "OPSCONSOLE_LAB_PAUSE_S", "OPSCONSOLE_KEYMAP", "OPSCONSOLE_CONFIG",
              "XDG_STATE_HOME", "XDG_CONFIG_HOME"]
 
 
