@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from .config_env import env_targets_set, fill_from_env, nats_from_env, vault_from_env
 from .config_fields import (
     SECRET_WORDS,
     ConfigError,
@@ -291,6 +292,10 @@ def load_config(path: str | Path) -> InventoryBase:
     raw = _read(path, label)
     found: list[tuple[Loc, str]] = []
     _scan_secrets(raw, (), found)
+    try:  # no [vault] / [[nats]] (and no [lab]): the vault CLI's and natscli's environment
+        fill_from_env(raw)
+    except ConfigError as exc:
+        found += [((), p) for p in exc.problems]
     if "source" in raw:
         found.append((("source",), "unknown key"))
     data = {**raw, "source": path.absolute()}
@@ -305,6 +310,22 @@ def load_config(path: str | Path) -> InventoryBase:
     for loc, ref in _secret_refs(inv, ()):
         ref._origin = f"{label}: {_fmt(loc)}_{'env' if ref.env is not None else 'file'}"
     return inv
+
+
+def env_inventory() -> InventoryBase:
+    """An inventory from the environment alone (``VAULT_ADDR``..., ``NATS_URL``...), for
+    when no inventory file is found; problems are one line each, naming the variable."""
+    raw: dict[str, Any] = {"name": "environment"}
+    vault, nats = vault_from_env(), nats_from_env()
+    if vault is not None:
+        raw["vault"] = vault
+    if nats is not None:
+        raw["nats"] = nats
+    try:
+        return inventory_model().model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([f"environment: {_fmt(loc)}: {msg}"
+                           for loc, msg in _pydantic_problems(exc)]) from None
 
 
 def check_config(path: str | Path) -> list[str]:
@@ -323,6 +344,8 @@ __all__: list[str] = [
     "LabSpec",
     "SecretRef",
     "check_config",
+    "env_inventory",
+    "env_targets_set",
     "inventory_model",
     "load_config",
 ]

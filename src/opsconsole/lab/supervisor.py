@@ -725,6 +725,8 @@ async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
     except NETWORK_ERRORS as exc:
         row["error"] = f"unreachable: {reason(exc)}"
         return row
+    finally:
+        await probe.close()
     assert isinstance(sample, NatsNodeSampled)
     row["routes"], row["healthy"] = sample.routes, nats_node_health(sample).healthy
     return row
@@ -742,6 +744,8 @@ async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[
     except NETWORK_ERRORS as exc:
         row["error"] = f"unreachable: {reason(exc)}"
         return row
+    finally:
+        await probe.close()
     assert isinstance(sample, LeafSampled)
     row["hub"], row["healthy"] = sample.hub or None, leaf_health(sample).healthy
     return row

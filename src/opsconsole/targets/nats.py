@@ -14,8 +14,6 @@ selected one is named in ``nats/context.txt`` or ``$NATS_CONTEXT``.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from ..config_env import NatsContext, read_context
 from ..config_fields import ConfigError, ConfigPath, SecretRef, fold_refs, remember_secret
 from .tls import TlsClient
 
@@ -142,54 +141,6 @@ class NatsConnectError(ConnectionError):
     def __init__(self, where: str, url: str, cause: str) -> None:
         super().__init__(f"{where} ({url}): {cause}")
         self.where, self.url, self.cause = where, url, cause
-
-
-@dataclass(frozen=True)
-class NatsContext:
-    """A natscli context file, read (its secrets remembered for redaction)."""
-
-    name: str
-    path: Path
-    data: dict[str, Any]
-
-    def get(self, key: str) -> str | None:
-        value = self.data.get(key)
-        return value if isinstance(value, str) and value else None
-
-
-def nats_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "nats"
-
-
-def selected_context() -> str | None:
-    """``$NATS_CONTEXT``, else the name natscli's ``context select`` wrote, else ``None``."""
-    env = os.environ.get("NATS_CONTEXT", "").strip()
-    if env:
-        return env
-    try:
-        name = (nats_config_dir() / "context.txt").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return name or None
-
-
-def read_context(name: str, where: str) -> NatsContext:
-    path = nats_config_dir() / "context" / f"{name}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{where}: natscli context {name!r} not found ({path})"]) from None
-    except (OSError, ValueError) as exc:
-        cause = getattr(exc, "strerror", None) or "not a JSON object"
-        raise ConfigError([f"{where}: natscli context {name!r} unreadable ({path}): {cause}"]
-                          ) from None
-    if not isinstance(data, dict):
-        raise ConfigError([f"{where}: natscli context {name!r} is not a JSON object ({path})"])
-    for key in ("password", "token"):
-        if isinstance(data.get(key), str):
-            remember_secret(data[key])
-    return NatsContext(name, path, data)
 
 
 def _readable(path: Path, where: str, key: str) -> Path:

@@ -16,7 +16,9 @@ from ...targets.nats import NatsClientAuth, NatsEndpoint
 class NatsNode(Model):
     name: Name
     client_url: NatsUrl
-    monitor_url: HttpUrl
+    #: the monitoring port (http or https): routes, leaf links, counters; without it the
+    #: console sees the node through its client connection only
+    monitor_url: HttpUrl | None = None
 
 
 class NatsCluster(NatsClientAuth):
