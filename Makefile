@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 
 # Start the console on the embedded lab (brings the lab up if it is not running).
 run: $(STAMP)
-	$(BIN)/opsconsole
+	$(BIN)/opsconsole --config config/lab.toml
 
 # The whole suite: lint, the import contracts, then every tier (unit, tui, lab) against the
 # real lab processes.

@@ -29,11 +29,23 @@ from .errors import UserError
 
 
 def _load_inventory(args: argparse.Namespace) -> Inventory:
-    """The inventory from the search path: --config, $OPSCONSOLE_CONFIG, the XDG file, the
-    built-in default (:mod:`opsconsole.cli_info`)."""
-    from .cli_info import config_path
+    inv = _read_inventory(args)
+    if getattr(args, "read_only", False):  # --read-only: as if the config said so
+        inv = inv.model_copy(update={"read_only": True})
+    return inv
 
-    path = config_path(args.config)
+
+def _read_inventory(args: argparse.Namespace) -> Inventory:
+    """The inventory from the search path: --config, $OPSCONSOLE_CONFIG, the XDG file, the
+    vault/NATS environment, the built-in default (:mod:`opsconsole.cli_info`)."""
+    from .cli_info import config_search
+
+    search = config_search(args.config)
+    path = search.path()
+    if search.from_environment:
+        from .config import env_inventory
+
+        return env_inventory()
     if path is None:
         # Installed without the source tree (no config/lab.toml): the lab's defaults.
         from .config import LabSpec
@@ -178,8 +190,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UserError("the demo runs on the embedded lab: drop --config, or use a config "
                         "with a [lab] section", exit_code=2)
     if inv.read_only:
-        raise UserError("the demo injects faults; the config sets read_only = true",
-                        exit_code=2)
+        why = "--read-only was given" if args.read_only else "the config sets read_only = true"
+        raise UserError(f"the demo injects faults; {why}", exit_code=2)
     session = ConsoleSession(inv, lab_state_dir=args.state_dir)
     app = DemoApp(session, auto=args.auto, hold_s=args.hold, report_dir=args.report,
                   keymap=keymap)
@@ -268,6 +280,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     print(f"  steady state: {name}")
                 for step in item["method"]:
                     print(f"  method: {step}")
+                for what in item["mutates"]:
+                    print(f"  changes: {what}")
         return 0
 
     async def main() -> Any:
@@ -484,8 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_help = "lab state dir (default: $OPSCONSOLE_LAB_DIR or ./.opsconsole/lab)"
     parser.add_argument("--config", metavar="FILE", type=Path, default=None, help=config_help)
     parser.add_argument("--state-dir", metavar="DIR", default=None, help=state_help)
-    parser.add_argument("--read-only", action="store_true",
-                        help="refuse every fault action (safe for demos and production)")
+    parser.add_argument("--read-only", action="store_true", help=READ_ONLY_HELP)
     metrics_help = ("serve opsconsole's client-side Vault request counters for Prometheus "
                     "on 127.0.0.1:PORT/metrics (see config/prometheus/)")
     parser.add_argument("--metrics-port", metavar="PORT", type=positive(int), default=None,
@@ -500,8 +513,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(func=cmd_console, timeout=60.0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     tui = sub.add_parser("tui", parents=[common], help="the live console (the default)")
-    tui.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
-                     help="refuse every fault action")
     tui.add_argument("--metrics-port", metavar="PORT", type=positive(int),
                      default=argparse.SUPPRESS, help=metrics_help)
     tui.set_defaults(func=cmd_console)
@@ -619,7 +630,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "completions/opsconsole`.")
     comp.add_argument("shell", choices=SHELLS, metavar="SHELL", help=" | ".join(SHELLS))
     comp.set_defaults(func=cmd_completion)
+    _accept_read_only(parser)
     return parser
+
+
+READ_ONLY_HELP = ("change nothing on the target: refuse faults and every mutating scenario "
+                  "step (reported unknown: read-only); as read_only = true in the config")
+
+
+def _accept_read_only(parser: argparse.ArgumentParser) -> None:
+    """Every command takes ``--read-only`` after its name too (SUPPRESS keeps a value given
+    before it)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _accept_read_only(sub)
+    if "--read-only" not in parser._option_string_actions:
+        parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                            help=READ_ONLY_HELP)
 
 
 def _serve_metrics(port: int) -> None:

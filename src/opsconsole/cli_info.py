@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_CONFIG, ConfigError, load_config
+from .config import DEFAULT_CONFIG, ConfigError, env_targets_set, load_config
 from .errors import UserError
 from .settings import env_name, settings
 
@@ -50,6 +50,8 @@ class ConfigSearch:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Path | None = None
     error: str | None = None
+    #: no file found, but VAULT_ADDR / NATS_URL / NATS_CONTEXT name the targets
+    from_environment: bool = False
 
     def path(self) -> Path | None:
         """The inventory file to load; the error as a one-line UserError (exit 2)."""
@@ -66,6 +68,7 @@ def config_search(flag: Path | None) -> ConfigSearch:
         ("--config", flag), (f"${ENV}", env),
         ("$XDG_CONFIG_HOME/opsconsole/config.toml", s.user_config_file),
         ("built-in default", DEFAULT_CONFIG)]
+    from_env = env_targets_set()
     error = None
     if flag is not None:
         chosen, reason = 0, "given on the command line"
@@ -77,12 +80,20 @@ def config_search(flag: Path | None) -> ConfigSearch:
             chosen = -1
     elif s.user_config_file.exists():
         chosen, reason = 2, "exists"
+    elif from_env:
+        chosen, reason = -2, "the vault/NATS environment"
     else:
         chosen, reason = 3, "nothing above applies"
         if not DEFAULT_CONFIG.exists():
             reason += "; not installed, so the embedded lab's built-in defaults"
     candidates = []
+    env_why = ("chosen: VAULT_ADDR / NATS_URL / NATS_CONTEXT are set (as the vault CLI and "
+               "natscli read them)" if chosen == -2 else
+               "set, but a file above was chosen" if env_targets_set() else "not set")
     for i, (source, path) in enumerate(entries):
+        if i == 3:
+            candidates.append(Candidate("vault/NATS environment", None, from_env,
+                                        chosen == -2, env_why))
         exists = path is not None and path.exists()
         if path is None:
             why = "not given" if i == 0 else "not set"
@@ -90,15 +101,15 @@ def config_search(flag: Path | None) -> ConfigSearch:
             why = f"chosen: {reason}" + ("" if exists or i == 3 else "; no such file")
         elif i == 1 and error:
             why = "set, but no such file: an error"
-        elif error or i > chosen:
+        elif error or (chosen >= 0 and i > chosen) or (chosen == -2 and i == 3):
             why = "not consulted"
         else:
             why = "no such file"
         candidates.append(Candidate(source, path, exists, i == chosen, why))
-    picked = entries[chosen][1] if chosen >= 0 else None
+    picked = entries[chosen][1] if chosen >= 0 else None  # -1: the error, -2: environment
     if chosen == 3 and not DEFAULT_CONFIG.exists():
         picked = None
-    return ConfigSearch(candidates, picked, error)
+    return ConfigSearch(candidates, picked, error, from_environment=chosen == -2)
 
 
 def config_path(flag: Path | None) -> Path | None:

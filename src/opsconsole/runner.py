@@ -46,7 +46,8 @@ def default_report_dir(run_id: str) -> Path:
 def dry_run_plan(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     return [{"id": s.id, "title": s.title,
              "steady_state": [c.name for c in s.steady_state()],
-             "safeguards": [c.name for c in s.safeguards()], "method": s.plan()}
+             "safeguards": [c.name for c in s.safeguards()], "method": s.plan(),
+             "mutates": list(s.mutates) if s.mutates is not None else ["undeclared"]}
             for s in scenarios]
 
 

@@ -15,7 +15,16 @@ from opsconsole.systems.vault.events import VaultNodeSampled
 from opsconsole.tui.app import READ_ONLY_REASON, OpsConsoleApp
 from opsconsole.tui.screens import ConfirmScreen, EventLogScreen, HelpScreen, PickScreen
 
-from .fixtures import T0, healthy_cluster, idle_session, load_report, make_app, refreshed, until
+from .fixtures import (
+    T0,
+    healthy_cluster,
+    idle_session,
+    load_report,
+    make_app,
+    refreshed,
+    session_with_faults,
+    until,
+)
 
 TITLES = ["Cluster health", "NATS relay flow", "Vault instances", "Scale-test histograms"]
 
@@ -183,16 +192,29 @@ async def test_console_stays_responsive_when_every_target_is_down() -> None:
         assert not app.is_running
 
 
-async def test_read_only_refuses_scenarios_too() -> None:
-    app = make_app(idle_session(read_only=True))
+async def test_read_only_refuses_a_mutating_scenario_visibly_as_headless(
+        monkeypatch, tmp_path) -> None:
+    """The same refusal as `run --read-only`: unknown with what it would change, shown in
+    the notification and the state; nothing injected, nothing run."""
+    from opsconsole import runner
+
+    monkeypatch.setattr(runner, "default_report_dir", lambda run_id: tmp_path / run_id)
+    session = session_with_faults(tmp_path, read_only=True)
+    app = make_app(session)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("s")
         assert isinstance(app.screen, PickScreen)
-        assert "lab-faults.vault-leader-kill" in [o for o, _ in app.screen.items]
-        app.screen.dismiss("lab-faults.vault-leader-kill")
-        await pilot.pause()
-        assert any("scenarios inject faults" in n.message for n in app._notifications)
-        assert app.session.state.scenario is None  # nothing ran
+        assert "vault-instance.terminate" in [o for o, _ in app.screen.items]
+        app.screen.dismiss("vault-instance.terminate")
+        await until(pilot, lambda: session.state.scenario is not None
+                    and session.state.scenario.status == "unknown", "the verdict")
+        await until(pilot, lambda: any("UNKNOWN ·" in n.message for n in app._notifications),
+                    "the verdict notification")
+        shown = next(n.message for n in app._notifications if "UNKNOWN ·" in n.message)
+        assert "read-only: refused up front, it would" in shown
+        assert "terminate it: EC2, security group, NATS credentials" in shown
+        assert session.state.active_faults == 0
+        assert session.faults is not None and await session.faults.open_records() == []
 
 
 def test_sparkline_marks_points_inside_fault_windows() -> None:

@@ -8,6 +8,14 @@ deviation — rollbacks and healing still run. Every check yields pass, warn, fa
 unknown with its evidence and duration (a check whose own code breaks is ``error``);
 the scenario's verdict follows :mod:`opsconsole.core.verdict`, and the same events
 drive the TUI, the journal and the report.
+
+Read-only (``read_only = true``, ``--read-only``): a scenario declares what it changes on
+the target (:attr:`Scenario.mutates`) and each step that changes it goes through
+:meth:`Run.mutate` (faults through :meth:`Run.inject` do by themselves). Under read-only a
+mutating scenario is refused up front — nothing runs, the result is ``unknown`` with the
+list of what it would change — unless it declares :attr:`Scenario.observes_read_only`:
+then its read-only checks run and its first mutating step stops it, ``unknown`` with
+``read-only: would <what> on <target>``. A scenario that declares nothing is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +69,28 @@ class Abort(Exception):
 class Inconclusive(Abort):
     """The method cannot go on because something could not be observed (a check was
     ``unknown``): the scenario ends ``unknown`` unless a check failed; rollbacks run."""
+
+
+class ReadOnlyRefused(Inconclusive):
+    """A step that would change the target, refused because the session is read-only."""
+
+    def __init__(self, what: str, target: str) -> None:
+        self.what, self.target = what, target
+        super().__init__(f"read-only: would {what} on {target}")
+
+
+#: the phase of the check that records a scenario refused up front under read-only
+READ_ONLY_PHASE = "read-only"
+UNDECLARED = ("anything: it does not declare what it changes (Scenario.mutates), so "
+              "read-only cannot vouch for it",)
+
+
+def read_only_refusal(scenario: Scenario) -> tuple[str, ...]:
+    """What ``scenario`` would change that makes a read-only run refuse it up front
+    (empty: it may run, its mutating steps refused one by one)."""
+    if scenario.mutates is None:
+        return UNDECLARED
+    return () if scenario.observes_read_only else tuple(scenario.mutates)
 
 
 def _observation_errors() -> tuple[type[BaseException], ...]:
@@ -147,6 +177,13 @@ class Scenario:
     #: the steady state and method together never take longer than this (a target that
     #: never answers must not hang a run): past it the method is stopped and fails
     time_budget_s: ClassVar[float] = 600.0
+    #: what this scenario changes on the target, in words ("terminate EC2 instances"); ``()``
+    #: for a scenario that only observes. ``None`` (undeclared) is refused under read-only.
+    #: Shown by ``--dry-run``; under read-only the scenario is refused up front with it.
+    mutates: ClassVar[tuple[str, ...] | None] = None
+    #: it observes usefully before its first mutating step: under read-only it runs, and
+    #: that step (:meth:`Run.mutate`, :meth:`Run.inject`) stops it ``unknown: read-only``
+    observes_read_only: ClassVar[bool] = False
 
     def budget_s(self) -> float:
         """This run's time budget (a scenario whose options set its length extends it)."""
@@ -201,6 +238,7 @@ class Run:
         self.run_id = run_id
         self.phase = "method"
         self.last_step = ""  # what the method last said it was doing (for a timeout)
+        self.refusals: list[ReadOnlyRefused] = []  # mutating steps refused (read-only)
 
     # -------------------------------------------------------------- context
     @property
@@ -227,6 +265,26 @@ class Run:
                                               phase=self.phase, step=step, status=status,
                                               detail=detail))
 
+    @property
+    def read_only(self) -> bool:
+        """The session refuses every step that changes the target."""
+        return bool(self.session.read_only)
+
+    def mutate(self, what: str, target: str) -> None:
+        """Declare that the next step changes ``target`` (``what``: "terminate the
+        instance"). Under read-only it raises :class:`ReadOnlyRefused` — the step is never
+        taken; the refusal is recorded as an ``unknown`` check and stops the scenario, even
+        if the pack swallows the exception — else it returns and the step goes ahead."""
+        if not self.read_only:
+            return
+        refusal = ReadOnlyRefused(what, target)
+        if self.phase != "rollback":  # nothing was changed, so nothing to roll back
+            self.refusals.append(refusal)
+            self._put(CheckRecord(f"refused (read-only): {what}", self.phase, UNKNOWN,
+                                  {"reason": str(refusal), "would_change": what,
+                                   "target": target}, 0.0))
+        raise refusal
+
     def metric(self, name: str, value: float, unit: str = "") -> None:
         self.result.metrics[name] = round(float(value), 4)
         self.session.bus.publish(MetricRecorded(run_id=self.run_id, scenario=self.result.id,
@@ -252,11 +310,15 @@ class Run:
                 break
             await asyncio.sleep(0.2)
         rec = CheckRecord(check.name, self.phase, status, evidence, time.monotonic() - started)
+        self._put(rec)
+        return rec
+
+    def _put(self, rec: CheckRecord) -> None:
+        """Record a check's outcome and publish it."""
         self.result.checks.append(rec)
         self.session.bus.publish(CheckResult(
-            run_id=self.run_id, scenario=self.result.id, name=check.name, status=status,
-            phase=self.phase, evidence=evidence, duration_s=rec.duration_s))
-        return rec
+            run_id=self.run_id, scenario=self.result.id, name=rec.name, status=rec.status,
+            phase=rec.phase, evidence=rec.evidence, duration_s=rec.duration_s))
 
     async def record(self, name: str, result: Outcome, abort: bool = False) -> CheckRecord:
         """Record an outcome measured by the method itself as a check; with ``abort``,
@@ -294,6 +356,7 @@ class Run:
     # --------------------------------------------------------------- faults
     async def inject(self, fault: str, target: str, ttl_s: float = 300.0,
                      **params: Any) -> FaultRecord:
+        self.mutate(f"inject the fault {fault}", target)
         self.step(f"inject {fault} on {target}")
         rec = await self.faults.inject(fault, target, params, ttl_s=ttl_s, run_id=self.run_id)
         self.result.faults.append({"id": rec.id, "fault": fault, "target": target,
@@ -332,6 +395,8 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
     bus = session.bus
     bus.publish(ScenarioStarted(run_id=run_id, scenario=scenario.id, title=scenario.title))
     started = time.monotonic()
+    if run.read_only and (would := read_only_refusal(scenario)):
+        return _refused_up_front(run, would, started)
     stopped: tuple[str, str] | None = None  # (status, reason) when it did not run to its end
     verify = False
     budget = asyncio.timeout(scenario.budget_s())
@@ -351,6 +416,8 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
         else:
             stopped = FAIL, (f"aborted: exceeded its time budget of {scenario.budget_s():g} s "
                              f"in the {run.phase} (last step: {run.last_step or 'none'})")
+    except ReadOnlyRefused as exc:
+        stopped, verify = (UNKNOWN, str(exc)), False  # nothing changed: nothing to verify
     except Inconclusive as exc:
         stopped = UNKNOWN, f"stopped, inconclusive: {exc}"
     except Abort as exc:
@@ -364,12 +431,33 @@ async def run_scenario(scenario: Scenario, session: ConsoleSession, faults: Faul
         stopped = ERROR, describe_exception(exc)
     finally:
         cleanup = await _rollback_and_heal(scenario, run)
+        if run.refusals and (stopped is None or stopped[0] == FAIL):
+            # the pack swallowed a refusal (and maybe aborted for want of the step): the
+            # scenario is still unknown, read-only
+            stopped, verify = (UNKNOWN, str(run.refusals[0])), False
         if verify and cleanup is None:
             await _verify(scenario, run)
         result.status, result.reason = _final_verdict(result.checks, stopped, cleanup)
         result.duration_s = time.monotonic() - started
         bus.publish(ScenarioFinished(run_id=run_id, scenario=scenario.id, status=result.status,
                                      duration_s=result.duration_s, reason=result.reason))
+    return result
+
+
+def _refused_up_front(run: Run, would: tuple[str, ...], started: float) -> ScenarioResult:
+    """A read-only run of a scenario that would change the target: one ``unknown`` check
+    listing what it would change, and nothing else run (no steady state, no rollback)."""
+    result = run.result
+    reason = "read-only: refused up front, it would " + "; ".join(would)
+    run.phase = READ_ONLY_PHASE
+    run._put(CheckRecord("refused up front (read-only)", READ_ONLY_PHASE, UNKNOWN,
+                         {"reason": reason, "would_change": list(would)}, 0.0))
+    result.status, result.reason = UNKNOWN, reason
+    result.duration_s = time.monotonic() - started
+    run.session.bus.publish(ScenarioFinished(run_id=run.run_id, scenario=result.id,
+                                             status=result.status,
+                                             duration_s=result.duration_s,
+                                             reason=result.reason))
     return result
 
 
@@ -474,6 +562,8 @@ async def _rollback_and_heal(scenario: Scenario, run: Run) -> str | None:
     problems: list[str] = []
     try:
         await asyncio.shield(scenario.rollback(run))
+    except ReadOnlyRefused as exc:  # read-only: nothing was changed, so nothing to undo
+        run.step("rollback", "skipped", str(exc))
     except Exception as exc:
         problems.append(f"rollback failed: {describe_exception(exc)}")
     if not run.faults.read_only:
@@ -493,4 +583,7 @@ async def _verify(scenario: Scenario, run: Run) -> None:
     run.phase = "verify"
     run.step("hypothesis after")
     for check in scenario.steady_state():
-        await run.check(Check(check.name, check.fn, within=max(check.within, 30.0)))
+        try:
+            await run.check(Check(check.name, check.fn, within=max(check.within, 30.0)))
+        except ReadOnlyRefused:  # recorded as an unknown check by Run.mutate
+            continue

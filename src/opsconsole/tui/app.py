@@ -34,6 +34,8 @@ from .screens import (
 REFRESH_S = 0.25  # UI updates are batched: at most 4 per second
 NARROW = (120, 32)  # below this many columns or rows the panes become tabs
 READ_ONLY_REASON = "read-only mode: fault actions are refused (started with --read-only)"
+READ_ONLY_SCENARIOS = ("read-only: what would change the target is refused — a mutating "
+                       "scenario is refused up front, a mutating step reported unknown")
 
 
 class OpsConsoleApp(App[None]):
@@ -247,13 +249,12 @@ class OpsConsoleApp(App[None]):
     def launch_scenario(self, scenario_id: str, ask_options: bool = True) -> None:
         """Run a scenario or a pack; a single scenario that takes options opens its
         options form first (the defaults are one Enter away)."""
-        if self.session.read_only:
-            self.notify(f"{scenario_id}: scenarios inject faults; {READ_ONLY_REASON}",
-                        title="Scenario refused", severity="warning")
-            return
         if self.session.faults is None:
             self.notify("The console is still starting.", title="Scenario")
             return
+        if self.session.read_only:  # the engine refuses what would change the target
+            self.notify(f"{scenario_id}: {READ_ONLY_SCENARIOS}", title="Scenario (read-only)",
+                        severity="warning")
         found = resolve(scenario_id)
         if ask_options and len(found) == 1 and found[0].Options.model_fields:
 

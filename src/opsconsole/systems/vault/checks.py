@@ -45,6 +45,9 @@ def vault_api(run: Run, addr: str, timeout: float = 3.0) -> VaultApi:
 async def vault_request(run: Run, addr: str, method: str, path: str,
                         body: dict[str, Any] | None = None,
                         timeout: float = 3.0) -> tuple[int, dict[str, Any]]:
+    """One Vault API call; a write (anything but GET and LIST) is refused read-only."""
+    if method.upper() not in ("GET", "LIST"):
+        run.mutate(f"{method} {path}", addr)
     return await vault_api(run, addr, timeout).call(method, path, body)
 
 
@@ -74,11 +77,17 @@ def vault_write_read(within: float = 15.0) -> Check:
     return Check("vault: write then read back through the leader", fn, within)
 
 
+#: what a scenario whose steady state is :func:`vault_write_read` changes
+WRITES_STEADY_KEY = "write the KV secret secret/opsconsole/steady (steady state)"
+
+
 
 def bao_in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tuple[int, str]:
     """Run ``bao ARGS`` inside a Vault node's own network namespace, against that node
     (it listens on the namespace's loopback): what a client beside a partitioned node
-    sees. Returns (exit code, stdout or stderr)."""
+    sees. Returns (exit code, stdout or stderr); a ``kv`` write is refused read-only."""
+    if args[:1] == ("kv",) and args[1:2] != ("get",):
+        run.mutate(f"bao {' '.join(args[:3])}", node)
     topo = run.lab.topology()
     if topo is None or topo.netns is None:
         raise Abort("needs the lab's Vault nodes in network namespaces (root)")

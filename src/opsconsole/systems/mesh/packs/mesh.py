@@ -69,6 +69,9 @@ def _urls(run: Run) -> list[str]:
 
 class MeshScenario(Scenario):
     needs_lab = False  # any NATS cluster; partition needs the lab's fault proxy
+    #: the agents live in this process and gossip over core NATS: nothing is stored on
+    #: the target (no JetStream), so only the partition's fault changes it
+    mutates = ()
 
     def steady_state(self):
         return [nats_cluster_healthy()]
@@ -148,6 +151,7 @@ class Partition(MeshScenario):
     title = "3 + 3 agents split by a real route cut, conflicting ops, heal, converge; " \
             "asymmetric cuts; repeated cycles; no lost ops"
     needs_lab = True
+    mutates = ("cut every route of a central NATS node (fault link.cut)",)
 
     async def steps(self, run: Run, mesh: LocalMesh) -> None:
         urls = _urls(run)
@@ -379,6 +383,7 @@ class Scale(Scenario):
     needs_lab = False
     Options = ScaleOptions
     options: ScaleOptions
+    mutates = ()  # load on core NATS subjects: messages, nothing stored
 
     def budget_s(self) -> float:
         return self.time_budget_s + (self.options.duration or 60.0)

@@ -20,6 +20,7 @@ class NatsNodeRestart(Scenario):
     id = "lab-faults.nats-node-restart"
     title = "kill a central NATS node: the cluster keeps routing, the node rejoins"
     victim = "nats-3"
+    mutates = (f"kill -9 {victim} and restart it (fault)",)
 
     def steady_state(self):
         return [nats_cluster_healthy(), leaves_connected(), message_crosses_relay()]
@@ -59,6 +60,7 @@ class NatsNodePause(Scenario):
     id = "lab-faults.nats-node-pause"
     title = "SIGSTOP a central NATS node for a while: survivors keep routing, it resumes"
     victim = "nats-3"
+    mutates = (f"SIGSTOP {victim}, then SIGCONT (fault)",)
 
     @property
     def pause_s(self) -> float:
@@ -93,6 +95,7 @@ class LeafHubCut(Scenario):
     id = "lab-faults.leaf-hub-cut"
     title = "cut a leaf's link to its hub: it fails over to another hub, relay resumes"
     leaf = "leaf-u1"
+    mutates = (f"cut {leaf}'s link to its hub (fault)",)
 
     def steady_state(self):
         return [leaves_connected(), message_crosses_relay()]

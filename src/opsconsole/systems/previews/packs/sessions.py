@@ -13,6 +13,7 @@ each scenario records what its AWS usage would cost at the dated list prices of
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from typing import Any
@@ -31,9 +32,26 @@ USAGE_KEYS = ("dynamodb_read_units", "dynamodb_write_units", "sqs_requests", "se
 
 class CountingClient(SessionsClient):
     """The console's client of the stack, counting the emails this scenario sends (the cost
-    check compares them with what the stack metered)."""
+    check compares them with what the stack metered). Every request that changes the stack
+    (anything but a GET: an email, a scale) and a container kill is declared to the run
+    first, so read-only refuses it."""
 
     emails_sent = 0
+
+    def __init__(self, run: Run, base_url: str, timeout: float = 15.0) -> None:
+        super().__init__(base_url, timeout)
+        self.run = run
+
+    async def _json(self, method: str, path: str, ok: tuple[int, ...] = (200, 202),
+                    **kw: Any) -> Any:
+        if method != "GET":
+            self.run.mutate(f"{method} {path}", self.base_url)
+        return await super()._json(method, path, ok, **kw)
+
+    async def kill_container(self, session_id: str,
+                             sig: signal.Signals = signal.SIGKILL) -> int:
+        self.run.mutate(f"kill session {session_id}'s container ({sig.name})", self.base_url)
+        return await super().kill_container(session_id, sig)
 
     async def send_email(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         sent = await super().send_email(*args, **kwargs)
@@ -45,7 +63,7 @@ def _client(run: Run) -> CountingClient:
     target = run.inventory.sessions
     if target is None:
         raise Abort("the inventory has no [sessions] base_url")
-    return CountingClient(str(target.base_url).rstrip("/"), timeout=30)
+    return CountingClient(run, str(target.base_url).rstrip("/"), timeout=30)
 
 
 def cost_outcome(before: dict[str, Any] | None, after: dict[str, Any] | None,
@@ -85,8 +103,15 @@ def _user(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:6]}"
 
 
+#: what every scenario of the pack changes: emails create sessions (DynamoDB items, SQS
+#: messages, edit containers, git commits in the workspaces); the rollback scales to 0
+SENDS_EMAIL = "send emails: sessions in DynamoDB, SQS messages, edit containers, git commits"
+SCALES = "force the edit service's ECS desired count to 0 (POST /api/scale)"
+
+
 class SessionsScenario(Scenario):
     needs_lab = False  # any stack behind [sessions] base_url
+    mutates = (SENDS_EMAIL, SCALES)
 
     def steady_state(self):
         return [stack_up()]
@@ -290,6 +315,7 @@ class Routing(SessionsScenario):
 class FailureRecovery(SessionsScenario):
     id = "sessions.failure-recovery"
     title = "a killed container is restarted with its data; a burst of 20 leaves no orphans"
+    mutates = (SENDS_EMAIL, SCALES, "SIGKILL a session's edit container")
     burst = 20
 
     async def steps(self, run: Run, sc: SessionsClient) -> None:

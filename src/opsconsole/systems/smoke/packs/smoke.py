@@ -36,6 +36,7 @@ SECRET_PATTERNS = {
 
 class SmokePhase(Scenario):
     needs_lab = False  # every phase also checks a configured deployment
+    mutates = ()  # phases 1-4, 8 and 9 only observe (control, provisioning, workflow change)
 
 
 def _secret_refs(obj: Any, path: str = "") -> list[tuple[str, SecretRef]]:

@@ -15,7 +15,7 @@ import uuid
 import nats
 
 from ....scenarios.engine import Abort, Run, outcome
-from ...vault_instances.packs.vault_instance import InstanceApi, _describe
+from ...vault_instances.packs.vault_instance import PROVISIONS, InstanceApi, _describe
 from .smoke import SmokePhase
 
 
@@ -27,6 +27,7 @@ def _no_provisioner(run: Run) -> bool:
 class ControlPath(SmokePhase):
     id = "smoke.control"
     title = "control path: a command through NATS reaches a Vault Manager and is answered"
+    mutates = PROVISIONS
 
     async def method(self, run: Run) -> None:
         name = "a forVault event through central NATS is answered by the Vault Manager"
@@ -64,6 +65,7 @@ class ControlPath(SmokePhase):
 class Provisioning(SmokePhase):
     id = "smoke.provisioning"
     title = "provisioning: a vault instance provisioned and terminated end to end"
+    mutates = PROVISIONS
 
     async def method(self, run: Run) -> None:
         if _no_provisioner(run):
@@ -98,6 +100,8 @@ class Provisioning(SmokePhase):
 class Workflow(SmokePhase):
     id = "smoke.workflow"
     title = "end-to-end workflow: one email-to-preview session, when that pack is present"
+    mutates = ("send an email: a session in DynamoDB, an edit container, a git commit",
+               "scale the edit service to 0")
 
     async def method(self, run: Run) -> None:
         from ...previews.packs.sessions import smoke_session

@@ -10,6 +10,7 @@ import uuid
 
 from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
 from ..checks import (
+    WRITES_STEADY_KEY,
     bao_in_namespace,
     leader_addr,
     vault_one_leader,
@@ -21,6 +22,8 @@ from ..checks import (
 class VaultLeaderKill(Scenario):
     id = "lab-faults.vault-leader-kill"
     title = "kill -9 the Vault leader: a new leader, writes resume, the node rejoins"
+    mutates = (WRITES_STEADY_KEY, "kill -9 the Vault leader and restart it (fault)",
+               "write secret/opsconsole/outage during the outage")
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]
@@ -76,6 +79,8 @@ class VaultLeaderKill(Scenario):
 class VaultPartition(Scenario):
     id = "lab-faults.vault-partition"
     title = "partition one Vault follower: the minority cannot write, the majority can"
+    mutates = (WRITES_STEADY_KEY, "partition a Vault follower (fault)",
+               "write secret/opsconsole/split and secret/opsconsole/split-minority")
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]

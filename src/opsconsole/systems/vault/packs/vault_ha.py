@@ -14,6 +14,7 @@ import aiohttp
 
 from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
 from ..checks import (
+    WRITES_STEADY_KEY,
     bao_in_namespace,
     leader_addr,
     vault_api,
@@ -35,6 +36,7 @@ class Health(Scenario):
     id = "vault-ha.health"
     title = "every node reachable and unsealed, 3 voters, exactly one leader, roles known"
     needs_lab = False
+    mutates = ()  # reads the probes' state only
 
     def steady_state(self):
         return [vault_one_leader()]
@@ -77,6 +79,8 @@ class BackupRestore(Scenario):
     id = "vault-ha.backup-restore"
     title = "write secrets, raft snapshot, delete them, restore, every secret back"
     count = 20
+    mutates = (WRITES_STEADY_KEY, f"write {count} KV secrets under secret/opsconsole/backup-*",
+               "delete them", "restore a raft snapshot (rewrites the whole cluster's data)")
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]
@@ -155,6 +159,7 @@ async def _restore(run: Run, addr: str, snapshot: bytes) -> None:
 class Audit(Scenario):
     id = "vault-ha.audit"
     title = "a read, a write and a failed auth are audited; secret values only as HMAC"
+    mutates = ("write a KV secret under secret/opsconsole/audit-* (the audited write)",)
 
     def steady_state(self):
         return [vault_one_leader()]
@@ -217,6 +222,8 @@ class SplitBrain(Scenario):
     id = "vault-ha.split-brain"
     title = "two-way partitions of a follower and of the leader: no second leader, no " \
             "minority writes, stale reads measured, same data after healing"
+    mutates = (WRITES_STEADY_KEY, "partition a follower, then the leader (faults)",
+               "write KV secrets under secret/opsconsole/split-*")
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]

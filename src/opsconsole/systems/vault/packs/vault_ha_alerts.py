@@ -28,6 +28,8 @@ class MetricsAlerts(Scenario):
     id = "vault-ha.metrics-alerts"
     title = "every node exports Prometheus metrics; a sealed node fires VaultSealed " \
             "within 2 scrape intervals, resolved after the unseal"
+    mutates = ("seal an unsealed standby, then unseal it (fault vault.seal)",)
+    observes_read_only = True  # the metrics and alert checks come before the seal
 
     def steady_state(self):
         return [vault_one_leader()]

@@ -20,7 +20,14 @@ from ....load.openloop import LoadProgress, LoadResult, LoadSpec
 from ....load.worker import LoadWorker
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
 from .. import request_metrics as requests
-from ..checks import leader_addr, vault_one_leader, vault_request, vault_token, vault_write_read
+from ..checks import (
+    WRITES_STEADY_KEY,
+    leader_addr,
+    vault_one_leader,
+    vault_request,
+    vault_token,
+    vault_write_read,
+)
 from ..kv_load import kv_load_options
 from .load_options import FIND_MAX_START_RPS, FIND_MAX_STEP_S, P99_TARGET_MS, LoadOptions
 
@@ -77,6 +84,8 @@ class Load(Scenario):
     title = "open-loop constant-rate KV load (90/10 read/write), HDR latency, audit on"
     Options = LoadOptions
     options: LoadOptions
+    #: a read-only mix would still seed its key set: refused under read-only
+    mutates = (WRITES_STEADY_KEY, "seed 100 KV keys, the load's write share, delete them")
 
     def budget_s(self) -> float:
         if self.options.find_max:  # growth steps up to the cap, then the bisections
@@ -110,6 +119,7 @@ class Load(Scenario):
         if addr is None or token is None:
             raise Abort("no leader or no Vault token")
         await run.record("audit device enabled before the load", await _audit_on(run, addr))
+        run.mutate("seed 100 KV keys and offer the read/write mix", addr)
         worker = LoadWorker()
         try:
             try:

@@ -92,6 +92,9 @@ class InstanceApi:
 
     async def call(self, method: str, path: str, member: str | None = None,
                    token: str | None = None) -> tuple[int, dict[str, Any]]:
+        """A member request; anything but a GET changes the target (refused read-only)."""
+        if method != "GET":
+            self.run.mutate(f"{method} {path} as {member or self.member}", self.base)
         token = token if token is not None else self.tokens[member or self.member]
         async with self.run.http.request(method, self.base + path, ssl=self.ssl,
                                          headers={"Authorization": f"Bearer {token}"},
@@ -116,6 +119,8 @@ class InstanceApi:
                     body: dict[str, Any] | None = None) -> tuple[int, Any]:
         if self.target.admin_token is None:
             return 0, {"error": "the inventory's [provisioner] has no admin_token"}
+        if method != "GET":
+            self.run.mutate(f"{method} {path} (operator)", self.base)
         async with self.run.http.request(
                 method, self.base + path, json=body, ssl=self.ssl,
                 headers={"Authorization": f"Bearer {self.target.admin_token.resolve()}"},
@@ -197,6 +202,9 @@ class InstanceApi:
         return json.loads(reply.data)
 
     def signed(self, command: str, key: Ed25519PrivateKey | None = None) -> bytes:
+        """A signed control command for the member's Vault Manager (it acts on it)."""
+        self.run.mutate(f"send the control command {command!r}",
+                        f"OwnerSpace.{self.member}.control")
         if key is None:
             if self.target.control_key is None:
                 raise Abort("the inventory's [provisioner] has no control_key")
@@ -209,8 +217,16 @@ class InstanceApi:
                            "signature": base64.b64encode(sig).decode()}).encode()
 
 
+#: what every scenario of the pack changes: each provisions its own instance, and
+#: terminates it (and gives the member's NATS account back) in its rollback
+PROVISIONS = ("provision an EC2 instance and its security group (POST /vault/provision)",
+              "initialize it: local NATS, central link, credentials (POST /vault/initialize)",
+              "terminate it and re-grant the member's NATS account (rollback)")
+
+
 class InstanceScenario(Scenario):
     needs_lab = False  # the provisioner, NATS and AWS from the inventory are enough
+    mutates = PROVISIONS
 
     async def rollback(self, run: Run) -> None:
         await InstanceApi(run).cleanup()
@@ -219,6 +235,8 @@ class InstanceScenario(Scenario):
 class Provision(InstanceScenario):
     id = "vault-instance.provision"
     title = "provision: auth, one per member, security group, arm64 AMI, tags, limits"
+    mutates = (PROVISIONS[0], "provision past the time limit (a failed instance)",
+               PROVISIONS[2])
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -384,6 +402,7 @@ async def _local_nats_outcome(reported: Any, local: dict[str, str] | str) -> Out
 class Health(InstanceScenario):
     id = "vault-instance.health"
     title = "health: fields, manager metrics, unhealthy with details, needs a vault"
+    mutates = (*PROVISIONS, "shut the Vault Manager down (signed control command)")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -429,6 +448,8 @@ class Health(InstanceScenario):
 class Stop(InstanceScenario):
     id = "vault-instance.stop"
     title = "stop: graceful, flushes pending events, disconnects, keeps state"
+    mutates = (*PROVISIONS, "write 20 kv.put events to the Vault Manager",
+               "stop and start the instance (POST /vault/stop, /vault/start)")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -437,6 +458,7 @@ class Stop(InstanceScenario):
         try:
             await api.request(nc, {"id": "warm", "type": "ping"}, timeout=5)
             ids = [f"pending-{i}" for i in range(20)]
+            run.mutate("write 20 kv.put events", f"OwnerSpace.{api.member}.forVault")
             for i, eid in enumerate(ids):
                 await nc.publish(f"OwnerSpace.{api.member}.forVault", json.dumps(
                     {"id": eid, "type": "kv.put", "payload": {"key": f"k{i}", "value": i}}
@@ -484,6 +506,7 @@ async def _bool(cond, also: bool = True, **evidence: Any) -> Outcome:
 class Terminate(InstanceScenario):
     id = "vault-instance.terminate"
     title = "terminate: EC2 gone, security group removed, NATS credentials revoked"
+    mutates = (*PROVISIONS, "terminate it: EC2, security group, NATS credentials")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -526,6 +549,8 @@ class Terminate(InstanceScenario):
 class Lifecycle(InstanceScenario):
     id = "vault-instance.lifecycle"
     title = "lifecycle: end to end, restart, recovery from a failed initialize, concurrency"
+    mutates = (*PROVISIONS, "revoke and re-grant the member's NATS account",
+               "stop, start and terminate the instance")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -564,6 +589,7 @@ class Lifecycle(InstanceScenario):
 class Relay(InstanceScenario):
     id = "vault-instance.relay"
     title = "relay: both ways, hub loss handled, reconnect, loss bounded by the switch window"
+    mutates = (*PROVISIONS, "stop the central NATS node the leaf is attached to (fault)")
 
     async def method(self, run: Run) -> None:
         from ...nats.canary import GRACE_S, RelayCanary
@@ -664,6 +690,7 @@ def _probe_instance_leaf(run: Run, api: InstanceApi,
 class Manager(InstanceScenario):
     id = "vault-instance.manager"
     title = "Vault Manager: events, malformed input, rate limit, signed control, health"
+    mutates = (*PROVISIONS, "send signed control commands (backup, shutdown)")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)

@@ -123,6 +123,7 @@ class SilenceDetected(Scenario):
     id = "beacon.silence-detected"
     title = "silence the beacon: the probe sees it silent, then answering after the heal"
     needs_lab = False
+    mutates = ("silence the beacon (fault beacon.silence)",)  # refused under read-only
 
     def steady_state(self) -> list[Check]:
         return [_beacon(answering=True)]
