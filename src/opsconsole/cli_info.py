@@ -89,7 +89,7 @@ def config_search(flag: Path | None) -> ConfigSearch:
     candidates = []
     env_why = ("chosen: VAULT_ADDR / NATS_URL / NATS_CONTEXT are set (as the vault CLI and "
                "natscli read them)" if chosen == -2 else
-               "set, but a file above was chosen" if env_targets_set() else "not set")
+               "not consulted" if error or chosen in (0, 1, 2) else "not set")
     for i, (source, path) in enumerate(entries):
         if i == 3:
             candidates.append(Candidate("vault/NATS environment", None, from_env,

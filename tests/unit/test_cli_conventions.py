@@ -33,7 +33,8 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No user config, a private state dir, and fake server binaries that answer
     `--version` / `version` through a fake subprocess.run."""
     for name in ("OPSCONSOLE_CONFIG", "XDG_CONFIG_HOME", "XDG_STATE_HOME",
-                 "OPSCONSOLE_LAB_DIR", "OPSCONSOLE_KEYMAP"):
+                 "OPSCONSOLE_LAB_DIR", "OPSCONSOLE_KEYMAP", "VAULT_ADDR", "BAO_ADDR",
+                 "NATS_URL", "NATS_CONTEXT", "VAULT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("OPSCONSOLE_STATE_DIR", str(tmp_path / "state"))
@@ -83,11 +84,67 @@ def test_without_config_or_variables_the_built_in_default_is_chosen(env, capsys)
     rows = report["config"]["search_path"]
     assert [r["source"] for r in rows] == ["--config", "$OPSCONSOLE_CONFIG",
                                            "$XDG_CONFIG_HOME/opsconsole/config.toml",
-                                           "built-in default"]
-    assert [r["chosen"] for r in rows] == [False, False, False, True]
+                                           "vault/NATS environment", "built-in default"]
+    assert [r["chosen"] for r in rows] == [False, False, False, False, True]
     assert rows[2]["path"] == str(settings().user_config_file) and not rows[2]["exists"]
     assert rows[2]["why"] == "no such file"
     assert report["config"]["chosen"] == str(DEFAULT_CONFIG)
+
+
+def test_with_no_file_the_vault_cli_environment_is_the_inventory(env, tmp_path, capsys) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    env.setenv("VAULT_ADDR", "https://vault.example:8200")
+    env.setenv("VAULT_TOKEN", "s.some-token-value")
+    env.setenv("VAULT_CACERT", str(ca))
+    env.setenv("VAULT_NAMESPACE", "team-a")
+    inv = cli._load_inventory(argparse.Namespace(config=None))
+    assert inv.lab is None and inv.name == "environment"
+    assert [n.api_addr for n in inv.vault.nodes] == ["https://vault.example:8200"]
+    assert inv.vault.token.env == "VAULT_TOKEN" and inv.vault.ca_cert == ca
+    assert inv.vault.namespace == "team-a"
+    code, report = _info(capsys)
+    rows = {r["source"]: r for r in report["config"]["search_path"]}
+    assert rows["vault/NATS environment"]["chosen"]
+    assert not rows["built-in default"]["chosen"]
+    assert rows["$XDG_CONFIG_HOME/opsconsole/config.toml"]["why"] == "no such file"
+    assert "s.some-token-value" not in json.dumps(report)
+
+
+def test_the_labs_own_exports_do_not_replace_the_lab(env, tmp_path) -> None:
+    env.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    env.setenv("OPSCONSOLE_LAB_DIR", str(tmp_path / "lab"))  # `eval $(opsconsole lab env)`
+    assert _chosen() == DEFAULT_CONFIG
+
+
+def test_a_file_inventory_without_vault_takes_it_from_the_environment(env, tmp_path) -> None:
+    env.setenv("VAULT_ADDR", "https://vault.example:8200")
+    inv = cli._load_inventory(argparse.Namespace(config=_inventory(tmp_path, "n", "i.toml")))
+    assert inv.vault is not None and inv.vault.nodes[0].api_addr == "https://vault.example:8200"
+    assert inv.vault.token is None  # no VAULT_TOKEN, no ~/.vault-token
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "home" / ".vault-token").write_text("s.x\n")
+    inv = cli._load_inventory(argparse.Namespace(config=_inventory(tmp_path, "n", "i.toml")))
+    assert inv.vault.token.file == tmp_path / "home" / ".vault-token"
+
+
+def test_a_bad_vault_addr_names_the_variable(env, capsys) -> None:
+    env.setenv("VAULT_ADDR", "vault.example:8200")
+    assert cli_main(["vault", "health"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "$VAULT_ADDR: must be a http:// or https:// URL" in err
+
+
+def test_nats_url_and_creds_from_the_environment(env, tmp_path) -> None:
+    creds = tmp_path / "u.creds"
+    creds.write_text("x")
+    env.setenv("NATS_URL", "tls://a.example:4222, tls://b.example:4222")
+    env.setenv("NATS_CREDS", str(creds))
+    inv = cli._load_inventory(argparse.Namespace(config=None))
+    [cluster] = inv.nats
+    assert [n.client_url for n in cluster.nodes] == ["tls://a.example:4222",
+                                                     "tls://b.example:4222"]
+    assert cluster.credentials_file == creds and cluster.nodes[0].monitor_url is None
 
 
 def test_the_xdg_config_is_chosen_when_it_exists(env, tmp_path, capsys) -> None:
@@ -120,7 +177,7 @@ def test_opsconsole_config_beats_xdg_and_config_beats_both(env, tmp_path, capsys
     code, report = _info(capsys, "--config", str(flag))
     assert code == 0
     assert [r["chosen"] for r in report["config"]["search_path"]] == [True, False, False,
-                                                                      False]
+                                                                      False, False]
     assert report["config"]["search_path"][0]["why"] == "chosen: given on the command line"
     env.setenv("OPSCONSOLE_CONFIG", str(tmp_path / "missing.toml"))
     assert _chosen(flag) == flag  # --config wins: the broken variable is not consulted
