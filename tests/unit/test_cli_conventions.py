@@ -104,6 +104,7 @@ def test_with_no_file_the_vault_cli_environment_is_the_inventory(env, tmp_path, 
     assert inv.vault.token.env == "VAULT_TOKEN" and inv.vault.ca_cert == ca
     assert inv.vault.namespace == "team-a"
     code, report = _info(capsys)
+    assert code == 0
     rows = {r["source"]: r for r in report["config"]["search_path"]}
     assert rows["vault/NATS environment"]["chosen"]
     assert not rows["built-in default"]["chosen"]
@@ -391,7 +392,7 @@ def test_vault_health_json_on_an_unreachable_node(env, tmp_path, capsys) -> None
     doc = json.loads(capsys.readouterr().out)
     assert doc["target"] == "v" and doc["healthy"] is False
     assert [(n["name"], n["api_addr"], n["health"]) for n in doc["nodes"]] == [
-        ("v1", "http://127.0.0.1:1", "unreachable")]
+        ("v1", "http://127.0.0.1:1", "unreachable: connection refused (127.0.0.1:1)")]
     nats_only = _inventory(tmp_path, "n", "n.toml")  # control: no [vault] target
     assert cli_main(["--config", str(nats_only), "vault", "health", "--json"]) == 2
     out, err = capsys.readouterr()

@@ -76,6 +76,13 @@ class Slice:
     handlers: ClassVar[Mapping[type[Event], Callable[[Any, State, Any], None]]] = {}
 
 
+
+def unreachable(reason: str) -> str:
+    """The health word of a node that did not answer: ``unreachable: <cause>`` (the
+    probe's reason, which may already start with "unreachable")."""
+    cause = reason.removeprefix("unreachable").lstrip(": ").strip()
+    return f"unreachable: {cause}" if cause else "unreachable"
+
 @dataclass(frozen=True)
 class Health:
     """One answer to "is it healthy, what is its role?" for one node of a system.

@@ -765,7 +765,7 @@ async def vault_status(session: aiohttp.ClientSession, nodes: list[VaultNodeSpec
             "leader": sample.leader, "voter": sample.voter,
             "healthy": node_health(sample).healthy}
         if not sample.reachable:
-            row["error"] = "unreachable"
+            row["error"] = node_health(sample).health
         rows.append(row)
     return rows
 

@@ -7,7 +7,7 @@ console's health pane, the relay pane and ``lab status`` show :func:`node_health
 
 from __future__ import annotations
 
-from ...core.system import Health
+from ...core.system import Health, unreachable
 from .events import LeafSampled, NatsNodeSampled
 
 
@@ -21,8 +21,10 @@ def leaf_healthy(healthz_ok: bool, links: int) -> bool:
     return healthz_ok and links > 0
 
 
+
 def node_health(s: NatsNodeSampled) -> Health:
-    health = "healthy" if s.healthy else "unreachable" if not s.reachable else "degraded"
+    health = ("healthy" if s.healthy else unreachable(s.reason) if not s.reachable
+              else "degraded")
     role = ("—" if not s.reachable else
             "JS leader" if s.js_meta_leader == s.name else "member")
     return Health(s.name, s.reachable and s.healthy, health, role,
@@ -30,6 +32,7 @@ def node_health(s: NatsNodeSampled) -> Health:
 
 
 def leaf_health(s: LeafSampled) -> Health:
-    health = "healthy" if s.healthy else "unreachable" if not s.reachable else "degraded"
+    health = ("healthy" if s.healthy else unreachable(s.reason) if not s.reachable
+              else "degraded")
     return Health(s.name, s.reachable and s.healthy, health,
                   f"leaf of {s.hub}" if s.reachable and s.hub else "—", {"user": s.user})

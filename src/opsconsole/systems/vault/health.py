@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.system import Health
+from ...core.system import Health, unreachable
 from .events import VaultNodeSampled
 
 
 def node_health(s: VaultNodeSampled) -> Health:
     """Healthy = reachable, initialised and unsealed; role from the raft view."""
     ok = s.reachable and s.initialized and s.sealed is False
-    health = ("healthy" if ok else "unreachable" if not s.reachable else
+    health = ("healthy" if ok else unreachable(s.reason) if not s.reachable else
               "SEALED" if s.sealed else "not initialised")
     role = "leader" if s.leader else "standby" if s.reachable and s.standby else "—"
     return Health(s.name, ok, health, role, {

@@ -22,7 +22,7 @@ def _health(h: Health) -> Text:
     NO_COLOR): "ok" when healthy, else the answer's own word."""
     if h.healthy:
         return Text("ok", style="green")
-    return Text(h.health, style="bold red" if h.health in ("unreachable", "SEALED")
+    return Text(h.health, style="bold red" if h.health.startswith(("unreachable", "SEALED"))
                 else "yellow")
 
 
