@@ -429,8 +429,14 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
                         exit_code=2)
 
     async def sample() -> list[Any]:
+        from .targets.http import reason
+
         async with aiohttp.ClientSession() as http:
-            return await VaultClusterProbe(http, inv.vault, inv.vault.token).sample()
+            probe = VaultClusterProbe(http, inv.vault, inv.vault.token)
+            try:
+                return await probe.sample()
+            except Exception as exc:  # as the console's probe loop shows it: unreachable
+                return probe.unreachable(reason(exc))
 
     rows, healthy = cluster_rows(asyncio.run(sample()),
                                  {n.name: n.api_addr for n in inv.vault.nodes})
@@ -439,14 +445,82 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
         return 0 if healthy else 1
     table = Table(title=f"Vault cluster · {inv.name}")
     for col in ("node", "address", "health", "role", "sealed", "voter", "version"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         colour = "green" if r["healthy"] else "red"
         table.add_row(r["name"], r["api_addr"], f"[{colour}]{r['health']}[/]", r["role"],
                       r["sealed"], r["voter"], r["version"])
     Console().print(table)
+    _print_unhealthy(rows, "api_addr")
     verdict = "[green]all nodes healthy[/]" if healthy else "[red]NOT healthy[/]"
     Console().print(verdict)
+    return 0 if healthy else 1
+
+
+def _print_unhealthy(rows: list[dict[str, Any]], addr_key: str) -> None:
+    """One plain line per unhealthy node (the table wraps long causes): name, address and
+    the cause, for the operator and for grep."""
+    for r in rows:
+        if not r["healthy"]:
+            print(f"{r['name']} ({r[addr_key]}): {r['health']}")
+
+
+def cmd_nats_health(args: argparse.Namespace) -> int:
+    """Every NATS node and leaf, through a client connection made with the inventory's
+    credentials and TLS (and monitoring where configured); exit 0 only when all are healthy."""
+    import aiohttp
+    from rich.console import Console
+    from rich.table import Table
+
+    from .systems.nats.health import leaf_health, node_health
+    from .systems.nats.probe import LeafProbe, NatsNodeProbe
+
+    inv = _load_inventory(args)
+    if inv.lab is not None:
+        from .lab import Lab
+        from .lab.inventory import lab_inventory
+
+        inv = lab_inventory(Lab(inv.lab, state_dir=args.state_dir), inv)
+    if not inv.nats and not inv.leaves:
+        raise UserError(f"{inv.source or inv.name}: no [[nats]] or [[leaves]] target (and no "
+                        "lab running)", exit_code=2)
+
+    async def sample() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            probes: list[Any] = [(c.endpoint(n).url, NatsNodeProbe(http, n, len(c.nodes), c))
+                                 for c in inv.nats for n in c.nodes]
+            probes += [(lf.client_url, LeafProbe(http, lf)) for lf in inv.leaves]
+
+            async def one(url: str, probe: Any) -> dict[str, Any]:
+                from .targets.http import reason
+
+                try:
+                    [event] = await probe.sample()
+                except Exception as exc:  # what the console's probe loop would show
+                    [event] = probe.unreachable(reason(exc))
+                finally:
+                    await probe.close()
+                leaf = isinstance(probe, LeafProbe)
+                h = leaf_health(event) if leaf else node_health(event)
+                return {"name": h.name, "kind": "leaf" if leaf else "node", "url": url,
+                        "healthy": h.healthy, "health": h.health, "role": h.role}
+
+            return list(await asyncio.gather(*(one(u, p) for u, p in probes)))
+
+    rows = asyncio.run(sample())
+    healthy = all(r["healthy"] for r in rows)
+    if args.json:
+        _print_json({"target": inv.name, "healthy": healthy, "nodes": rows})
+        return 0 if healthy else 1
+    table = Table(title=f"NATS · {inv.name}")
+    for col in ("node", "kind", "url", "health", "role"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        colour = "green" if r["healthy"] else "red"
+        table.add_row(r["name"], r["kind"], r["url"], f"[{colour}]{r['health']}[/]", r["role"])
+    Console().print(table)
+    _print_unhealthy(rows, "url")
+    Console().print("[green]all nodes healthy[/]" if healthy else "[red]NOT healthy[/]")
     return 0 if healthy else 1
 
 
@@ -612,6 +686,14 @@ def build_parser() -> argparse.ArgumentParser:
     vh.add_argument("--json", action="store_true", help="print every node's health as JSON")
     vh.set_defaults(func=cmd_vault_health)
 
+    nats_cmd = sub.add_parser("nats", help="the NATS cluster and its leaf servers")
+    nats_sub = nats_cmd.add_subparsers(dest="nats_command", metavar="ACTION", required=True)
+    nh = nats_sub.add_parser("health", parents=[common],
+                             help="every node and leaf, with the inventory's credentials; "
+                                  "exit 1 if any is down or refuses them")
+    nh.add_argument("--json", action="store_true", help="print every node's health as JSON")
+    nh.set_defaults(func=cmd_nats_health)
+
     cfg = sub.add_parser("config", help="inventory files")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     chk = cfg_sub.add_parser("check", help="validate a config file")
@@ -666,6 +748,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     for problem in system_registry.problems():  # a broken plugin: one line, never fatal
         print(f"opsconsole: warning: {problem}", file=sys.stderr)
+    from .report.redact import Redactor, install_log_redaction
+
+    redact = Redactor()  # every secret this process resolves, as it resolves them
+    install_log_redaction(redact)
     try:
         from .settings import settings  # here, not at the top: keeps `--help` fast
 
@@ -675,10 +761,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ConfigError as exc:  # an unreadable or invalid inventory: could not run
         for line in exc.problems:
-            print(line, file=sys.stderr)
+            print(redact.text(line), file=sys.stderr)
         return 2
     except UserError as exc:
-        print(f"opsconsole: {exc}", file=sys.stderr)
+        print(redact.text(f"opsconsole: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("opsconsole: interrupted", file=sys.stderr)

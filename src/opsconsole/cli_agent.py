@@ -51,6 +51,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--name: {exc}", exit_code=2) from None
     logging.basicConfig(level=logging.WARNING, format="opsconsole agent: %(message)s")
+    from .report.redact import Redactor, install_log_redaction
+
+    install_log_redaction(Redactor())
     try:
         asyncio.run(serve(args.nats, args.name, connect_timeout=args.connect_timeout))
     except WorkerError as exc:

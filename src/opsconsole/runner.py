@@ -127,9 +127,8 @@ async def run_scenarios(session: ConsoleSession, scenarios: list[Scenario],
     results: list[ScenarioResult] = []
     for scenario in scenarios:
         if scenario.needs_lab and session.lab is None:
-            results.append(ScenarioResult.could_not_run(
-                scenario.id, scenario.title,
-                "needs the embedded lab (this inventory has no [lab] section)"))
+            results.append(ScenarioResult.lacks(scenario.id, scenario.title,
+                                                scenario.needs_lab_reason))
             continue
         results.append(await run_scenario(scenario, session, session.faults, run_id))
     return results

@@ -199,6 +199,74 @@ leafnodes {{
     return found
 
 
+@dataclass
+class ForeignJwtNats:
+    """One hub in operator (JWT) mode, TLS on clients and leafnodes, and a leaf server that
+    logs in to it with a ``.creds`` file; the console's own ``.creds``, and an expired one."""
+
+    hub: dict[str, int]
+    leaf: dict[str, int]
+    console_creds: Path
+    expired_creds: Path
+
+    @property
+    def client_url(self) -> str:
+        return f"tls://127.0.0.1:{self.hub['client']}"
+
+
+def start_jwt_nats(root: Path, pki: Pki, procs: Procs) -> ForeignJwtNats:
+    from .nsc import operator
+
+    root.mkdir(parents=True, exist_ok=True)
+    op = operator()
+    ports = free_ports(5)
+    hub = {"client": ports[0], "monitor": ports[1], "leaf": ports[2]}
+    leaf = {"client": ports[3], "monitor": ports[4]}
+    conf = root / "hub.conf"
+    conf.write_text(f"""
+server_name: "j1"
+listen: "127.0.0.1:{hub['client']}"
+https: "127.0.0.1:{hub['monitor']}"
+{_tls_block(pki)}
+operator: "{op.jwt}"
+resolver: MEMORY
+resolver_preload: {{ {op.account_public}: "{op.account_jwt}" }}
+leafnodes {{
+  listen: "127.0.0.1:{hub['leaf']}"
+  {_tls_block(pki)}
+}}
+""")
+    hub_proc = procs.start([nats_server(), "-c", str(conf)], root / "hub.log")
+    leaf_creds = op.user_creds(root / "leaf.creds", "leaf")
+    leaf_conf = root / "leaf.conf"
+    leaf_conf.write_text(f"""
+server_name: "j-leaf"
+listen: "127.0.0.1:{leaf['client']}"
+http: "127.0.0.1:{leaf['monitor']}"
+leafnodes {{
+  reconnect: "200ms"
+  remotes: [ {{ urls: ["tls://127.0.0.1:{hub['leaf']}"], credentials: "{leaf_creds}",
+               tls: {{ ca_file: "{pki.ca}" }} }} ]
+}}
+""")
+    leaf_proc = procs.start([nats_server(), "-c", str(leaf_conf)], root / "leaf.log")
+    _wait_listening(hub["client"], hub_proc, root / "hub.log", "foreign JWT hub")
+    _wait_listening(leaf["client"], leaf_proc, root / "leaf.log", "foreign JWT leaf")
+
+    def linked() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{leaf['monitor']}/leafz",
+                                        timeout=2) as r:
+                return bool(json.load(r)["leafs"])
+        except (OSError, ValueError, KeyError):
+            return False
+
+    wait_until(linked, 30, "the JWT leaf's link to its hub")
+    return ForeignJwtNats(hub, leaf, op.user_creds(root / "console.creds", "console"),
+                          op.user_creds(root / "expired.creds", "late",
+                                        expires=int(time.time()) - 3600))
+
+
 # -------------------------------------------------------------------------- OpenBao
 
 
@@ -313,11 +381,36 @@ listener "tcp" {{
 
 @dataclass
 class Foreign:
+    root: Path
     pki: Pki
     nats: ForeignNats
+    jwt: ForeignJwtNats
     bao: ForeignBao
     inventory: Path
+    jwt_inventory: Path
     env: dict[str, str]
+
+
+def write_jwt_inventory(path: Path, pki: Pki, jwt: ForeignJwtNats,
+                        creds: Path | None = None, ca: Path | None = None) -> Path:
+    path.write_text(f"""name = "foreign-jwt"
+
+[[nats]]
+name = "foreign-jwt"
+credentials_file = "{creds or jwt.console_creds}"
+ca_cert = "{ca or pki.ca}"
+[[nats.nodes]]
+name = "j1"
+client_url = "{jwt.client_url}"
+monitor_url = "https://127.0.0.1:{jwt.hub['monitor']}"
+
+[[leaves]]
+name = "j-leaf"
+user = "leaf"
+client_url = "nats://127.0.0.1:{jwt.leaf['client']}"
+monitor_url = "http://127.0.0.1:{jwt.leaf['monitor']}"
+""")
+    return path
 
 
 def write_inventory(path: Path, pki: Pki, nats: ForeignNats, bao: ForeignBao,
@@ -368,11 +461,15 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Foreign]:
     try:
         pki = make_pki(root / "pki")
         nats = start_nats(root / "nats", pki, procs)
+        jwt = start_jwt_nats(root / "jwt", pki, procs)
         bao_ = start_bao(root / "bao", pki, procs)
         inv = write_inventory(root / "foreign.toml", pki, nats, bao_)
+        jwt_inv = write_jwt_inventory(root / "foreign-jwt.toml", pki, jwt)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("VAULT_", "NATS_", "OPSCONSOLE_CONFIG"))}
         print(f"foreign deployment up in {time.monotonic() - started:.1f} s")
-        yield Foreign(pki, nats, bao_, inv, env)
+        env["HOME"] = str(root / "home")  # no ~/.vault-token, no natscli contexts of ours
+        env["XDG_CONFIG_HOME"] = str(root / "home" / ".config")
+        yield Foreign(root, pki, nats, jwt, bao_, inv, jwt_inv, env)
     finally:
         procs.stop()

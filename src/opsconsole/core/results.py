@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .verdict import ERROR, PASS, Verdict
+from .verdict import ERROR, PASS, UNKNOWN, Verdict
 
 Evidence = dict[str, Any]
 
@@ -58,6 +58,13 @@ class ScenarioResult:
     @classmethod
     def could_not_run(cls, scenario_id: str, title: str, reason: str) -> ScenarioResult:
         return cls(scenario_id, title, ERROR, f"could not run: {reason}")
+
+    @classmethod
+    def lacks(cls, scenario_id: str, title: str, reason: str) -> ScenarioResult:
+        """The target lacks a capability the scenario needs: unknown, never fail or pass."""
+        return cls(scenario_id, title, UNKNOWN, reason,
+                   checks=[CheckRecord("the target offers what this scenario needs",
+                                       "steady-state", UNKNOWN, {"reason": reason}, 0.0)])
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "status": str(self.status),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,38 @@ class Redactor:
     def results(self, results: list[ScenarioResult]) -> list[ScenarioResult]:
         """``results`` with every known secret replaced, for anything shown or written."""
         return [ScenarioResult.from_json(d) for d in self.obj([r.as_json() for r in results])]
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every log record through a redactor before any handler formats it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor.text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text = self.redactor.text(str(exc))
+            if text != str(exc):  # the traceback would quote it: keep only the clean line
+                record.msg = f"{record.msg} ({type(exc).__name__}: {text})"
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def install_log_redaction(redactor: Redactor) -> None:
+    """Every handler of the root logger, and Python's last-resort one (used while there is
+    none), redacts; call it again after adding handlers (``logging.basicConfig``)."""
+    root = logging.getLogger()
+    flt = RedactingFilter(redactor)
+    for handler in [*root.handlers, logging.lastResort]:
+        if handler is not None and not any(isinstance(f, RedactingFilter)
+                                           for f in handler.filters):
+            handler.addFilter(flt)
 
 
 def secret_refs(node: Any) -> list[SecretRef]:

@@ -171,6 +171,9 @@ class Scenario:
     title: ClassVar[str]
     description: ClassVar[str] = ""
     needs_lab: ClassVar[bool] = True
+    #: why, in the result of a run on an inventory without [lab] (reported unknown)
+    needs_lab_reason: ClassVar[str] = ("needs the embedded lab's process and network "
+                                       "control (this inventory has no [lab] section)")
     safeguard_interval: ClassVar[float] = 1.0
     #: the run options this scenario accepts (``opsconsole run`` flags, e.g. ``--rate``)
     Options: ClassVar[type[ScenarioOptions]] = ScenarioOptions

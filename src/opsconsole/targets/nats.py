@@ -14,8 +14,12 @@ selected one is named in ``nats/context.txt`` or ``$NATS_CONTEXT``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import ssl
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,6 +160,28 @@ def _readable(path: Path, where: str, key: str) -> Path:
     return path
 
 
+def _creds(path: Path, where: str, key: str) -> Path:
+    """A ``.creds`` file that is readable, holds a user JWT and a seed, and has not expired
+    (the server would only say "Authorization Violation")."""
+    _readable(path, where, key)
+    text = path.read_text(encoding="utf-8")
+    lines = [ln.strip() for ln in text.splitlines()]
+    try:
+        token = lines[lines.index("-----BEGIN NATS USER JWT-----") + 1]
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, IndexError):
+        raise ConfigError([f"{where}: {key} {path}: not a NATS .creds file (no user JWT)"]
+                          ) from None
+    if "-----BEGIN USER NKEY SEED-----" not in lines:
+        raise ConfigError([f"{where}: {key} {path}: not a NATS .creds file (no seed)"])
+    expires = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(expires, int | float) and expires <= time.time():
+        when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise ConfigError([f"{where}: {key} {path}: the user JWT expired at {when}"])
+    return path
+
+
 def connect_options(auth: NatsClientAuth, url: str, where: str) -> dict[str, Any]:
     """The ``nats.connect`` keyword arguments for ``auth`` at ``url`` (``where`` names the
     target in errors, e.g. ``nats[0]``). Secrets are read now; nothing is cached."""
@@ -169,12 +195,11 @@ def connect_options(auth: NatsClientAuth, url: str, where: str) -> dict[str, Any
     elif auth.nkey_file is not None:
         opts["nkeys_seed"] = str(_readable(auth.nkey_file, where, "nkey_file"))
     elif auth.credentials_file is not None:
-        opts["user_credentials"] = str(_readable(auth.credentials_file, where,
-                                                 "credentials_file"))
+        opts["user_credentials"] = str(_creds(auth.credentials_file, where, "credentials_file"))
     elif ctx is not None:
         if ctx.get("creds"):
-            opts["user_credentials"] = str(_readable(Path(ctx.get("creds") or "").expanduser(),
-                                                     where, f"context {ctx.name}: creds"))
+            opts["user_credentials"] = str(_creds(Path(ctx.get("creds") or "").expanduser(),
+                                                  where, f"context {ctx.name}: creds"))
         elif ctx.get("nkey"):
             opts["nkeys_seed"] = str(_readable(Path(ctx.get("nkey") or "").expanduser(),
                                                where, f"context {ctx.name}: nkey"))

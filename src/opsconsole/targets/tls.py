@@ -47,9 +47,11 @@ def tls_reason(exc: BaseException) -> str | None:
     """A short cause for a TLS failure (``None`` when ``exc`` is not one)."""
     for err in _chain(exc):
         if isinstance(err, ssl.SSLCertVerificationError):
-            return f"TLS certificate not trusted ({err.verify_message})"
+            why = getattr(err, "verify_message", None) or getattr(
+                getattr(err, "certificate_error", None), "verify_message", None)
+            return f"TLS certificate not trusted ({why or 'verification failed'})"
         if isinstance(err, ssl.SSLError):
-            return f"TLS error ({err.reason or type(err).__name__})"
+            return f"TLS error ({getattr(err, 'reason', None) or type(err).__name__})"
     return None
 
 

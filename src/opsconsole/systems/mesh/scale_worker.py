@@ -759,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
                              "user, password_env, credentials_file, ca_cert, ...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    from ...report.redact import Redactor, install_log_redaction
+
+    install_log_redaction(Redactor())
     try:
         check_nats_url(args.nats)
         if args.name is not None:

@@ -20,12 +20,14 @@ METRICS_PATH = "/v1/sys/metrics?format=prometheus"
 
 
 async def scrape(api: VaultApi) -> Scrape | None:
-    """One node's metrics, or None when the scrape fails (Prometheus: ``up == 0``)."""
+    """One node's metrics; None when the node does not answer (Prometheus: ``up == 0``);
+    an ``unavailable`` scrape when it answers without metrics."""
     try:
         async with api.session.get(api.addr + METRICS_PATH, headers=api.headers(), ssl=api.ssl,
                                    timeout=aiohttp.ClientTimeout(total=api.timeout)) as r:
-            if r.status != 200:
-                return None
+            if r.status != 200:  # it answered: up (the VaultDown rule), without metrics
+                body = (await r.text())[:200].replace("\n", " ")
+                return Scrape(unavailable=f"HTTP {r.status}: {body}".strip())
             return Scrape.parse(await r.text())
     except NETWORK_ERRORS:
         return None

@@ -11,6 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 class Scrape:
     samples: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
     families: int = 0  # metric families in the whole exposition, kept or not
+    #: the node answered but served no metrics (e.g. HTTP 400 "prometheus is not enabled":
+    #: no telemetry stanza, or 403 for the token): up, but the rules cannot judge it
+    unavailable: str = ""
 
     @classmethod
     def parse(cls, text: str, keep: tuple[str, ...] = ("vault_core_",)) -> Scrape:

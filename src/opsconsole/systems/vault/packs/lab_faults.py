@@ -24,6 +24,9 @@ class VaultLeaderKill(Scenario):
     title = "kill -9 the Vault leader: a new leader, writes resume, the node rejoins"
     mutates = (WRITES_STEADY_KEY, "kill -9 the Vault leader and restart it (fault)",
                "write secret/opsconsole/outage during the outage")
+    needs_lab_reason = ("no way to stop a Vault node is configured: it kills the leader "
+                        "through the embedded lab's process control, and this inventory has "
+                        "no [lab] section")
 
     def steady_state(self):
         return [vault_one_leader(), vault_write_read()]
