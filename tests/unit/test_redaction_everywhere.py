@@ -55,7 +55,7 @@ def _inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     config = tmp_path / "everything.toml"
-    config.write_text(f"""name = "careless"
+    config.write_text("""name = "careless"
 [[nats]]
 name = "pw"
 user = "console"
