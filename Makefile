@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 # Create .venv if missing and (re)install the package with the lab binaries and test tools.
 # Debian tools the tests use, installed when root: tmux (drives the console in a real
-# terminal) and prometheus (for `promtool check rules/config` on the shipped alert rules).
+# terminal), prometheus (for `promtool check rules/config` on the shipped alert rules) and
+# openssl (the foreign-deployment tier makes its private CA with it, as an operator would).
 venv:
-	@for pair in tmux:tmux promtool:prometheus; do \
+	@for pair in tmux:tmux promtool:prometheus openssl:openssl; do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null && continue; \
 	  { [ "$$(id -u)" = 0 ] && { apt-get install -y -q --no-install-recommends $$pkg >/dev/null \
 	    || { apt-get update -q >/dev/null \

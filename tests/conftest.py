@@ -25,7 +25,7 @@ from .helpers import wait_until
 os.environ["OPSCONSOLE_STATE_DIR"] = tempfile.mkdtemp(prefix="opsconsole-test-state-")
 
 #: fixtures that start real processes: a test using one is a lab-tier test
-PROCESS_FIXTURES = frozenset({"lab", "lab_status", "nats_url"})
+PROCESS_FIXTURES = frozenset({"lab", "lab_status", "nats_url", "foreign"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -27,9 +27,6 @@ from opsconsole.lab.ports import free_ports, listening
 
 from ..helpers import wait_until
 
-# Every test here starts processes: the lab tier (not `make test-fast`).
-pytestmark = pytest.mark.lab
-
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
