@@ -83,23 +83,23 @@ def render_status(status: dict[str, Any]) -> None:
         return f"[red]{row.get('error', 'unhealthy')}[/]"
 
     table = Table(title=f"opsconsole lab · {status['state_dir']} · phase {status['phase']}")
-    for col in ("node", "kind", "address", "detail", "health"):
-        table.add_column(col)
+    for col in ("node", "kind", "address", "tls", "detail", "health"):
+        table.add_column(col, overflow="fold")
     for n in status["nats"]:
-        table.add_row(n["name"], "nats", n["client_url"], f"routes {n['routes']}",
-                      ok if n["healthy"] else bad(n))
+        table.add_row(n["name"], "nats", n["client_url"], n.get("tls", "—"),
+                      f"routes {n['routes']}", ok if n["healthy"] else bad(n))
     for lf in status["leaves"]:
-        table.add_row(lf["name"], f"leaf ({lf['user']})", lf["client_url"],
+        table.add_row(lf["name"], f"leaf ({lf['user']})", lf["client_url"], lf.get("tls", "—"),
                       f"hub {lf['hub'] or '—'}", ok if lf["healthy"] else bad(lf))
     for v in status["vault"]:
         role = "leader" if v["leader"] else ("voter" if v["voter"] else "non-voter")
         sealed = "sealed" if v["sealed"] else "unsealed"
-        table.add_row(v["name"], "openbao", v["api_addr"], f"{role}, {sealed}",
-                      ok if v["healthy"] else bad(v))
+        table.add_row(v["name"], "openbao", v["api_addr"], v.get("tls", "—"),
+                      f"{role}, {sealed}", ok if v["healthy"] else bad(v))
     if status.get("aws"):
         a = status["aws"]
-        table.add_row("moto", "aws", a["endpoint_url"], a["region"],
-                      ok if a["healthy"] else bad(a))
+        table.add_row("moto", "aws", a["endpoint_url"], "plain (loopback)",
+                      a["region"], ok if a["healthy"] else bad(a))
     console.print(table)
     verdict = "[green]lab healthy[/]" if status.get("healthy") else "[red]lab NOT healthy[/]"
     console.print(verdict)

@@ -64,6 +64,8 @@ class LabSpec(Model):
     # The email-to-preview sessions stack: edit containers at most, idle shutdown.
     sessions_capacity: StrictInt = Field(default=4, ge=1, le=32)
     sessions_idle_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    # Secured like production: TLS from a lab CA on NATS and OpenBao, every client logs in.
+    tls: StrictBool = True
 
     @field_validator("leaf_users")
     @classmethod

@@ -107,6 +107,7 @@ class Settings:
     nats_server: str
     authorized_keys: Path  # the Vault Managers' control keys
     pending_s: float = 2.0
+    hub_ca: Path | None = None  # the hubs' CA: the leaf links go over TLS
 
 
 def _read(path: Path) -> str | None:
@@ -338,9 +339,12 @@ class Provisioner:
         d = self._instance_dir(inst)
         urls = ", ".join(json.dumps(f"nats-leaf://{inst.member}:{password}@{hub}")
                          for hub in self.settings.hubs)
+        tls = (f", tls: {{ ca_file: {json.dumps(str(self.settings.hub_ca))} }}"
+               if self.settings.hub_ca else "")
         conf = (f'server_name: "vault-{inst.member}"\nlisten: "127.0.0.1:{inst.leaf_client}"\n'
                 f'http: "127.0.0.1:{inst.leaf_monitor}"\nping_interval: "2s"\nping_max: 2\n'
-                f'leafnodes {{\n  reconnect: "100ms"\n  remotes: [ {{ urls: [{urls}] }} ]\n}}\n')
+                f'leafnodes {{\n  reconnect: "100ms"\n  remotes: [ {{ urls: [{urls}]{tls} }} ]'
+                '\n}\n')
         write_private(d / "nats.conf", conf)  # credentials installed, 0600
         # detached children, spawned off the loop: Popen blocks until the child has exec'd
         leaf = await asyncio.to_thread(
@@ -587,10 +591,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, int]:
     parser.add_argument("--region", required=True)
     parser.add_argument("--nats-server", required=True)
     parser.add_argument("--authorized-keys", type=Path, required=True)
+    parser.add_argument("--hub-ca", type=Path, default=None,
+                        help="CA of the hubs' leafnode listeners (their links then use TLS)")
     args = parser.parse_args(argv)
     settings = Settings(args.state_dir, args.tokens_file, args.admin_token_file,
                         args.accounts_file, args.accounts_command, args.hubs,
-                        args.aws_endpoint, args.region, args.nats_server, args.authorized_keys)
+                        args.aws_endpoint, args.region, args.nats_server, args.authorized_keys,
+                        hub_ca=args.hub_ca)
     return settings, args.port
 
 

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import statistics
 import time
 from collections import deque
@@ -268,9 +269,15 @@ async def serve(args: argparse.Namespace) -> None:
     keys = json.loads(Path(args.authorized_keys).read_text()) if args.authorized_keys else {}
     manager = VaultManager(args.user, Path(args.state_dir), keys, args.rate, args.burst)
     for_vault, for_app, control = manager.subjects()
+    login: dict[str, Any] = {}
+    if args.nats_ca:
+        login["tls"] = ssl.create_default_context(cafile=args.nats_ca)
+    if args.nats_login:
+        user, password_file = args.nats_login.split(":", 1)
+        login.update(user=user, password=Path(password_file).read_text().strip())
     nc = await nats.connect(args.nats, inbox_prefix=f"_INBOX_{args.user}",
                             max_reconnect_attempts=-1, reconnect_time_wait=0.2,
-                            name=f"vault-manager-{args.user}")
+                            name=f"vault-manager-{args.user}", **login)
     manager.nc = nc
 
     async def on_event(msg) -> None:
@@ -310,6 +317,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nats", required=True, help="the instance's local NATS URL")
     parser.add_argument("--user", required=True)
+    parser.add_argument("--nats-ca", default=None, help="CA file: the local NATS on TLS")
+    parser.add_argument("--nats-login", default=None, metavar="USER:PASSWORD_FILE",
+                        help="log in to the local NATS as USER with the password in the file")
     parser.add_argument("--monitor-port", type=int, required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--authorized-keys", default=None,

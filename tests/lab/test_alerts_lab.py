@@ -50,13 +50,14 @@ async def test_vault_calls_are_counted_and_served_for_prometheus(lab: Lab) -> No
     requests.serve(port)
     async with aiohttp.ClientSession() as http:
         before_total, before_err = requests.totals()
-        status, _ = await VaultApi(http, addr, None).call("GET", "sys/leader")
+        status, _ = await VaultApi(http, addr, None, ssl=lab.ssl_context()).call("GET",
+                                                                                  "sys/leader")
         assert status == 200
         with pytest.raises(aiohttp.ClientError):
             await VaultApi(http, "http://127.0.0.1:9", None).call("GET", "sys/leader")
         total, errors = requests.totals()
         assert (total - before_total, errors - before_err) == (2, 1)
-        metrics = await scrape(VaultApi(http, addr, None))
+        metrics = await scrape(VaultApi(http, addr, None, ssl=lab.ssl_context()))
         assert metrics is not None and metrics.value("vault_core_unsealed") == 1
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert f'opsconsole_vault_requests_total{{addr="{addr}",outcome="ok"}}' in text

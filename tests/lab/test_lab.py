@@ -50,8 +50,8 @@ async def _publish_until_seen(nc: nats.NATS, subject: str, seen: list[str]) -> N
 
 
 async def test_messages_cross_central_to_leaf_and_back(lab: Lab, lab_status: dict) -> None:
-    central = await nats.connect(lab_status["nats"][0]["client_url"])
-    leaf = await nats.connect(lab_status["leaves"][0]["client_url"],
+    central = await nats.connect(lab_status["nats"][0]["client_url"], **lab.nats_connect_options())
+    leaf = await nats.connect(lab_status["leaves"][0]["client_url"], **lab.nats_connect_options(),
                               inbox_prefix=inbox_prefix("u1"))
     try:
         on_leaf = await _collect(leaf, "OwnerSpace.u1.forVault")
@@ -65,7 +65,7 @@ async def test_messages_cross_central_to_leaf_and_back(lab: Lab, lab_status: dic
 
         await leaf.subscribe("OwnerSpace.u1.echo", cb=respond)
         await leaf.flush()
-        requester = await nats.connect(lab_status["nats"][1]["client_url"],
+        requester = await nats.connect(lab_status["nats"][1]["client_url"], **lab.nats_connect_options(),
                                        inbox_prefix=inbox_prefix("u1"))
         try:
             async def answered() -> bool:
@@ -83,10 +83,10 @@ async def test_messages_cross_central_to_leaf_and_back(lab: Lab, lab_status: dic
         await leaf.close()
 
 
-async def test_leaf_u1_never_sees_u2_traffic(lab_status: dict) -> None:
-    central = await nats.connect(lab_status["nats"][0]["client_url"])
-    leaf_u1 = await nats.connect(lab_status["leaves"][0]["client_url"])
-    leaf_u2 = await nats.connect(lab_status["leaves"][1]["client_url"])
+async def test_leaf_u1_never_sees_u2_traffic(lab: Lab, lab_status: dict) -> None:
+    central = await nats.connect(lab_status["nats"][0]["client_url"], **lab.nats_connect_options())
+    leaf_u1 = await nats.connect(lab_status["leaves"][0]["client_url"], **lab.nats_connect_options())
+    leaf_u2 = await nats.connect(lab_status["leaves"][1]["client_url"], **lab.nats_connect_options())
     try:
         seen_u1 = await _collect(leaf_u1, "OwnerSpace.>")
         seen_u2 = await _collect(leaf_u2, "OwnerSpace.>")
@@ -132,7 +132,8 @@ def test_bao_cli_agrees_with_status(lab: Lab, lab_status: dict) -> None:
 
 def test_hvac_write_then_read(lab: Lab) -> None:
     env = lab.env()
-    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"])
+    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"],
+                         verify=env.get("VAULT_CACERT", True))
     client.secrets.kv.v2.create_or_update_secret(path="opsconsole/test", secret={"k": "v1"})
     read = client.secrets.kv.v2.read_secret_version(path="opsconsole/test",
                                                     raise_on_deleted_version=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import urllib.request
 from typing import Any
 
@@ -43,7 +44,9 @@ def _vault(lab: Lab, method: str, path: str, body: dict | None = None) -> dict[s
                                  headers={"X-Vault-Token": env["VAULT_TOKEN"]},
                                  data=json.dumps(body).encode() if body else None)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        ca = env.get("VAULT_CACERT")
+        ctx = ssl.create_default_context(cafile=ca) if ca else None
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
             return json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as exc:
         if exc.code == 404:

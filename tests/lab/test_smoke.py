@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import urllib.request
 
 from opsconsole.lab import Lab
@@ -77,7 +78,10 @@ def test_smoke_names_the_failing_phase_and_check_when_a_node_is_stopped(
 
     def healthy() -> bool:
         try:
-            return urllib.request.urlopen(f"{monitor}/healthz", timeout=2).status == 200
+            ca = lab.ca_cert
+            ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+            return urllib.request.urlopen(f"{monitor}/healthz", timeout=2,
+                                          context=ctx).status == 200
         except OSError:
             return False
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from ..config import Inventory, SecretRef
 from ..systems.aws.config import AwsTarget
-from ..systems.nats.config import LeafNode, NatsCluster, NatsNode
 from ..systems.previews.config import SessionsTarget
-from ..systems.vault.config import VaultCluster, VaultNode
 from ..systems.vault_instances.config import ProvisionerTarget
-from .nats_topology import CLUSTER_NAME
 from .supervisor import (
     DUMMY_AWS_KEY,
     LAB_SCRAPE_INTERVAL_S,
@@ -25,16 +22,11 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
     if topo is None:
         return base
     return base.model_copy(update={
-        "nats": [NatsCluster(name=CLUSTER_NAME, nodes=[
-            NatsNode(name=n.name, client_url=n.client_url, monitor_url=n.monitor_url)
-            for n in topo.central])],
-        "leaves": [LeafNode(name=lf.name, user=lf.user, client_url=lf.client_url,
-                            monitor_url=lf.monitor_url) for lf in topo.leaves],
-        "vault": VaultCluster(nodes=[VaultNode(name=v.name, api_addr=v.api_addr)
-                                     for v in topo.vault],
-                              token=SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE),
-                              scrape_interval=LAB_SCRAPE_INTERVAL_S,
-                              expected_policies=["root"]),
+        "nats": [lab.nats_cluster(topo)],
+        "leaves": [lab.leaf_node(lf) for lf in topo.leaves],
+        "vault": lab.vault_cluster(topo, scrape_interval=LAB_SCRAPE_INTERVAL_S,
+                                   expected_policies=["root"]).model_copy(
+            update={"token": SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE)}),
         "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
         "provisioner": ProvisionerTarget(
             base_url=topo.provisioner_url,

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import time
 import urllib.error
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import LabSpec, SecretRef
 from ..errors import UserError
-from ..systems.nats.config import LeafNode, NatsNode
+from ..systems.nats.config import LeafNode, NatsCluster, NatsNode
 from ..systems.nats.events import LeafSampled, NatsNodeSampled
 from ..systems.nats.health import leaf_health
 from ..systems.nats.health import node_health as nats_node_health
@@ -45,8 +46,17 @@ from ..systems.vault.health import node_health
 from ..systems.vault.probe import VaultClusterProbe
 from ..targets.http import NETWORK_ERRORS, reason
 from . import binaries, netns, procs
+from . import pki as lab_pki
 from .aws_seed import ensure_instances
-from .nats_topology import CentralNode, LeafServer, central_config, leaf_config
+from .nats_topology import (
+    CLUSTER_NAME,
+    CONSOLE_USER,
+    CentralNode,
+    LeafServer,
+    TlsFiles,
+    central_config,
+    leaf_config,
+)
 from .netns import NetnsPlan
 from .ports import ensure_free, free_ports, wait_closed
 from .state import STATE_LOCK, LabState, ProcRecord, StateDir, resolve_state_dir
@@ -82,6 +92,7 @@ MEMBER_PASSWORDS_FILE = "nats-member-passwords.json"  # {member: password}, for 
 #: it; it changes accounts through the helper of .accounts)
 MEMBER_ACCOUNTS_FILE = "nats-member-accounts.json"
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
+CONSOLE_PASSWORD_FILE = "nats-console.password"  # the console's own NATS login
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 
 
@@ -102,15 +113,16 @@ class Topology:
 
     @classmethod
     def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]],
-             netns_plan: NetnsPlan | None = None) -> Topology:
-        central = [CentralNode(n, **ports[n]) for n in node_names(spec, "nats")]
-        leaves = [LeafServer(f"leaf-{u}", u, **ports[f"leaf-{u}"]) for u in spec.leaf_users]
+             netns_plan: NetnsPlan | None = None, tls: bool = False) -> Topology:
+        central = [CentralNode(n, **ports[n], tls=tls) for n in node_names(spec, "nats")]
+        leaves = [LeafServer(f"leaf-{u}", u, **ports[f"leaf-{u}"], tls=tls)
+                  for u in spec.leaf_users]
         if netns_plan is not None:  # each node has its own address: fixed ports
             vault = [VaultNodeSpec(n, netns.API_PORT, netns.CLUSTER_PORT,
-                                   host=netns_plan.address(n))
+                                   host=netns_plan.address(n), tls=tls)
                      for n in node_names(spec, "vault")]
         else:
-            vault = [VaultNodeSpec(n, **ports[n]) for n in node_names(spec, "vault")]
+            vault = [VaultNodeSpec(n, **ports[n], tls=tls) for n in node_names(spec, "vault")]
         proxy = dict(ports["netproxy"])
         control = proxy.pop("control")
         return cls(central, leaves, vault, ports["moto"]["http"], control, proxy,
@@ -251,7 +263,8 @@ class Lab:
             await asyncio.to_thread(netns.create, topo.netns)
         await asyncio.to_thread(self._write_configs, topo)
         started = await asyncio.to_thread(self._start_missing, state, topo, cmds)
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context())) as session:
             await asyncio.gather(
                 self._wait_nats(session, topo, timeout),
                 self._bring_up_vault(session, topo, timeout, state),
@@ -283,7 +296,27 @@ class Lab:
     # ------------------------------------------------------ process control
     def _plan(self, state: LabState) -> Topology:
         plan = NetnsPlan.from_json(state.netns) if state.netns else None
-        return Topology.plan(self.spec, state.ports, plan)
+        return Topology.plan(self.spec, state.ports, plan, tls=self.tls_on(state))
+
+    def tls_on(self, state: LabState | None = None) -> bool:
+        """Whether this lab runs secured: as it was started (recorded), else as specified."""
+        state = state or self.dir.load()
+        recorded = (state.spec or {}).get("tls") if state.ports else None
+        return self.spec.tls if recorded is None else bool(recorded)
+
+    def tls_files(self) -> TlsFiles:
+        pki = lab_pki.paths(self.dir.root / "tls", self.dir.secrets)
+        return TlsFiles(pki.ca_cert, pki.server_cert, pki.server_key)
+
+    @property
+    def ca_cert(self) -> Path | None:
+        """The lab CA certificate clients trust (None: the lab runs without TLS)."""
+        return self.tls_files().ca if self.tls_on() else None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """For the lab's own https calls: the lab CA, or aiohttp's default when plain."""
+        ca = self.ca_cert
+        return ssl.create_default_context(cafile=str(ca)) if ca is not None else True
 
     def _use_netns(self) -> bool:
         reason = netns.unavailable_reason()
@@ -329,6 +362,12 @@ class Lab:
         for user in self.spec.leaf_users:
             self.dir.write_secret(f"nats-leaf-{user}.password", secrets.token_urlsafe(18))
         self.dir.write_secret("nats-admin.password", secrets.token_urlsafe(18))
+        self.dir.write_secret(CONSOLE_PASSWORD_FILE, secrets.token_urlsafe(18))
+        if self.spec.tls:
+            addresses = ([NetnsPlan.from_json(state.netns).address(n)
+                          for n in node_names(self.spec, "vault")] if state.netns else [])
+            lab_pki.create(self.dir.root / "tls", self.dir.secrets, addresses,
+                           self.dir.write_secret)
         for member in self.spec.members:
             self.dir.write_secret(f"nats-member-{member}.password", secrets.token_urlsafe(18))
         tokens = {m: secrets.token_urlsafe(24) for m in [*self.spec.members, NO_ACCOUNT_MEMBER]}
@@ -357,6 +396,9 @@ class Lab:
         central_users = {**passwords, **{m: pw for m, pw in members.items()
                                          if m not in revoked}}
         admin = self.dir.read_secret("nats-admin.password") or ""
+        console = self.dir.read_secret(CONSOLE_PASSWORD_FILE) or ""
+        tls = self.tls_files() if topo.central and topo.central[0].tls else None
+        inbox_users = sorted({*self.spec.leaf_users, *self.spec.members, NO_ACCOUNT_MEMBER})
         (self.dir.root / "netproxy").mkdir(exist_ok=True)
         (self.dir.root / "netproxy" / "links.json").write_text(
             json.dumps(topo.link_specs(), indent=1))
@@ -364,21 +406,24 @@ class Lab:
             d = self._node_dir("nats", node.name)
             routes = [topo.links[f"route.{node.name}.{peer.name}"]
                       for peer in topo.central if peer != node]
-            text = central_config(node, routes, d / "jetstream", central_users, admin)
+            text = central_config(node, routes, d / "jetstream", central_users, admin, tls,
+                                  console, inbox_users)
             self.dir.write_private(d / "nats.conf", text)
         for leaf in topo.leaves:
             d = self._node_dir("nats", leaf.name)
             hubs = [topo.links[f"leaf.{leaf.name}.{hub.name}"] for hub in topo.central]
             self.dir.write_private(d / "nats.conf", leaf_config(leaf, hubs,
-                                                                passwords[leaf.user]))
+                                                                passwords[leaf.user], tls,
+                                                                console))
         for vnode in topo.vault:
             d = self._node_dir("vault", vnode.name)
             (d / "raft").mkdir(parents=True, exist_ok=True)
             text = node_config(vnode, d / "raft", self.dir.secrets / SEAL_KEY_FILE,
-                               self.audit_log)
+                               self.audit_log, tls)
             self.dir.write_private(d / "bao.hcl", text)
         prometheus_files.write(self.dir.root / "prometheus",
-                               [v.api_addr for v in topo.vault], LAB_SCRAPE_INTERVAL_S)
+                               [v.api_addr for v in topo.vault], LAB_SCRAPE_INTERVAL_S,
+                               ca_file=tls.ca if tls is not None else None)
 
     def commands(self, topo: Topology) -> dict[str, tuple[str, list[str]]]:
         """name -> (kind, argv) for every lab process."""
@@ -411,6 +456,7 @@ class Lab:
             "--accounts-command", json.dumps([sys.executable, "-m", "opsconsole.lab.accounts",
                                               "--lab-dir", str(self.dir.root)]),
             *[arg for hub in topo.central for arg in ("--hub", f"127.0.0.1:{hub.leaf}")],
+            *(["--hub-ca", str(self.tls_files().ca)] if self.tls_on() else []),
             "--aws-endpoint", topo.moto_url, "--region", self.spec.aws_region,
             "--nats-server", nats_bin,
             "--authorized-keys", str(self.dir.root / "control-keys.json")])
@@ -473,10 +519,13 @@ class Lab:
     # -------------------------------------------------------- health waits
     async def _wait_nats(self, session: aiohttp.ClientSession, topo: Topology,
                          timeout: float) -> None:
+        cluster = self.nats_cluster(topo)
+
         async def ready() -> bool:
-            central = await asyncio.gather(*(nats_node_status(session, n, len(topo.central))
-                                             for n in topo.central))
-            leaves = await asyncio.gather(*(leaf_status(session, lf) for lf in topo.leaves))
+            central = await asyncio.gather(*(nats_node_status(session, cluster, n)
+                                             for n in cluster.nodes))
+            leaves = await asyncio.gather(*(leaf_status(session, self.leaf_node(lf))
+                                            for lf in topo.leaves))
             return all(s["healthy"] for s in [*central, *leaves])
 
         await wait_for("NATS cluster and leaf nodes", ready, timeout)
@@ -501,7 +550,9 @@ class Lab:
 
             await wait_for(f"{first.name} to become active", active, timeout)
             await tune_autopilot(session, first, token)
-            await asyncio.gather(*(join(session, n, first) for n in rest))
+            ca = self.ca_cert
+            await asyncio.gather(*(join(session, n, first, ca.read_text() if ca else None)
+                                   for n in rest))
             await asyncio.gather(*(self._unseal_joined(session, state, topo, n, timeout)
                                    for n in rest))
         if not token:
@@ -637,6 +688,44 @@ class Lab:
     def root_token(self) -> str | None:
         return self.dir.read_secret(ROOT_TOKEN_FILE)
 
+    # ------------------------------------------------------ the lab as typed targets
+    def nats_cluster(self, topo: Topology) -> NatsCluster:
+        """The central cluster as an inventory describes it: the console's own login and
+        the lab CA when secured (the same model a real deployment's config yields)."""
+        nodes = [NatsNode(name=n.name, client_url=n.client_url, monitor_url=n.monitor_url)
+                 for n in topo.central]
+        if not self.tls_on():
+            return NatsCluster(name=CLUSTER_NAME, nodes=nodes)
+        return NatsCluster(name=CLUSTER_NAME, nodes=nodes, user=CONSOLE_USER,
+                           password=SecretRef(file=self.dir.secrets / CONSOLE_PASSWORD_FILE),
+                           ca_cert=self.tls_files().ca)
+
+    def leaf_node(self, leaf: LeafServer) -> LeafNode:
+        if not self.tls_on():
+            return LeafNode(name=leaf.name, user=leaf.user, client_url=leaf.client_url,
+                            monitor_url=leaf.monitor_url)
+        return LeafNode(name=leaf.name, user=leaf.user, client_url=leaf.client_url,
+                        monitor_url=leaf.monitor_url, auth_user=CONSOLE_USER,
+                        password=SecretRef(file=self.dir.secrets / CONSOLE_PASSWORD_FILE),
+                        ca_cert=self.tls_files().ca)
+
+    def vault_cluster(self, topo: Topology, **extra: Any) -> VaultCluster:
+        token = self.dir.secrets / ROOT_TOKEN_FILE
+        return VaultCluster(nodes=[VaultNode(name=v.name, api_addr=v.api_addr)
+                                   for v in topo.vault],
+                            token=SecretRef(file=token) if token.exists() else None,
+                            ca_cert=self.ca_cert, **extra)
+
+    def nats_connect_options(self) -> dict[str, Any]:
+        """``nats.connect`` keywords for the console's login to the lab (tools and tests)."""
+        from ..targets.nats import connect_options
+
+        topo = self.topology()
+        if topo is None:
+            raise UserError("lab is not up: run `opsconsole lab up` first", exit_code=2)
+        cluster = self.nats_cluster(topo)
+        return connect_options(cluster, cluster.nodes[0].client_url, "lab nats")
+
     async def status(self) -> dict[str, Any]:
         """Live status; never contains a secret."""
         state = self.dir.load()
@@ -652,12 +741,13 @@ class Lab:
         if topo is None:
             out["healthy"] = False
             return out
+        cluster = self.nats_cluster(topo)
         async with aiohttp.ClientSession() as session:
             nats, leaves, vault, aws = await asyncio.gather(
-                asyncio.gather(*(nats_node_status(session, n, len(topo.central))
-                                 for n in topo.central)),
-                asyncio.gather(*(leaf_status(session, lf) for lf in topo.leaves)),
-                vault_status(session, topo.vault, self.dir.secrets / ROOT_TOKEN_FILE),
+                asyncio.gather(*(nats_node_status(session, cluster, n) for n in cluster.nodes)),
+                asyncio.gather(*(leaf_status(session, self.leaf_node(lf))
+                                 for lf in topo.leaves)),
+                vault_status(session, self.vault_cluster(topo)),
                 moto_status(session, topo.moto_url, self.spec.aws_region),
             )
         out.update(nats=list(nats), leaves=list(leaves), vault=vault, aws=aws)
@@ -674,9 +764,15 @@ class Lab:
         token = self.root_token() or ""
         # The active node, not a fixed one: OpenBao standbys serve reads locally, so a
         # read right after a write through a standby can be stale.
-        vault_addr = active_vault_addr(topo.vault) or topo.vault[0].api_addr
+        ca = self.ca_cert
+        vault_addr = active_vault_addr(topo.vault, ca) or topo.vault[0].api_addr
+        secured: dict[str, str] = {}
+        if ca is not None:  # what natscli, the vault CLI and bao read
+            secured = {"NATS_CA": str(ca), "NATS_USER": CONSOLE_USER,
+                       "NATS_PASSWORD": self.dir.read_secret(CONSOLE_PASSWORD_FILE) or "",
+                       "VAULT_CACERT": str(ca), "BAO_CACERT": str(ca)}
         return {
-            "NATS_URL": ",".join(n.client_url for n in topo.central),
+            "NATS_URL": ",".join(n.client_url for n in topo.central), **secured,
             "VAULT_ADDR": vault_addr, "BAO_ADDR": vault_addr,
             "VAULT_TOKEN": token, "BAO_TOKEN": token,
             "AWS_ENDPOINT_URL": topo.moto_url,
@@ -688,12 +784,13 @@ class Lab:
 
 
 # ----------------------------------------------------------------- probes used by status
-def active_vault_addr(nodes: list[VaultNodeSpec]) -> str | None:
+def active_vault_addr(nodes: list[VaultNodeSpec], ca: Path | None = None) -> str | None:
     """The API address of the active (leader) node, by a quick synchronous health check."""
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     for node in nodes:
         try:
             url = f"{node.api_addr}/v1/sys/health?standbyok=true"
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 body = json.loads(resp.read() or b"{}")
         except (OSError, ValueError) as exc:
             body = _error_body(exc)
@@ -712,14 +809,15 @@ def _error_body(exc: BaseException) -> dict[str, Any]:
     return {}
 
 
-async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
-                           cluster_size: int) -> dict[str, Any]:
-    """A central node's row, read by the probe the console uses and judged by the same
-    rule (:func:`opsconsole.systems.nats.health.node_health`)."""
-    probe = NatsNodeProbe(session, NatsNode(name=node.name, client_url=node.client_url,
-                                            monitor_url=node.monitor_url), cluster_size)
+async def nats_node_status(session: aiohttp.ClientSession, cluster: NatsCluster,
+                           node: NatsNode) -> dict[str, Any]:
+    """A central node's row, read by the probe the console uses (a client login with the
+    console's credentials, and monitoring) and judged by the same rule
+    (:func:`opsconsole.systems.nats.health.node_health`)."""
+    probe = NatsNodeProbe(session, node, len(cluster.nodes), cluster)
     row: dict[str, Any] = {"name": node.name, "client_url": node.client_url,
-                           "monitor_url": node.monitor_url, "healthy": False, "routes": 0}
+                           "monitor_url": node.monitor_url, "healthy": False, "routes": 0,
+                           "tls": _tls_word(node.client_url, cluster)}
     try:
         [sample] = await probe.sample()
     except NETWORK_ERRORS as exc:
@@ -732,13 +830,12 @@ async def nats_node_status(session: aiohttp.ClientSession, node: CentralNode,
     return row
 
 
-async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[str, Any]:
+async def leaf_status(session: aiohttp.ClientSession, leaf: LeafNode) -> dict[str, Any]:
     """A leaf server's row, read and judged as the console does."""
-    probe = LeafProbe(session, LeafNode(name=leaf.name, user=leaf.user,
-                                        client_url=leaf.client_url,
-                                        monitor_url=leaf.monitor_url))
+    probe = LeafProbe(session, leaf)
     row: dict[str, Any] = {"name": leaf.name, "user": leaf.user, "client_url": leaf.client_url,
-                           "monitor_url": leaf.monitor_url, "healthy": False, "hub": None}
+                           "monitor_url": leaf.monitor_url, "healthy": False, "hub": None,
+                           "tls": _tls_word(leaf.client_url, leaf)}
     try:
         [sample] = await probe.sample()
     except NETWORK_ERRORS as exc:
@@ -751,19 +848,26 @@ async def leaf_status(session: aiohttp.ClientSession, leaf: LeafServer) -> dict[
     return row
 
 
-async def vault_status(session: aiohttp.ClientSession, nodes: list[VaultNodeSpec],
-                       token_file: Path) -> list[dict[str, Any]]:
+def _tls_word(url: str, target: Any) -> str:
+    """What ``lab status`` shows in its TLS column for an endpoint."""
+    secured = url.startswith(("tls:", "https:"))
+    return "TLS (lab CA)" if secured and getattr(target, "ca_cert", None) else \
+        "TLS" if secured else "plain"
+
+
+async def vault_status(session: aiohttp.ClientSession,
+                       cluster: VaultCluster) -> list[dict[str, Any]]:
     """The lab's Vault rows, read by the same probe the console uses."""
-    cluster = VaultCluster(nodes=[VaultNode(name=n.name, api_addr=n.api_addr) for n in nodes])
-    token = SecretRef(file=token_file) if token_file.exists() else None
-    samples = await VaultClusterProbe(session, cluster, token).sample()
+    samples = await VaultClusterProbe(session, cluster, cluster.token).sample()
     rows = []
-    for node, sample in zip(nodes, samples, strict=True):
+    for node, sample in zip(cluster.nodes, samples, strict=True):
         assert isinstance(sample, VaultNodeSampled)
         row: dict[str, Any] = {
             "name": node.name, "api_addr": node.api_addr, "sealed": sample.sealed,
             "leader": sample.leader, "voter": sample.voter,
-            "healthy": node_health(sample).healthy}
+            "healthy": node_health(sample).healthy,
+            "tls": _tls_word(node.api_addr, cluster) + (" 1.3+" if node.api_addr.startswith(
+                "https:") else "")}
         if not sample.reachable:
             row["error"] = node_health(sample).health
         rows.append(row)

@@ -48,10 +48,15 @@ async def initialise(session: aiohttp.ClientSession, leader: VaultNodeSpec) -> t
 
 
 async def join(session: aiohttp.ClientSession, node: VaultNodeSpec,
-               leader: VaultNodeSpec) -> None:
+               leader: VaultNodeSpec, leader_ca_pem: str | None = None) -> None:
+    """Join ``node`` to ``leader``'s raft (over TLS: trusting the lab CA's PEM)."""
+    body: Json = {"leader_api_addr": leader.api_addr}
+    if leader_ca_pem:
+        body["leader_ca_cert"] = leader_ca_pem
+
     async def joined() -> bool:
         status, data = await VaultApi(session, node.api_addr, timeout=10).call(
-            "POST", "sys/storage/raft/join", {"leader_api_addr": leader.api_addr})
+            "POST", "sys/storage/raft/join", body)
         return status == 200 and bool(data.get("joined"))
 
     await wait_for(f"{node.name} to join the raft cluster", joined, timeout=20, interval=0.3)

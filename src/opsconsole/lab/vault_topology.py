@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .nats_topology import TlsFiles
+
 CLUSTER_NAME = "opsconsole-lab"
 SEAL_KEY_FILE = "seal.key"
 ROOT_TOKEN_FILE = "vault-root-token"
@@ -25,22 +27,32 @@ class VaultNodeSpec:
     api: int
     cluster: int
     host: str = "127.0.0.1"  # the node's own namespace address when netns is on
+    tls: bool = False
 
     @property
     def api_addr(self) -> str:
-        return f"http://{self.host}:{self.api}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.api}"
 
 
 def _q(value: str) -> str:
     return json.dumps(value)
 
 
-def node_config(node: VaultNodeSpec, raft_dir: Path, seal_key: Path, audit_log: Path) -> str:
+def _tls(tls: TlsFiles | None) -> str:
+    """A listener's TLS lines: the lab certificate, TLS 1.3 only; or plain."""
+    if tls is None:
+        return "  tls_disable = true"
+    return (f"  tls_cert_file = {_q(str(tls.cert))}\n  tls_key_file = {_q(str(tls.key))}\n"
+            '  tls_min_version = "tls13"')
+
+
+def node_config(node: VaultNodeSpec, raft_dir: Path, seal_key: Path, audit_log: Path,
+                tls: TlsFiles | None = None) -> str:
     # In its own namespace a node also listens on that namespace's loopback, so a
     # client inside a partitioned namespace sees the minority's own answers.
     inner_listener = "" if node.host == "127.0.0.1" else f"""listener "tcp" {{
   address = {_q(f"127.0.0.1:{node.api}")}
-  tls_disable = true
+{_tls(tls)}
 }}
 
 """
@@ -64,7 +76,7 @@ storage "raft" {{
 listener "tcp" {{
   address = {_q(f"{node.host}:{node.api}")}
   cluster_address = {_q(f"{node.host}:{node.cluster}")}
-  tls_disable = true
+{_tls(tls)}
   telemetry {{
     unauthenticated_metrics_access = true
   }}

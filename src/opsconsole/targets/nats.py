@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -29,6 +30,18 @@ from pydantic import Field, field_validator, model_validator
 from ..config_env import NatsContext, read_context
 from ..config_fields import ConfigError, ConfigPath, SecretRef, fold_refs, remember_secret
 from .tls import TlsClient
+
+
+class _EofNoise(logging.Filter):
+    """asyncio warns "returning true from eof_received() has no effect when using ssl" for
+    every TLS connection nats-py closes (its protocol returns True there): harmless, and
+    on the operator's terminal it drowns real messages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("returning true from eof_received()")
+
+
+logging.getLogger("asyncio").addFilter(_EofNoise())
 
 #: What nats-py raises when a server cannot be reached or refuses us.
 NATS_CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ssl.SSLError)

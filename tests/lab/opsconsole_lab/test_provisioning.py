@@ -80,7 +80,7 @@ async def test_vault_instance_lifecycle(lab: Lab, api) -> None:
     assert health["central_nats"]["status"] == "connected"
 
     central = lab.topology().central[0].client_url
-    nc = await nats.connect(central, inbox_prefix="_INBOX_bob")
+    nc = await nats.connect(central, **lab.nats_connect_options(), inbox_prefix="_INBOX_bob")
     try:
         async def answered() -> bool:
             try:
@@ -99,7 +99,7 @@ async def test_vault_instance_lifecycle(lab: Lab, api) -> None:
     assert status == 200 and stopped["state_preserved"]
     assert (await api("GET", "/vault/health"))[1]["status"] == "unhealthy"
     assert (await api("POST", "/vault/start"))[0] == 200
-    nc = await nats.connect(central, inbox_prefix="_INBOX_bob")
+    nc = await nats.connect(central, **lab.nats_connect_options(), inbox_prefix="_INBOX_bob")
     try:
         async def kept_state() -> bool:
             try:
@@ -124,7 +124,7 @@ async def test_vault_instance_lifecycle(lab: Lab, api) -> None:
     password = lab.dir.read_secret("nats-member-bob.password")
     with pytest.raises(nats.errors.Error):  # credentials revoked on central
         await asyncio.wait_for(nats.connect(
-            f"nats://bob:{password}@{central.removeprefix('nats://')}",
+            central, **{**lab.nats_connect_options(), "user": "bob", "password": password},
             max_reconnect_attempts=0, connect_timeout=2, allow_reconnect=False), 10)
 
 

@@ -20,6 +20,16 @@ from opsconsole.lab.ports import free_ports
 from ...helpers import REPO, async_wait_until, sign_control
 
 
+def _login(lab: Lab) -> list[str]:
+    """The manager's login to a secured lab leaf: the lab CA and the console's password."""
+    from opsconsole.lab.supervisor import CONSOLE_PASSWORD_FILE
+
+    if lab.ca_cert is None:
+        return []
+    return ["--nats-ca", str(lab.ca_cert), "--nats-login",
+            f"console:{lab.dir.secrets / CONSOLE_PASSWORD_FILE}"]
+
+
 async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> None:
     key = Ed25519PrivateKey.generate()
     pub = base64.b64encode(key.public_key().public_bytes(
@@ -29,11 +39,12 @@ async def test_manager_on_a_real_leaf(lab: Lab, lab_status: dict, tmp_path) -> N
     leaf_url = lab_status["leaves"][0]["client_url"]
     proc = subprocess.Popen([sys.executable, "-m", "opsconsole_lab.vault_manager",
                              "--nats", leaf_url, "--user", "u1", "--monitor-port", str(port),
+                             *_login(lab),
                              "--state-dir", str(tmp_path / "state"), "--authorized-keys",
                              str(tmp_path / "keys.json"), "--rate", "20", "--burst", "20"],
                             cwd=REPO)
     central = await nats.connect(lab_status["nats"][0]["client_url"],
-                                 inbox_prefix=inbox_prefix("u1"))
+                                 **lab.nats_connect_options(), inbox_prefix=inbox_prefix("u1"))
     answers: list[dict] = []
 
     async def on_app(msg) -> None:

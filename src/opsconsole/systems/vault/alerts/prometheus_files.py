@@ -16,26 +16,34 @@ from .rules import as_prometheus_groups
 
 
 def scrape_config(vault_addrs: list[str], interval_s: float,
-                  opsconsole_port: int = 9464) -> dict:
+                  opsconsole_port: int = 9464, ca_file: Path | None = None) -> dict:
     targets = [urlparse(a).netloc for a in vault_addrs]
     every = f"{interval_s:g}s"
+    vault: dict = {"job_name": "vault", "metrics_path": "/v1/sys/metrics",
+                   "params": {"format": ["prometheus"]},
+                   "static_configs": [{"targets": targets}]}
+    if vault_addrs and vault_addrs[0].startswith("https:"):
+        vault["scheme"] = "https"
+        if ca_file is not None:
+            vault["tls_config"] = {"ca_file": str(ca_file)}
     return {
         "global": {"scrape_interval": every, "evaluation_interval": every},
         "rule_files": ["vault-alerts.yml"],
         "scrape_configs": [
-            {"job_name": "vault", "metrics_path": "/v1/sys/metrics",
-             "params": {"format": ["prometheus"]}, "static_configs": [{"targets": targets}]},
+            vault,
             {"job_name": "opsconsole",
              "static_configs": [{"targets": [f"127.0.0.1:{opsconsole_port}"]}]},
         ],
     }
 
 
-def write(directory: Path, vault_addrs: list[str], interval_s: float) -> Path:
+def write(directory: Path, vault_addrs: list[str], interval_s: float,
+          ca_file: Path | None = None) -> Path:
     """Write ``prometheus.yml`` and ``vault-alerts.yml`` into ``directory``; return the former."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vault-alerts.yml").write_text(
         yaml.safe_dump(as_prometheus_groups(), sort_keys=False, width=200))
     path = directory / "prometheus.yml"
-    path.write_text(yaml.safe_dump(scrape_config(vault_addrs, interval_s), sort_keys=False))
+    path.write_text(yaml.safe_dump(scrape_config(vault_addrs, interval_s, ca_file=ca_file),
+                                   sort_keys=False))
     return path
