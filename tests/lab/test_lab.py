@@ -65,7 +65,8 @@ async def test_messages_cross_central_to_leaf_and_back(lab: Lab, lab_status: dic
 
         await leaf.subscribe("OwnerSpace.u1.echo", cb=respond)
         await leaf.flush()
-        requester = await nats.connect(lab_status["nats"][1]["client_url"], **lab.nats_connect_options(),
+        requester = await nats.connect(lab_status["nats"][1]["client_url"],
+                                       **lab.nats_connect_options(),
                                        inbox_prefix=inbox_prefix("u1"))
         try:
             async def answered() -> bool:
@@ -84,9 +85,10 @@ async def test_messages_cross_central_to_leaf_and_back(lab: Lab, lab_status: dic
 
 
 async def test_leaf_u1_never_sees_u2_traffic(lab: Lab, lab_status: dict) -> None:
-    central = await nats.connect(lab_status["nats"][0]["client_url"], **lab.nats_connect_options())
-    leaf_u1 = await nats.connect(lab_status["leaves"][0]["client_url"], **lab.nats_connect_options())
-    leaf_u2 = await nats.connect(lab_status["leaves"][1]["client_url"], **lab.nats_connect_options())
+    login = lab.nats_connect_options()
+    central = await nats.connect(lab_status["nats"][0]["client_url"], **login)
+    leaf_u1 = await nats.connect(lab_status["leaves"][0]["client_url"], **login)
+    leaf_u2 = await nats.connect(lab_status["leaves"][1]["client_url"], **login)
     try:
         seen_u1 = await _collect(leaf_u1, "OwnerSpace.>")
         seen_u2 = await _collect(leaf_u2, "OwnerSpace.>")
