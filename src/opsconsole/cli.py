@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
     config_help = ("inventory TOML (default: $OPSCONSOLE_CONFIG, else "
-                   "$XDG_CONFIG_HOME/opsconsole/config.toml if it exists, else "
+                   "$XDG_CONFIG_HOME/opsconsole/config.toml if it exists, else the vault/NATS "
+                   "environment (VAULT_ADDR, NATS_URL, NATS_CONTEXT) if set, else "
                    "config/lab.toml, the embedded lab; opsconsole info shows which)")
     state_help = "lab state dir (default: $OPSCONSOLE_LAB_DIR or ./.opsconsole/lab)"
     parser.add_argument("--config", metavar="FILE", type=Path, default=None, help=config_help)

@@ -189,6 +189,11 @@ def _lab_dir(search: ConfigSearch, state_dir: str | None) -> tuple[str | None, l
     if search.error:
         return None, [search.error]
     try:
+        if search.from_environment:
+            from .config import env_inventory
+
+            env_inventory()  # its problems, if any; an environment inventory has no lab
+            return None, []
         spec = LabSpec() if search.chosen is None else load_config(search.chosen).lab
     except ConfigError as exc:
         return None, exc.problems
@@ -200,7 +205,9 @@ def info_report(config: Path | None, state_dir: str | None) -> dict[str, Any]:
     search = config_search(config)
     lab_dir, problems = _lab_dir(search, state_dir)
     return {"config": {"chosen": None if search.chosen is None else str(search.chosen),
-                       "builtin_defaults": search.chosen is None and not search.error,
+                       "builtin_defaults": (search.chosen is None and not search.error
+                                            and not search.from_environment),
+                       "from_environment": search.from_environment,
                        "search_path": [c.as_json() for c in search.candidates],
                        "problems": problems},
             **_user_state(), "lab_state_dir": lab_dir, "versions": versions()}
@@ -214,7 +221,8 @@ def render_info(report: dict[str, Any]) -> list[str]:
     for c in cfg["search_path"]:
         where = f"{c['path']}: " if c["path"] else ""
         lines.append(f"  {'→' if c['chosen'] else ' '} {c['source']:<{width}}  {where}{c['why']}")
-    chosen = cfg["chosen"] or ("the embedded lab's built-in defaults"
+    chosen = cfg["chosen"] or ("the vault/NATS environment" if cfg.get("from_environment")
+                               else "the embedded lab's built-in defaults"
                                if cfg["builtin_defaults"] else "none (see the problems)")
     lab = report["lab_state_dir"] or ("unknown (the config has problems)" if cfg["problems"]
                                       else "none (the config has no [lab] section)")

@@ -159,16 +159,6 @@ def nats_config_dir() -> Path:
     return Path(base).expanduser() / "nats"
 
 
-def selected_context() -> str | None:
-    """``$NATS_CONTEXT``, else the name natscli's ``context select`` wrote, else ``None``."""
-    env = os.environ.get("NATS_CONTEXT", "").strip()
-    if env:
-        return env
-    try:
-        name = (nats_config_dir() / "context.txt").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return name or None
 
 
 def read_context(name: str, where: str) -> NatsContext:

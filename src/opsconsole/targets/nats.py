@@ -8,7 +8,7 @@ goes through here, so a secured deployment is met with its credentials everywher
 
 natscli contexts are JSON files ``$XDG_CONFIG_HOME/nats/context/<name>.json`` (keys ``url``,
 ``user``, ``password``, ``token``, ``creds``, ``nkey``, ``cert``, ``key``, ``ca``); the
-selected one is named in ``nats/context.txt`` or ``$NATS_CONTEXT``.
+one used is named by the inventory's ``context`` key or ``$NATS_CONTEXT``.
 """
 
 from __future__ import annotations
@@ -244,12 +244,6 @@ def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def context_url(auth: NatsClientAuth, where: str) -> str | None:
-    """The server URL of ``auth``'s context (natscli allows a comma-separated list)."""
-    if not auth.context:
-        return None
-    url = read_context(auth.context, where).get("url")
-    return url.split(",")[0].strip() if url else None
 
 
 async def connect(auth: NatsClientAuth | None, url: str, where: str, **options: Any) -> Any:

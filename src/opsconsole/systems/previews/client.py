@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 import aiohttp
@@ -42,9 +43,12 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], timeout: float, wha
 class SessionsClient:
     """One stack behind ``base_url`` (the router; the control API is on the same port)."""
 
-    def __init__(self, base_url: str, timeout: float = 15.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 15.0,
+                 ssl: SSLContext | bool = True) -> None:
+        """``ssl``: the target's TLS context for an https stack (its CA bundle)."""
         self.base_url = base_url.rstrip("/")
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
+                                           connector=aiohttp.TCPConnector(ssl=ssl))
 
     async def __aenter__(self) -> SessionsClient:
         return self

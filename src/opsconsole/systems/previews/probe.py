@@ -6,6 +6,7 @@ import aiohttp
 
 from ...core.events import Event
 from ...probes.base import Probe
+from ...targets.http import ssl_for
 from .config import SessionsTarget
 from .events import SessionsSampled
 
@@ -16,9 +17,10 @@ class SessionsProbe(Probe):
         self.interval = 1.0
         self.session = session
         self.url = str(target.base_url).rstrip("/") + "/api/status"
+        self.target = target
 
     async def sample(self) -> list[Event]:
-        async with self.session.get(self.url,
+        async with self.session.get(self.url, ssl=ssl_for(self.target, self.url, "sessions"),
                                     timeout=aiohttp.ClientTimeout(total=self.timeout)) as r:
             r.raise_for_status()
             data = await r.json()

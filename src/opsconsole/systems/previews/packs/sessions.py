@@ -16,11 +16,13 @@ import asyncio
 import signal
 import time
 import uuid
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
 
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
+from ....targets.http import ssl_for
 from ..client import SessionFailed, SessionsClient
 from ..cost import estimate_cost, load_prices
 
@@ -38,8 +40,9 @@ class CountingClient(SessionsClient):
 
     emails_sent = 0
 
-    def __init__(self, run: Run, base_url: str, timeout: float = 15.0) -> None:
-        super().__init__(base_url, timeout)
+    def __init__(self, run: Run, base_url: str, timeout: float = 15.0,
+                 ssl: SSLContext | bool = True) -> None:
+        super().__init__(base_url, timeout, ssl)
         self.run = run
 
     async def _json(self, method: str, path: str, ok: tuple[int, ...] = (200, 202),
@@ -63,7 +66,8 @@ def _client(run: Run) -> CountingClient:
     target = run.inventory.sessions
     if target is None:
         raise Abort("the inventory has no [sessions] base_url")
-    return CountingClient(run, str(target.base_url).rstrip("/"), timeout=30)
+    base = str(target.base_url).rstrip("/")
+    return CountingClient(run, base, timeout=30, ssl=ssl_for(target, base, "sessions"))
 
 
 def cost_outcome(before: dict[str, Any] | None, after: dict[str, Any] | None,
@@ -304,7 +308,10 @@ class Routing(SessionsScenario):
             status, _ = await sc.health(path)
             await run.record(f"routing: {path.replace(sid, '<id>')} answers",
                              outcome(status == 200, status=status))
-        async with aiohttp.ClientSession() as http, http.ws_connect(sc.ws_url(sid)) as ws:
+        target = run.inventory.sessions
+        ssl = ssl_for(target, sc.base_url, "sessions")
+        async with aiohttp.ClientSession() as http, http.ws_connect(sc.ws_url(sid),
+                                                                    ssl=ssl) as ws:
             hello = await ws.receive_json(timeout=10)
             await ws.send_json({"type": "ping"})
             pong = await ws.receive_json(timeout=10)
