@@ -106,3 +106,11 @@ PERFORMANCE_CHECKS = {"p99 below 50 ms": lambda m: m["p99_ms"] < 50,
                       "throughput at least 95% of offered":
                           lambda m: m["throughput_rps"] >= 0.95 * m["offered_rps"],
                       "error rate below 0.1%": lambda m: m["error_rate"] < 0.001}
+
+
+def lab_endpoints(lab):  # -> (central endpoints, {leaf name: endpoint})
+    """The lab's NATS servers with the console's login and the lab CA (the secured lab):
+    what the console itself connects with."""
+    topo = lab.topology()
+    cluster = lab.nats_cluster(topo)
+    return cluster.endpoints(), {lf.name: lab.leaf_node(lf).endpoint() for lf in topo.leaves}

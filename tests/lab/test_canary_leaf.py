@@ -7,7 +7,7 @@ from opsconsole.lab import Lab
 from opsconsole.systems.nats.canary import GRACE_S, RelayCanary
 from opsconsole.systems.nats.events import CanaryReport
 
-from ..helpers import async_wait_until
+from ..helpers import async_wait_until, lab_endpoints
 
 
 async def test_canary_across_a_real_leaf_sees_no_loss_in_steady_state(
@@ -16,8 +16,9 @@ async def test_canary_across_a_real_leaf_sees_no_loss_in_steady_state(
     reports: list[CanaryReport] = []
     bus.subscribe(lambda e: reports.append(e) if isinstance(e, CanaryReport) else None)
     leaf = lab_status["leaves"][1]
-    canary = RelayCanary(bus, leaf["name"], leaf["user"], lab_status["nats"][0]["client_url"],
-                         leaf["client_url"], rate=50)
+    central, leaves = lab_endpoints(lab)
+    canary = RelayCanary(bus, leaf["name"], leaf["user"], central[0], leaves[leaf["name"]],
+                         rate=50)
     await canary.start()
     try:
         await async_wait_until(lambda: all(t.settled >= 50 for t in canary.paths.values()),

@@ -24,9 +24,9 @@ async def session(lab: Lab, tmp_path):
     await s.stop()
 
 
-async def _sealed(http: aiohttp.ClientSession, addr: str) -> bool | None:
+async def _sealed(http: aiohttp.ClientSession, addr: str, lab: Lab) -> bool | None:
     try:
-        async with http.get(f"{addr}/v1/sys/health?standbyok=true",
+        async with http.get(f"{addr}/v1/sys/health?standbyok=true", ssl=lab.ssl_context(),
                             timeout=aiohttp.ClientTimeout(total=2)) as r:
             return (await r.json(content_type=None)).get("sealed")
     except (aiohttp.ClientError, TimeoutError):
@@ -37,14 +37,14 @@ async def test_vault_seal_then_heal_unseals(lab: Lab, session: ConsoleSession) -
     node = next(v for v in lab.topology().vault
                 if lab.process(v.name) and v.api_addr != lab.env()["VAULT_ADDR"])
     rec = await session.faults.inject("vault.seal", node.name)
-    assert await _sealed(session.http, node.api_addr) is True
+    assert await _sealed(session.http, node.api_addr, lab) is True
     assert await session.faults.heal(rec)
-    await async_wait_until(lambda: _unsealed(session.http, node.api_addr), 30,
+    await async_wait_until(lambda: _unsealed(session.http, node.api_addr, lab), 30,
                            f"{node.name} to unseal after restart")
 
 
-async def _unsealed(http, addr) -> bool:
-    return await _sealed(http, addr) is False
+async def _unsealed(http, addr, lab: Lab) -> bool:
+    return await _sealed(http, addr, lab) is False
 
 
 async def test_process_restart_gives_a_new_pid(lab: Lab, session: ConsoleSession) -> None:

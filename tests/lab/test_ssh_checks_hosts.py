@@ -300,11 +300,14 @@ async def test_the_console_probes_a_private_nats_node_through_its_forwards(
 
     node = lab.topology().central[0]
     client, monitor = free_ports(2)
+    login = lab.nats_cluster(lab.topology())  # the secured lab: its CA, the console login
+    scheme, web = ("tls", "https") if lab.ca_cert else ("nats", "http")
     inv = Inventory(
         name="via-bastion",
-        nats=[NatsCluster(name="central", nodes=[NatsNode(
-            name="nats-a", client_url=f"nats://127.0.0.1:{client}",
-            monitor_url=f"http://127.0.0.1:{monitor}")])],
+        nats=[NatsCluster(name="central", user=login.user, password=login.password,
+                          ca_cert=login.ca_cert, nodes=[NatsNode(
+            name="nats-a", client_url=f"{scheme}://127.0.0.1:{client}",
+            monitor_url=f"{web}://127.0.0.1:{monitor}")])],
         ssh=SshConfig(jump_host=env.host("bastion", "jump"), forwards=[
             {"name": "nats-client", "host": "bastion", "remote_host": "127.0.0.1",
              "remote_port": node.client, "local_port": client},

@@ -48,7 +48,7 @@ from opsconsole.systems.vault_instances.checks import (
     try_login,
 )
 
-from ..helpers import async_wait_until, wait_until
+from ..helpers import async_wait_until, lab_endpoints, wait_until
 
 MEMBER = "bob"
 
@@ -334,9 +334,9 @@ async def test_relay_loss_beyond_the_window_fails(lab: Lab, lab_status: dict) ->
     assert topo is not None
     links = [n for n in topo.links if n.startswith(f"leaf.{leaf['name']}.")]
     rate = 20.0
-    canary = RelayCanary(EventBus(), leaf["name"], leaf["user"],
-                         lab_status["nats"][0]["client_url"], leaf["client_url"], rate=rate,
-                         keep_fates=True)
+    central, leaves = lab_endpoints(lab)
+    canary = RelayCanary(EventBus(), leaf["name"], leaf["user"], central[0],
+                         leaves[leaf["name"]], rate=rate, keep_fates=True)
     await canary.start()
     try:
         await async_wait_until(lambda: all(t.delivered >= rate for t in canary.paths.values()),

@@ -56,6 +56,11 @@ def _external_config(lab: Lab, path) -> None:
     assert topo is not None
     sec = lab.dir.secrets
     lines = ['name = "external"', "[[nats]]", 'name = "central"']
+    if lab.ca_cert is not None:  # the secured lab: its CA and the console's login
+        from opsconsole.lab.supervisor import CONSOLE_PASSWORD_FILE
+
+        lines += ['user = "console"', f'password_file = "{sec / CONSOLE_PASSWORD_FILE}"',
+                  f'ca_cert = "{lab.ca_cert}"']
     for n in topo.central:
         lines += ["[[nats.nodes]]", f'name = "{n.name}"', f'client_url = "{n.client_url}"',
                   f'monitor_url = "{n.monitor_url}"']

@@ -254,20 +254,24 @@ async def connect(auth: NatsClientAuth | None, url: str, where: str, **options: 
     import nats
 
     seen: list[BaseException] = []
+    connected = False
     user_cb = options.pop("error_cb", None)
 
     async def on_error(exc: Exception) -> None:
-        seen.append(exc)
+        if not connected:  # the causes of a first connect that fails
+            seen.append(exc)
         if user_cb is not None:
             await user_cb(exc)
 
     opts = connect_options(auth, url, where) if auth is not None else {}
     try:
-        return await nats.connect(url, error_cb=on_error, **opts, **options)
+        nc = await nats.connect(url, error_cb=on_error, **opts, **options)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         raise NatsConnectError(where, url, connect_reason(exc, seen)) from exc
+    connected = True
+    return nc
 
 
 def connect_reason(exc: BaseException, seen: list[BaseException] | None = None) -> str:

@@ -98,6 +98,9 @@ class PathTracker:
         return data[min(len(data) - 1, int(q * len(data)))]
 
 
+CONNECT_DEADLINE_S = 10.0
+
+
 class RelayCanary(Probe):
     """Canaries for one leaf, both directions, until stopped."""
 
@@ -140,12 +143,15 @@ class RelayCanary(Probe):
     async def _connect(self) -> None:
         opts = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.2,
                 "inbox_prefix": f"_INBOX_{self.user}", "connect_timeout": 2}
-        central = await self.central.connect(**opts)
-        try:
-            local = await self.local.connect(**opts)
-        except BaseException:
-            await central.close()
-            raise
+        # Reconnects are endless once connected; the first connection has a deadline (a
+        # server that refuses our login must not hang a standalone canary's start).
+        async with asyncio.timeout(CONNECT_DEADLINE_S):
+            central = await self.central.connect(**opts)
+            try:
+                local = await self.local.connect(**opts)
+            except BaseException:
+                await central.close()
+                raise
         self._conns = [central, local]
         for path, sub_nc in (("c2l", local), ("l2c", central)):
             await sub_nc.subscribe(self.subject(path), cb=self._receiver(path))

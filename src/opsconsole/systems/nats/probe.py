@@ -22,8 +22,10 @@ from .health import central_healthy, leaf_healthy
 from .monitor import NatsMonitor
 
 #: nats.connect options of a probe's connection: one try per sample, no reconnect loop
-#: behind the probe's back (the probe reconnects on its next sample, with backoff).
-PROBE_CONNECT = {"connect_timeout": 2, "allow_reconnect": False, "max_reconnect_attempts": 0}
+#: behind the probe's back (the probe reconnects on its next sample, with backoff); the
+#: client's own pings notice a server that stops answering within ~3 s and close it.
+PROBE_CONNECT = {"connect_timeout": 2, "allow_reconnect": False, "max_reconnect_attempts": 0,
+                 "ping_interval": 1, "max_outstanding_pings": 3}
 
 
 class _ClientCheck:
@@ -34,13 +36,14 @@ class _ClientCheck:
         self.nc: Any = None
 
     async def check(self) -> None:
-        """Raise (``NatsConnectError`` or a flush timeout) unless the server answers."""
+        """Raise ``NatsConnectError`` unless a logged-in connection is up. No flush here:
+        nats-py's read loop dies on a PONG that arrives after a flush timed out or was
+        cancelled (InvalidStateError in ``_process_pong``), so liveness is its own pings."""
         if self.endpoint is None:
             return
         if self.nc is None or not self.nc.is_connected:
             await self.close()
             self.nc = await self.endpoint.connect(**PROBE_CONNECT)
-        await self.nc.flush(timeout=1.5)
 
     async def close(self) -> None:
         if self.nc is not None:

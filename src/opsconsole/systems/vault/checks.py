@@ -91,8 +91,10 @@ def bao_in_namespace(run: Run, node: str, *args: str, timeout: float = 30) -> tu
     topo = run.lab.topology()
     if topo is None or topo.netns is None:
         raise Abort("needs the lab's Vault nodes in network namespaces (root)")
-    env = {**os.environ, "BAO_ADDR": "http://127.0.0.1:8200",
-           "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s"}
+    ca = run.lab.ca_cert
+    env = {**os.environ, "BAO_ADDR": f"{'https' if ca else 'http'}://127.0.0.1:8200",
+           "BAO_TOKEN": run.lab.root_token() or "", "BAO_CLIENT_TIMEOUT": "5s",
+           **({"BAO_CACERT": str(ca)} if ca else {})}
     argv = ["ip", "netns", "exec", topo.netns.namespaces[node], run.lab.binary("bao"), *args]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr

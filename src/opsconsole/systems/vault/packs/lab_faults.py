@@ -9,6 +9,7 @@ import time
 import uuid
 
 from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
+from ....targets.http import NETWORK_ERRORS
 from ..checks import (
     WRITES_STEADY_KEY,
     bao_in_namespace,
@@ -55,7 +56,7 @@ class VaultLeaderKill(Scenario):
                                                     {"data": {"v": value}}, timeout=1.0)
                     if status == 200:
                         return True
-                except (OSError, TimeoutError, ValueError):
+                except NETWORK_ERRORS:  # the killed leader drops its TLS connections
                     pass
             return False
 
