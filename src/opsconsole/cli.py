@@ -54,6 +54,17 @@ def _read_inventory(args: argparse.Namespace) -> Inventory:
     return load_config(path)
 
 
+def _targets(args: argparse.Namespace) -> Inventory:
+    """The inventory with the running lab's targets filled in (when it has a [lab])."""
+    inv = _load_inventory(args)
+    if inv.lab is None:
+        return inv
+    from .lab import Lab
+    from .lab.inventory import lab_inventory
+
+    return lab_inventory(Lab(inv.lab, state_dir=args.state_dir), inv)
+
+
 def _print_json(doc: Any) -> None:
     """The one JSON document a `--json` command prints on stdout."""
     print(json.dumps(doc, indent=2))
@@ -418,12 +429,7 @@ def cmd_vault_health(args: argparse.Namespace) -> int:
     from .systems.vault.health import cluster_rows
     from .systems.vault.probe import VaultClusterProbe
 
-    inv = _load_inventory(args)
-    if inv.lab is not None:
-        from .lab import Lab
-        from .lab.inventory import lab_inventory
-
-        inv = lab_inventory(Lab(inv.lab, state_dir=args.state_dir), inv)
+    inv = _targets(args)
     if inv.vault is None:
         raise UserError(f"{inv.source or inv.name}: no [vault] target (and no lab running)",
                         exit_code=2)
@@ -475,12 +481,7 @@ def cmd_nats_health(args: argparse.Namespace) -> int:
     from .systems.nats.health import leaf_health, node_health
     from .systems.nats.probe import LeafProbe, NatsNodeProbe
 
-    inv = _load_inventory(args)
-    if inv.lab is not None:
-        from .lab import Lab
-        from .lab.inventory import lab_inventory
-
-        inv = lab_inventory(Lab(inv.lab, state_dir=args.state_dir), inv)
+    inv = _targets(args)
     if not inv.nats and not inv.leaves:
         raise UserError(f"{inv.source or inv.name}: no [[nats]] or [[leaves]] target (and no "
                         "lab running)", exit_code=2)

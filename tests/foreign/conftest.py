@@ -117,6 +117,15 @@ class ForeignNats:
         return f"tls://127.0.0.1:{self.nodes[i]['client']}"
 
 
+def _leaf_linked(monitor_port: int) -> bool:
+    """A leaf server's /leafz lists a link to a hub."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/leafz", timeout=2) as r:
+            return bool(json.load(r)["leafs"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def _tls_block(pki: Pki, verify: bool = False) -> str:
     return (f'tls {{ cert_file: "{pki.cert}", key_file: "{pki.key}", ca_file: "{pki.ca}"'
             f'{", verify: true" if verify else ""}, timeout: 2 }}')
@@ -186,11 +195,9 @@ leafnodes {{
                                             context=ctx, timeout=2) as r:
                     if len({x["remote_name"] for x in json.load(r)["routes"]}) < 2:
                         return False
-            with urllib.request.urlopen(f"http://127.0.0.1:{leaf['monitor']}/leafz",
-                                        timeout=2) as r:
-                return bool(json.load(r)["leafs"])
         except (OSError, ValueError, KeyError):
             return False
+        return _leaf_linked(leaf["monitor"])
 
     wait_until(formed, 30, "foreign NATS routes and the leaf link")
     return found
@@ -250,15 +257,7 @@ leafnodes {{
     _wait_listening(hub["client"], hub_proc, root / "hub.log", "foreign JWT hub")
     _wait_listening(leaf["client"], leaf_proc, root / "leaf.log", "foreign JWT leaf")
 
-    def linked() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{leaf['monitor']}/leafz",
-                                        timeout=2) as r:
-                return bool(json.load(r)["leafs"])
-        except (OSError, ValueError, KeyError):
-            return False
-
-    wait_until(linked, 30, "the JWT leaf's link to its hub")
+    wait_until(lambda: _leaf_linked(leaf["monitor"]), 30, "the JWT leaf's link to its hub")
     return ForeignJwtNats(hub, leaf, op.user_creds(root / "console.creds", "console"),
                           op.user_creds(root / "expired.creds", "late",
                                         expires=int(time.time()) - 3600))

@@ -8,8 +8,8 @@ each negative control breaks one thing (the CA, a password, the creds) and sees 
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import re
 from pathlib import Path
 
@@ -170,12 +170,37 @@ def test_vault_ha_health_passes_and_failover_is_unknown(foreign: Foreign,
     assert done.returncode == 0  # unknown is not a failure (only --strict makes it one)
 
 
+async def test_metrics_alerts_is_unknown_where_no_metrics_are_served(foreign: Foreign,
+                                                                    tmp_path: Path) -> None:
+    """This OpenBao has no telemetry stanza: the alert scenario's first check, run against
+    it, is unknown with the reason (the lab, which serves metrics, passes it: tests/lab).
+    Run in process: the scenario as a whole needs the lab (it heals a seal by restart), its
+    metrics check does not."""
+    from opsconsole.faults.ledger import FaultLedger
+    from opsconsole.scenarios.engine import run_scenario
+    from opsconsole.systems.vault.packs.vault_ha_alerts import MetricsAlerts
+
+    session = ConsoleSession(load_config(foreign.inventory), canaries=False,
+                             ledger=FaultLedger(tmp_path / "ledger.jsonl"))
+    await session.start()
+    try:
+        await async_wait_until(lambda: session.state.vault.leader is not None, 30,
+                               "a leader in the console state")
+        result = await run_scenario(MetricsAlerts(), session, session.faults, "foreign")
+    finally:
+        await session.stop()
+    assert result.status == "unknown", result
+    [served] = [c for c in result.checks if c.name == "every node serves Prometheus metrics"]
+    assert served.status == "unknown" and "metrics not served" in served.evidence["reason"]
+    assert {"b1", "b2", "b3"} <= set(served.evidence)
+
+
 # ------------------------------------------------------------------------- console
 
 
 async def test_the_console_sees_every_node_healthy_and_the_relay_delivers(
         foreign: Foreign, monkeypatch) -> None:
-    for key in [k for k in list(__import__("os").environ) if k.startswith(("VAULT_", "NATS_"))]:
+    for key in [k for k in os.environ if k.startswith(("VAULT_", "NATS_"))]:
         monkeypatch.delenv(key)
     from opsconsole.tui.app import OpsConsoleApp
 
@@ -205,4 +230,3 @@ async def test_the_console_sees_every_node_healthy_and_the_relay_delivers(
         assert all(r.lost == 0 for r in st.nats.leaves["f-leaf"].canary.values())
         text = "\n".join(str(w.render()) for w in app.query("*") if hasattr(w, "render"))
         assert "unreachable" not in text
-    await asyncio.sleep(0)

@@ -5,7 +5,6 @@ observation made the way that must work (with the login, on TLS 1.3, an allowed 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import ssl
@@ -140,4 +139,3 @@ async def test_a_wrong_password_shows_the_node_unreachable_with_the_cause(lab: L
             await probe.close()
     assert node_health(event).health == ("unreachable: authorization violation (wrong or "
                                          "refused credentials)")
-    await asyncio.sleep(0)

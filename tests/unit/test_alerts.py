@@ -65,3 +65,15 @@ def test_error_rate_needs_enough_requests_and_forgets_old_ones() -> None:
     assert window.add(90, 200, 5) == pytest.approx(0.0)  # the failures left the window
 
 
+
+
+def test_a_node_answering_without_metrics_is_up_and_a_silent_one_is_down() -> None:
+    """Issue 17: OpenBao without telemetry answers the scrape with HTTP 400. It is up
+    (no VaultDown, nothing judged on absent metrics); a node that does not answer is down."""
+    engine = AlertEngine()
+    answered = Round({"v1": _exposition(1, 1), "v2": Scrape(unavailable="HTTP 400: no")}, None)
+    assert [e for e in engine.evaluate(100.0, answered) if e.state == "firing"] == []
+    silent = Round({"v1": _exposition(1, 1), "v2": None}, None)
+    fired = {f"{e.name}/{e.instance}" for e in engine.evaluate(200.0, silent)
+             if e.state == "firing"}
+    assert fired == {"VaultDown/v2"}

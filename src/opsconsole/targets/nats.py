@@ -144,7 +144,8 @@ class NatsEndpoint:
         """The TLS context for this server (``None``: plain)."""
         if self.auth is None:
             return ssl.create_default_context() if self.url.startswith("tls:") else None
-        return connect_options(self.auth, self.url, self.where).get("tls")
+        ctx = read_context(self.auth.context, self.where) if self.auth.context else None
+        return _tls(self.auth, ctx, self.url, self.where)  # no secret is read for this
 
 
 def as_endpoint(value: NatsEndpoint | str) -> NatsEndpoint:
