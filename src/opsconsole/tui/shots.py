@@ -46,6 +46,18 @@ async def relay_traffic(session: ConsoleSession, seconds: float, rate: float = 2
         await central.close()
 
 
+def _missing(session: ConsoleSession) -> list[str]:
+    """What the panes do not show yet (an empty pane is not a screenshot of the console)."""
+    st = session.state
+    leaves = st.nats.leaves
+    return [what for what, ok in (
+        ("3 NATS nodes", len(st.nats.nodes) == 3), ("3 Vault nodes", len(st.vault.nodes) == 3),
+        ("Vault leader", bool(st.vault.leader)),
+        ("vault instances", bool(st.vault_instances.instances)),
+        ("relay rates", bool(leaves) and all(len(v.to_local.rate.points) >= 8
+                                             for v in leaves.values()))) if not ok]
+
+
 async def take(out: Path, state_dir: str | None) -> list[Path]:
     written = []
     for name, size, keys in SHOTS:
@@ -53,14 +65,12 @@ async def take(out: Path, state_dir: str | None) -> list[Path]:
         app = OpsConsoleApp(session)
         async with app.run_test(size=size) as pilot:
             traffic = asyncio.create_task(relay_traffic(session, 12))
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # wait for every pane to have real data
-                st = session.state
-                if (len(st.nats.nodes) == 3 and len(st.vault.nodes) == 3 and st.vault.leader
-                        and st.vault_instances.instances and all(len(v.to_local.rate.points) >= 8
-                                                 for v in st.nats.leaves.values())
-                        and st.nats.leaves):
-                    break
+            deadline = time.monotonic() + 90  # the console may start the lab first
+            while missing := _missing(session):  # wait for every pane to have real data
+                if time.monotonic() > deadline:
+                    traffic.cancel()
+                    raise SystemExit(f"screenshots: no {name} written: after 90 s the "
+                                     f"console still shows no {', no '.join(missing)}")
                 await pilot.pause(0.25)
             for key in keys:
                 await pilot.press(key)
