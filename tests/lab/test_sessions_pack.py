@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from opsconsole.lab import Lab
 from opsconsole.systems.previews.config import PreviewsTarget
@@ -182,3 +183,23 @@ def test_a_wrong_field_type_fails_the_named_contract_check(lab: Lab, tmp_path: P
     health = checks["routing: GET /api/health answers 200 per the contract"]["evidence"]
     assert health["operation"] == "GET /api/health"
     assert any(v.startswith("$.uptime_s: ") for v in health["violations"]), health
+
+
+async def test_ecs_stop_task_refuses_a_task_that_is_not_the_services(lab: Lab,
+                                                                      tmp_path: Path) -> None:
+    """Negative control of ``ecs.stop-task``: only a RUNNING task of [previews] services."""
+    from opsconsole.config import Inventory, LabSpec
+    from opsconsole.errors import UserError
+    from opsconsole.faults.ledger import FaultLedger
+    from opsconsole.session import ConsoleSession
+
+    s = ConsoleSession(Inventory(name="lab", lab=LabSpec()), lab_state_dir=str(lab.dir.root),
+                       start_lab=False, probes=False, ledger=FaultLedger(tmp_path / "l.jsonl"))
+    await s.start()
+    try:
+        bogus = "arn:aws:ecs:us-east-1:123456789012:task/opsconsole-sessions/nope"
+        with pytest.raises(UserError, match="not a running task of the \\[previews\\]"):
+            await s.faults.inject("ecs.stop-task", bogus)
+        assert s.faults.ledger.open_records() == []
+    finally:
+        await s.stop()

@@ -402,7 +402,7 @@ class ColdStart(SessionsScenario):
             status == 200 and "Cold Starts" in page, status=status))
 
         async def git() -> Outcome:
-            log = await capabilities.git_log(target, user)
+            log = await _git_until(target, user, lambda h: "create page about Cold Starts" in h)
             return outcome("create page about Cold Starts" in log, commits=len(log))
 
         await _unknown_or(run, "cold-start: file persisted (committed to git)", git)
@@ -457,6 +457,18 @@ async def _targets_met(run: Run, names: tuple[str, ...]) -> None:
             value is not None and value < TARGETS[name], value=value))
 
 
+async def _git_until(target: PreviewsTarget, user: str, ok: Callable[[list[str]], bool],
+                     timeout: float = 10.0) -> list[str]:
+    """The workspace history once ``ok`` holds (the preview serves a file as soon as it is
+    written; its commit follows), or as it is at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        history = await capabilities.git_log(target, user)
+        if ok(history) or time.monotonic() > deadline:
+            return history
+        await asyncio.sleep(0.2)
+
+
 class Persistence(SessionsScenario):
     id = "sessions.persistence"
     title = "changes survive the end of a session; a new session resumes the workspace"
@@ -500,11 +512,10 @@ class Persistence(SessionsScenario):
             second=again.session_id))
 
         async def history() -> Outcome:
-            subjects = await capabilities.git_log(target, user)
-            return outcome(subjects[:3] == ["create page Moon: it pulls the sea",
-                                            "update page Tides: and falls",
-                                            "create page Tides: the sea rises"],
-                           history=subjects[:5])
+            expected = ["create page Moon: it pulls the sea", "update page Tides: and falls",
+                        "create page Tides: the sea rises"]
+            subjects = await _git_until(target, user, lambda h: h[:3] == expected)
+            return outcome(subjects[:3] == expected, history=subjects[:5])
 
         await _unknown_or(run, "persistence: git history preserved", history)
         await _targets_met(run, ("warm_start_seconds",))
