@@ -228,6 +228,7 @@ class Orchestrator:
                     await self._set_desired_locked(len(self.containers), "spawn-failed")
                     await self.store.transition(session_id, "pending", ("starting",))
                     raise ContainerUnavailable(f"cannot start a container: {exc}") from exc
+                await self._record_task(c)
         try:
             await asyncio.wait_for(c.ready.wait(), self.cfg.container_start_timeout)
         except TimeoutError as exc:
@@ -238,7 +239,8 @@ class Orchestrator:
             active = await self.store.transition(
                 session_id, "active", ("starting", "active"), active_at=time.time(),
                 container_pid=c.pid, container_port=c.port, task_arn=c.task_arn)
-            if active is None:
+            if active is None:  # ended (by someone else) while its container started
+                await self.stop_session(session_id, "session-ended")
                 raise SessionGone(session_id)
             c.activated = True
             self.events.emit("session-active", session_id, user, pid=c.pid,
@@ -354,12 +356,19 @@ class Orchestrator:
             if self.containers.get(c.session_id) is not c or c.state == "stopping":
                 return  # stopped while we were deciding: nothing to restart
             await self._spawn(c)
-        if c.activated and c.task_arn:
-            with contextlib.suppress(Exception):
-                await self.store.transition(c.session_id, "active", ("active",),
-                                            task_arn=c.task_arn, container_pid=c.pid)
+        await self._record_task(c)
         self.events.emit("container-restarted", c.session_id, c.user, pid=c.pid,
                          restarts=c.restarts, task_arn=c.task_arn)
+
+    async def _record_task(self, c: Container) -> None:
+        """The container's ECS task on its session's item (``task_arn``), so anyone can
+        find (and stop) the task of a session."""
+        if not c.task_arn:
+            return
+        state = "active" if c.activated else "starting"
+        with contextlib.suppress(Exception):
+            await self.store.transition(c.session_id, state, (state,), task_arn=c.task_arn,
+                                        container_pid=c.pid)
 
     async def _finalize(self, c: Container, status: str, reason: str) -> None:
         async with self.lock:
@@ -376,7 +385,10 @@ class Orchestrator:
             await self.store.release(c.user, c.session_id)
         finally:
             self.finalizing.discard(c.session_id)
-        if ended is not None:
+        if ended is None:  # someone else ended it: learn how (the live counts)
+            with contextlib.suppress(Exception):
+                await self.store.get(c.session_id)
+        else:
             self.events.emit(f"session-{status}", c.session_id, c.user, reason=reason,
                              lifetime_s=round(time.time() - c.first_started_at, 3))
             self.metrics.count("SessionsExpired" if status == "expired" else "SessionsFailed")
