@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from opsconsole.lab import Lab
-from opsconsole.systems.previews.config import SessionsTarget
+from opsconsole.systems.previews.config import PreviewsTarget
 from opsconsole.systems.previews.events import SessionsSampled
 from opsconsole.systems.previews.probe import SessionsProbe
 
@@ -44,7 +52,7 @@ def test_sessions_pack_passes_with_its_metrics_in_the_report(lab: Lab, tmp_path)
 async def test_the_console_reads_sessions_and_container_counts_from_the_stack(
         lab: Lab) -> None:
     async with aiohttp.ClientSession() as http:
-        [sample] = await SessionsProbe(http, SessionsTarget(
+        [sample] = await SessionsProbe(http, PreviewsTarget(
             base_url=lab.topology().sessions_url)).sample()
     assert isinstance(sample, SessionsSampled) and sample.reachable
     assert sample.max_capacity == lab.spec.sessions_capacity
@@ -66,3 +74,132 @@ async def test_the_console_reads_sessions_and_container_counts_from_the_stack(
                     "the scale-down")
         assert "containers 0/4" in str(pane.border_subtitle)
         assert any("scaled down to 0/4" in e.text for e in session.state.timeline)
+
+
+# ------------------------------------------------------------------ contract-only mode
+@contextlib.contextmanager
+def _reference_stack(lab: Lab, tmp_path: Path, prefix: str, *flags: str
+                     ) -> Iterator[dict]:
+    """A second reference stack on the lab's moto (its own resource prefix), with
+    ``flags``; yields its stack.json (url, port); stopped and waited for at the end."""
+    topo = lab.topology()
+    assert topo is not None
+    state = tmp_path / prefix
+    cmd = [sys.executable, "-m", "opsconsole_lab.sessions", "--state-dir", str(state),
+           "--aws-endpoint", topo.moto_url, "--region", lab.spec.aws_region, "--port", "0",
+           "--prefix", prefix, "--idle-timeout", "8", "--poll-wait", "1",
+           "--reconcile-interval", "0.5", "--metrics-interval", "1", *flags]
+    with open(tmp_path / f"{prefix}.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        info: dict = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                info = json.loads((state / "stack.json").read_text())
+                if info.get("phase") == "up":
+                    break
+            time.sleep(0.1)
+        assert info.get("phase") == "up", (tmp_path / f"{prefix}.log").read_text()[-2000:]
+        yield info
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _seed_only_config(lab: Lab, path: Path, url: str, prefix: str) -> None:
+    """A deployment described the way seed 001 describes one: the router and the AWS
+    names, no optional capability (no exec hook, usage URL, capacity, metrics namespace)."""
+    topo = lab.topology()
+    assert topo is not None
+    path.write_text("\n".join([
+        'name = "seed-only"', "[aws]", f'region = "{lab.spec.aws_region}"',
+        f'endpoint_url = "{topo.moto_url}"', "[previews]", f'base_url = "{url}"',
+        f'cluster = "{prefix}"', 'services = ["edit"]', f'table = "{prefix}-sessions"',
+        f'queue = "{prefix}-intake"']) + "\n")
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+OPTIONAL = {"cold-start: file persisted (committed to git)": "git_log_command",
+            "persistence: git history preserved": "git_log_command",
+            "cold-start: the stack's CloudWatch metrics show the container":
+                "metrics_namespace",
+            "concurrent: capacity respected (peak ECS tasks)": "capacity",
+            "failure-recovery: capacity respected under the burst (peak ECS tasks)":
+                "capacity"}
+
+
+def test_pack_in_contract_only_mode_has_no_fail(lab: Lab, tmp_path: Path) -> None:
+    prefix = "oc-seedonly"
+    with _reference_stack(lab, tmp_path, prefix, "--contract-only") as info:
+        async def off() -> int:  # the control API really is off
+            async with aiohttp.ClientSession() as http, \
+                    http.get(info["url"] + "/api/status") as r:
+                return r.status
+
+        assert asyncio.run(off()) == 404
+        config = tmp_path / "seed-only.toml"
+        _seed_only_config(lab, config, info["url"], prefix)
+        out = run_cli("run", "sessions", "--config", str(config), "--json",
+                      "--report", str(tmp_path / "out"), env=AWS_ENV, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-3000:]
+    results = json.loads(out.stdout)
+    assert [r["id"] for r in results] == SCENARIOS
+    checks = {c["name"]: c for r in results for c in r["checks"]}
+    assert not [c for c in checks.values() if c["status"] in ("fail", "error")], checks
+    for name, key in OPTIONAL.items():
+        assert checks[name]["status"] == "unknown", checks[name]
+        assert key in checks[name]["evidence"]["reason"], checks[name]
+    cost = [c for n, c in checks.items() if "estimated AWS cost" in n]
+    assert cost and all(c["status"] == "unknown" for c in cost)
+    contract = [c for n, c in checks.items() if "contract" in n]
+    assert len(contract) >= 3 + len(SCENARIOS)
+    assert all(c["status"] == "pass" for c in contract), contract
+    for name in ("cold-start: session active in DynamoDB (get_item: status, user, TTL in "
+                 "the future)", "cold-start: ECS runs the session's task (describe_services, "
+                 "list_tasks)", "failure-recovery: a stopped ECS task is replaced, data kept",
+                 "failure-recovery: no orphaned tasks or sessions",
+                 "failure-recovery: the intake queue drained (SQS)"):
+        assert checks[name]["status"] == "pass", checks[name]
+
+
+def test_a_wrong_field_type_fails_the_named_contract_check(lab: Lab, tmp_path: Path) -> None:
+    prefix = "oc-double"
+    with _reference_stack(lab, tmp_path, prefix, "--contract-only", "--wrong-type") as info:
+        config = tmp_path / "double.toml"
+        _seed_only_config(lab, config, info["url"], prefix)
+        out = run_cli("run", "sessions.routing", "--config", str(config), "--json",
+                      "--report", str(tmp_path / "out"), env=AWS_ENV, timeout=300)
+    assert out.returncode == 1, out.stderr[-2000:] + out.stdout[-3000:]
+    [result] = json.loads(out.stdout)
+    checks = {c["name"]: c for c in result["checks"]}
+    failed = [n for n, c in checks.items() if c["status"] == "fail"]
+    assert set(failed) == {"routing: GET /api/health answers 200 per the contract",
+                           "routing: every router answer conforms to the previews contract"}
+    health = checks["routing: GET /api/health answers 200 per the contract"]["evidence"]
+    assert health["operation"] == "GET /api/health"
+    assert any(v.startswith("$.uptime_s: ") for v in health["violations"]), health
+
+
+async def test_ecs_stop_task_refuses_a_task_that_is_not_the_services(lab: Lab,
+                                                                      tmp_path: Path) -> None:
+    """Negative control of ``ecs.stop-task``: only a RUNNING task of [previews] services."""
+    from opsconsole.config import Inventory, LabSpec
+    from opsconsole.errors import UserError
+    from opsconsole.faults.ledger import FaultLedger
+    from opsconsole.session import ConsoleSession
+
+    s = ConsoleSession(Inventory(name="lab", lab=LabSpec()), lab_state_dir=str(lab.dir.root),
+                       start_lab=False, probes=False, ledger=FaultLedger(tmp_path / "l.jsonl"))
+    await s.start()
+    try:
+        bogus = "arn:aws:ecs:us-east-1:123456789012:task/opsconsole-sessions/nope"
+        with pytest.raises(UserError, match="not a running task of the \\[previews\\]"):
+            await s.faults.inject("ecs.stop-task", bogus)
+        assert s.faults.ledger.open_records() == []
+    finally:
+        await s.stop()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ..config import Inventory, SecretRef
 from ..systems.aws.config import AwsTarget
-from ..systems.previews.config import SessionsTarget
+from ..systems.previews.config import PreviewsTarget
 from ..systems.vault_instances.config import ProvisionerTarget
 from .supervisor import (
     DUMMY_AWS_KEY,
+    LAB_PREVIEWS_PREFIX,
     LAB_SCRAPE_INTERVAL_S,
     MEMBER_PASSWORDS_FILE,
     NO_ACCOUNT_MEMBER,
@@ -35,8 +36,21 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
             member_nats_passwords=SecretRef(file=lab.dir.secrets / MEMBER_PASSWORDS_FILE),
             control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
             member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER),
-        "sessions": SessionsTarget(base_url=topo.sessions_url),
+        "previews": lab_previews(lab, topo.sessions_url),
     })
+
+
+def lab_previews(lab: Lab, base_url: str) -> PreviewsTarget:
+    """The lab's previews stack: the reference's resource names (it is started with
+    ``--prefix LAB_PREVIEWS_PREFIX``) and every optional capability it has."""
+    prefix = LAB_PREVIEWS_PREFIX
+    workspaces = lab.dir.root / "sessions" / "workspaces"
+    return PreviewsTarget(
+        base_url=base_url, cluster=prefix, services=["edit"], table=f"{prefix}-sessions",
+        queue=f"{prefix}-intake", dashboard=f"{prefix}-previews",
+        metrics_namespace="OpsConsole/Sessions", capacity=lab.spec.sessions_capacity,
+        git_log_command=["git", "-C", f"{workspaces}/{{user}}", "log", "--format=%s"],
+        usage_url=f"{base_url}/api/status")
 
 
 def lab_aws_credentials() -> dict[str, str]:

@@ -94,6 +94,8 @@ MEMBER_ACCOUNTS_FILE = "nats-member-accounts.json"
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
 CONSOLE_PASSWORD_FILE = "nats-console.password"  # the console's own NATS login
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
+#: the previews stack's AWS name prefix (cluster; -sessions table; -intake queue)
+LAB_PREVIEWS_PREFIX = "opsconsole-sessions"
 
 
 @dataclass(frozen=True)
@@ -464,7 +466,7 @@ class Lab:
             sys.executable, "-m", "opsconsole_lab.sessions",
             "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.moto_url,
             "--region", self.spec.aws_region, "--port", str(topo.sessions_port),
-            "--max-capacity", str(self.spec.sessions_capacity),
+            "--prefix", LAB_PREVIEWS_PREFIX, "--max-capacity", str(self.spec.sessions_capacity),
             "--idle-timeout", f"{self.spec.sessions_idle_timeout_s:g}", "--poll-wait", "1",
             "--reconcile-interval", "0.5", "--metrics-interval", "1"])
         return cmds

@@ -3,7 +3,9 @@ idempotent resource creation, and a meter counting every API call for the cost e
 
 moto gaps this stack fills itself (see the modules named): SES never delivers mail
 (``intake``), ECS services never run tasks — moto even reports ``runningCount`` equal
-to ``desiredCount`` — (``orchestrator``), DynamoDB TTL is recorded but never deletes.
+to ``desiredCount`` — (``orchestrator``: every container is one ``run_task`` task, stopped
+when it exits, so ``describe_tasks``/``list_tasks`` tell the truth), DynamoDB TTL is
+recorded but never deletes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aioboto3
+import aiohttp
 from botocore.config import Config
 
 from .config import StackConfig
@@ -117,7 +120,7 @@ class Aws:
         conf = Config(retries={"mode": "standard", "max_attempts": 3},
                       max_pool_connections=32, connect_timeout=3,
                       read_timeout=self.cfg.poll_wait + 10)
-        for name in ("dynamodb", "sqs", "ses", "ecs", "cloudwatch"):
+        for name in ("dynamodb", "sqs", "ses", "ecs", "cloudwatch", "ec2"):
             client = await self._stack.enter_async_context(
                 self._session.client(name, endpoint_url=self.cfg.aws_endpoint, config=conf))
             client.meta.events.register("before-call", self.meter.hook)
@@ -133,6 +136,9 @@ class Aws:
     ses: Any
     ecs: Any
     cloudwatch: Any
+    ec2: Any
+    subnet = ""  # the awsvpc subnet and security group of the tasks (the default VPC's)
+    security_group = ""
 
     async def ensure_resources(self) -> None:
         """Create whatever is missing; safe to call on every start."""
@@ -190,8 +196,27 @@ class Aws:
         await self.ses.verify_domain_identity(Domain=self.res.mail_domain)
         await self.ses.verify_email_identity(EmailAddress=self.res.intake_address)
 
+    async def _hold_tasks_running(self) -> None:
+        """moto walks a task from RUNNING to STOPPED by itself, one step per describe
+        (its default ``ecs::task`` transition); here a task stops only when someone stops
+        it. moto's state-manager API; an endpoint without it (not moto) is left alone."""
+        url = self.cfg.aws_endpoint.rstrip("/") + "/moto-api/state-manager/set-transition"
+        body = {"model_name": "ecs::task",
+                "transition": {"progression": "manual", "times": 2**31}}
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+                    http.post(url, json=body) as r:
+                await r.read()
+
     async def _ensure_ecs(self) -> None:
         ecs, res = self.ecs, self.res
+        await self._hold_tasks_running()
+        subnets = (await self.ec2.describe_subnets(Filters=[
+            {"Name": "default-for-az", "Values": ["true"]}]))["Subnets"]
+        self.subnet = subnets[0]["SubnetId"] if subnets else ""
+        groups = (await self.ec2.describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": ["default"]}]))["SecurityGroups"]
+        self.security_group = groups[0]["GroupId"] if groups else ""
         await ecs.create_cluster(clusterName=res.cluster)
         await ecs.register_task_definition(
             family=res.task_family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
@@ -199,6 +224,9 @@ class Aws:
             memory=str(int(self.cfg.task_memory_gb * 1024)),
             containerDefinitions=[{"name": "edit", "image": "opsconsole/edit-container:lab",
                                    "essential": True,
+                                   # moto's run_task needs the container's share too
+                                   "cpu": int(self.cfg.task_vcpu * 1024),
+                                   "memory": int(self.cfg.task_memory_gb * 1024),
                                    "portMappings": [{"containerPort": 8080}]}])
         found = await ecs.describe_services(cluster=res.cluster, services=[res.service])
         if not [s for s in found.get("services", []) if s.get("status") == "ACTIVE"]:
@@ -210,6 +238,33 @@ class Aws:
         found = await self.ecs.describe_services(cluster=self.res.cluster,
                                                  services=[self.res.service])
         return int(found["services"][0]["desiredCount"])
+
+    async def run_task(self, session_id: str) -> str:
+        """One ECS task for a session's container: moto runs nothing, so the task is the
+        record of the local process (``startedBy`` the session, ``group`` the service's,
+        as ECS names a service's tasks). Its ARN is the container's identity on ECS."""
+        r = await self.ecs.run_task(
+            cluster=self.res.cluster, taskDefinition=self.res.task_family, count=1,
+            launchType="FARGATE", startedBy=session_id, group=f"service:{self.res.service}",
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": [self.subnet], "securityGroups": [self.security_group],
+                "assignPublicIp": "DISABLED"}},
+            tags=[{"key": "session", "value": session_id}])
+        return str(r["tasks"][0]["taskArn"])
+
+    async def stop_task(self, arn: str, reason: str) -> None:
+        await self.ecs.stop_task(cluster=self.res.cluster, task=arn, reason=reason[:255])
+
+    async def stopped_tasks(self, arns: list[str]) -> dict[str, str]:
+        """Of ``arns``, the tasks ECS reports stopped (any client may stop one), with the
+        reason given."""
+        out: dict[str, str] = {}
+        for i in range(0, len(arns), 100):
+            r = await self.ecs.describe_tasks(cluster=self.res.cluster, tasks=arns[i:i + 100])
+            for t in r.get("tasks", []):
+                if t.get("lastStatus") == "STOPPED" or t.get("desiredStatus") == "STOPPED":
+                    out[t["taskArn"]] = str(t.get("stoppedReason", ""))
+        return out
 
     async def set_ecs_desired(self, n: int) -> None:
         await self.ecs.update_service(cluster=self.res.cluster, service=self.res.service,

@@ -32,6 +32,8 @@ class StackConfig:
     retention_seconds: int = 7 * 24 * 3600
     task_vcpu: float = 0.25
     task_memory_gb: float = 0.5
+    contract_only: bool = False
+    wrong_type: bool = False
 
     @property
     def workspaces(self) -> Path:
@@ -68,6 +70,10 @@ _HELP = {
     "metrics_interval": "seconds between CloudWatch put_metric_data flushes",
     "restart_limit": "crashes of one session's container (per minute) before it fails",
     "retention_seconds": "TTL of ended sessions (DynamoDB expires_at)",
+    "contract_only": "serve only the seed's endpoints (docs/contracts/previews.openapi.yaml): "
+                     "the control API (/api/email, /api/status, …) is off",
+    "wrong_type": "test double: GET /api/health answers uptime_s as a string (a contract "
+                  "negative control)",
 }
 
 
@@ -79,6 +85,10 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
                    help="AWS endpoint URL (the lab's moto server)")
     for f in fields(StackConfig):
         if f.name in ("state_dir", "aws_endpoint"):
+            continue
+        if isinstance(f.default, bool):
+            p.add_argument("--" + f.name.replace("_", "-"), action="store_true",
+                           help=_HELP.get(f.name))
             continue
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
                        help=_HELP.get(f.name))

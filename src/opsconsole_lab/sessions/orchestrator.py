@@ -18,6 +18,12 @@ moto always equals the number of session containers, and:
   between one of our describe/update pairs (one round trip) is lost — last writer
   wins, as with any read-modify-write scaler; ``scale_to`` holds our lock and cannot
   be lost that way;
+- ECS tasks: every container process is one ECS task (``run_task`` when it starts,
+  ``stop_task`` when it exits), its ARN in the session's DynamoDB item (``task_arn``), so
+  ECS ``describe_tasks`` / ``list_tasks`` tell the truth. A task someone else stops (ECS
+  ``stop_task`` from any client) is noticed by the reconcile loop: if the session ended
+  meanwhile in DynamoDB its container stops; otherwise the container is restarted with its
+  workspace on a new task, as an ECS service replaces a stopped task;
 - metrics go to CloudWatch on moto (see ``metrics``).
 """
 
@@ -83,6 +89,7 @@ class Container:
     idle_s: float | None = None
     activated: bool = False
     gone: str = ""
+    task_arn: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -97,7 +104,8 @@ class Container:
         return {"session_id": self.session_id, "user": self.user, "client": self.client,
                 "state": self.state, "pid": self.pid, "port": self.port,
                 "restarts": self.restarts, "started_at": self.started_at,
-                "first_started_at": self.first_started_at, "idle_s": self.idle_s}
+                "first_started_at": self.first_started_at, "idle_s": self.idle_s,
+                "task_arn": self.task_arn}
 
 
 def container_processes(workspaces_root: str) -> dict[str, psutil.Process]:
@@ -220,6 +228,7 @@ class Orchestrator:
                     await self._set_desired_locked(len(self.containers), "spawn-failed")
                     await self.store.transition(session_id, "pending", ("starting",))
                     raise ContainerUnavailable(f"cannot start a container: {exc}") from exc
+                await self._record_task(c)
         try:
             await asyncio.wait_for(c.ready.wait(), self.cfg.container_start_timeout)
         except TimeoutError as exc:
@@ -229,8 +238,9 @@ class Orchestrator:
         if not c.activated:
             active = await self.store.transition(
                 session_id, "active", ("starting", "active"), active_at=time.time(),
-                container_pid=c.pid, container_port=c.port)
-            if active is None:
+                container_pid=c.pid, container_port=c.port, task_arn=c.task_arn)
+            if active is None:  # ended (by someone else) while its container started
+                await self.stop_session(session_id, "session-ended")
                 raise SessionGone(session_id)
             c.activated = True
             self.events.emit("session-active", session_id, user, pid=c.pid,
@@ -266,6 +276,12 @@ class Orchestrator:
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=logf, stderr=logf,
                 start_new_session=True)
         c.proc, c.pid, c.port = proc, proc.pid, 0
+        c.task_arn = ""
+        try:
+            c.task_arn = await retry(lambda: self.aws.run_task(c.session_id), self._aws_retry,
+                                     is_throttle)
+        except Exception as exc:  # the container serves anyway; ECS just does not show it
+            log.warning("run_task for %s failed: %s", c.session_id, exc)
         c.started_at, c.task_mono = time.time(), time.monotonic()
         c.ready.clear()
         c.health_failures = 0
@@ -303,10 +319,17 @@ class Orchestrator:
                 proc.kill()  # the watcher treats it as a crash: restart or fail
 
     async def _watch(self, c: Container, proc: asyncio.subprocess.Process) -> None:
+        arn = c.task_arn
         rc = await proc.wait()
         ran = time.monotonic() - c.task_mono
         self.task_seconds += ran
         self.billed_seconds += max(60.0, ran)  # Fargate bills at least one minute per task
+        if arn:
+            try:
+                await retry(lambda: self.aws.stop_task(arn, f"container exited {rc}"),
+                            self._aws_retry, is_throttle)
+            except Exception as exc:
+                log.warning("stop_task %s failed: %s", arn, exc)
         if self.containers.get(c.session_id) is not c or c.proc is not proc:
             return
         if c.state == "stopping":
@@ -333,8 +356,19 @@ class Orchestrator:
             if self.containers.get(c.session_id) is not c or c.state == "stopping":
                 return  # stopped while we were deciding: nothing to restart
             await self._spawn(c)
+        await self._record_task(c)
         self.events.emit("container-restarted", c.session_id, c.user, pid=c.pid,
-                         restarts=c.restarts)
+                         restarts=c.restarts, task_arn=c.task_arn)
+
+    async def _record_task(self, c: Container) -> None:
+        """The container's ECS task on its session's item (``task_arn``), so anyone can
+        find (and stop) the task of a session."""
+        if not c.task_arn:
+            return
+        state = "active" if c.activated else "starting"
+        with contextlib.suppress(Exception):
+            await self.store.transition(c.session_id, state, (state,), task_arn=c.task_arn,
+                                        container_pid=c.pid)
 
     async def _finalize(self, c: Container, status: str, reason: str) -> None:
         async with self.lock:
@@ -351,7 +385,10 @@ class Orchestrator:
             await self.store.release(c.user, c.session_id)
         finally:
             self.finalizing.discard(c.session_id)
-        if ended is not None:
+        if ended is None:  # someone else ended it: learn how (the live counts)
+            with contextlib.suppress(Exception):
+                await self.store.get(c.session_id)
+        else:
             self.events.emit(f"session-{status}", c.session_id, c.user, reason=reason,
                              lifetime_s=round(time.time() - c.first_started_at, 3))
             self.metrics.count("SessionsExpired" if status == "expired" else "SessionsFailed")
@@ -459,7 +496,33 @@ class Orchestrator:
         if victims:
             await asyncio.gather(*(self.stop_session(v, "scale-down") for v in victims))
         await self._health_checks()
+        await self._task_checks()
         return victims
+
+    async def _task_checks(self) -> None:
+        """Containers whose ECS task someone else stopped: stop the container when its
+        session ended in DynamoDB (whoever stopped it ended it), else restart it on a new
+        task (SIGKILL: the watcher restarts it like a crash, with its workspace)."""
+        running = {c.task_arn: c for c in self.containers.values()
+                   if c.state == "running" and c.task_arn and c.alive}
+        if not running:
+            return
+        stopped = await self.aws.stopped_tasks(list(running))
+        for arn, reason in stopped.items():
+            c = running[arn]
+            if c.task_arn != arn or not c.alive or c.proc is None:
+                continue
+            session = await self.store.get(c.session_id)
+            ended = session is None or session["status"] not in LIVE
+            self.events.emit("task-stopped-externally", c.session_id, c.user, task_arn=arn,
+                             reason=reason, session_ended=ended)
+            if ended:
+                task = asyncio.create_task(self.stop_session(c.session_id, "task-stopped"))
+                self._watchers.add(task)
+                task.add_done_callback(self._watchers.discard)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    c.proc.kill()
 
     async def _health_checks(self) -> None:
         assert self.http is not None

@@ -1,6 +1,8 @@
 """The ALB stand-in: path routing to the stack's services and to session containers.
 
   GET /api/health              the control API itself
+  POST /hermes/api/sessions/activate  {clientId, userId, instruction} → 202
+                               {sessionId, status: "queued", previewUrl} (the seed's way in)
   GET /hermes/health           the hermes worker (polling, in flight, queue depths)
   GET /session/<id>[/<path>]   proxied to that session's container preview
   GET /session/<id>/health     proxied to the container's /health
@@ -58,7 +60,10 @@ class Router:
     # ----------------------------------------------------------------- health
     async def api_health(self, _: web.Request) -> web.Response:
         s = self.stack
-        return web.json_response({"status": "ok", "uptime_s": round(time.time() - s.started_at, 1),
+        uptime: float | str = round(time.time() - s.started_at, 1)
+        if s.cfg.wrong_type:  # the test double: a field of the wrong type
+            uptime = str(uptime)
+        return web.json_response({"status": "ok", "uptime_s": uptime,
                                   "prefix": s.cfg.prefix, "desired": s.orch.desired,
                                   "running": s.orch.status()["running"]})
 

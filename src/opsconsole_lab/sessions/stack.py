@@ -1,6 +1,9 @@
 """One sessions stack in one process: intake, hermes, orchestrator, router + control API.
 
-Control API (same port as the router; the ALB would send ``/api/*`` here):
+The seed's interface (docs/contracts/previews.openapi.yaml) is the router's (see
+:mod:`.router`) plus ``POST /hermes/api/sessions/activate``. With ``--contract-only`` that is
+all this process serves; otherwise it adds the lab's control API (same port as the router;
+the ALB would send ``/api/*`` here):
   GET  /api/info                 resource names and settings
   GET  /api/status               counts (desired/running/sessions), containers, counters,
                                  usage (for the cost estimate)
@@ -38,7 +41,7 @@ from .metrics import MetricsPublisher
 from .orchestrator import Orchestrator
 from .pricing import estimate_cost, load_prices
 from .router import Router, _json_error
-from .store import STATUSES, SessionStore
+from .store import LIVE, STATUSES, SessionStore, session_id_for
 from .worker import Hermes
 
 log = logging.getLogger("sessions.stack")
@@ -128,6 +131,11 @@ class Stack:
     # ------------------------------------------------------------ control API
     def _add_api(self, app: web.Application) -> None:
         r = app.router
+        r.add_post("/hermes/api/sessions/activate", self.api_activate)
+        # containers report their exit here (inside the stack, not a client's interface)
+        r.add_post("/internal/containers/{sid}/exit", self.api_container_exit)
+        if self.cfg.contract_only:
+            return
         r.add_get("/api/info", self.api_info)
         r.add_get("/api/status", self.api_status)
         r.add_post("/api/email", self.api_email)
@@ -139,7 +147,6 @@ class Stack:
         r.add_get("/api/events", self.api_events)
         r.add_get("/api/orphans", self.api_orphans)
         r.add_get("/api/cost", self.api_cost)
-        r.add_post("/internal/containers/{sid}/exit", self.api_container_exit)
 
     async def api_info(self, _: web.Request) -> web.Response:
         return web.json_response({"resources": self.aws.res.as_dict(),
@@ -161,6 +168,34 @@ class Stack:
             "last_event_seq": self.events.seq, "usage": self.usage(),
             "metrics": {"published": self.metrics.published, "failures": self.metrics.failures},
             "router": {"requests": self.router.requests, "ws_open": self.router.ws_open}})
+
+    async def api_activate(self, request: web.Request) -> web.Response:
+        """The seed's activation: the same path as an email (SES → SQS → hermes → DynamoDB
+        → a container). ``sessionId`` is the user's live session, or the one this
+        instruction opens (hermes names a new session after the message that opens it)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _json_error(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _json_error(400, "the body must be an object")
+        missing = [k for k in ("clientId", "userId", "instruction")
+                   if not isinstance(body.get(k), str) or not body[k]]
+        if missing:
+            raise _json_error(400, "missing or empty: " + ", ".join(missing))
+        user = body["userId"]
+        try:
+            sent = await self.intake.submit(user, body["clientId"], body["instruction"])
+        except InstructionError as exc:
+            raise _json_error(400, str(exc)) from exc
+        sid = session_id_for(sent["message_id"])
+        current = await self.store.lease(user)
+        if current:
+            live = await self.store.get(current)
+            if live is not None and live["status"] in LIVE:
+                sid = current
+        return web.json_response({"sessionId": sid, "status": "queued",
+                                  "previewUrl": f"{self.url}/session/{sid}"}, status=202)
 
     async def api_email(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -75,7 +75,12 @@ class SessionStore:
     async def get(self, session_id: str) -> dict[str, Any] | None:
         r = await self.ddb.get_item(TableName=self.table, Key={"session_id": _av(session_id)},
                                     ConsistentRead=True)
-        return _item(r["Item"]) if "Item" in r else None
+        if "Item" not in r:
+            return None
+        item = _item(r["Item"])
+        if session_id in self.known and item.get("status") in STATUSES:
+            self.known[session_id] = item["status"]  # someone else may have ended it
+        return item
 
     async def create(self, session_id: str, user: str, client: str, message_id: str) -> bool:
         """Put a ``pending`` session; False when it already exists."""

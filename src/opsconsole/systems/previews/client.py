@@ -1,17 +1,17 @@
-"""Client of a sessions stack (its router and control API), written from the contract.
+"""Client of a previews stack's router: the seed's endpoints only, written from the
+contract (docs/contracts/previews.openapi.yaml).
 
-docs/contracts/sessions.md defines the routes and shapes; this client follows that page and
-shares no code with the lab's reference stack (``opsconsole_lab.sessions``), so a wire bug
-on either side shows up as a failing check. Every wait polls with a deadline and raises
-``TimeoutError`` naming what it waited for.
+It shares no code with the lab's reference stack (``opsconsole_lab.sessions``), so a wire
+bug on either side shows up as a failing check. Every JSON answer is validated against the
+contract as it arrives; what does not conform is kept in ``violations`` (operation, status,
+the wrong fields' paths) for the pack's contract check. Every wait polls with a deadline
+and raises ``TimeoutError`` naming what it waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from ssl import SSLContext
@@ -19,13 +19,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ...targets.contract import Contract
+
 T = TypeVar("T")
-#: the final states of an email (`GET /api/messages/<id>` → ``state``)
-DONE_STATES = frozenset({"applied", "duplicate", "rejected", "failed"})
-
-
-class SessionFailed(RuntimeError):
-    """The email ended rejected or failed (dead-lettered), not applied."""
+ACTIVATE = "/hermes/api/sessions/activate"
 
 
 async def wait_for(check: Callable[[], Awaitable[T | None]], timeout: float, what: str,
@@ -40,73 +37,62 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], timeout: float, wha
         await asyncio.sleep(interval)
 
 
-class SessionsClient:
-    """One stack behind ``base_url`` (the router; the control API is on the same port)."""
+class PreviewsClient:
+    """One stack behind ``base_url`` (its router)."""
 
     def __init__(self, base_url: str, timeout: float = 15.0,
                  ssl: SSLContext | bool = True) -> None:
         """``ssl``: the target's TLS context for an https stack (its CA bundle)."""
         self.base_url = base_url.rstrip("/")
+        self.ssl = ssl
+        self.contract = Contract.load("previews")
+        self.responses = 0
+        #: (operation, status, [wrong field: message]) of every non-conforming answer
+        self.violations: list[tuple[str, int, list[str]]] = []
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
                                            connector=aiohttp.TCPConnector(ssl=ssl))
 
-    async def __aenter__(self) -> SessionsClient:
+    async def __aenter__(self) -> PreviewsClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._http.close()
 
-    async def _json(self, method: str, path: str, ok: tuple[int, ...] = (200, 202),
-                    **kw: Any) -> Any:
-        async with self._http.request(method, self.base_url + path, **kw) as r:
+    def _validate(self, method: str, template: str, status: int, body: Any) -> None:
+        self.responses += 1
+        found = self.contract.violations(method, template, status, body)
+        if found:
+            self.violations.append((f"{method} {template}", status, [str(v) for v in found]))
+
+    async def _get_json(self, path: str, template: str) -> tuple[int, Any]:
+        async with self._http.get(self.base_url + path) as r:
+            text = await r.text()
+            try:
+                body: Any = json.loads(text)
+            except ValueError:
+                body = {"text": text[:200]}
+            self._validate("GET", template, r.status, body)
+            return r.status, body
+
+    # -------------------------------------------------------------- the seed
+    async def activate(self, user: str, instruction: str, client: str = "opsconsole"
+                       ) -> tuple[int, Any]:
+        """``POST /hermes/api/sessions/activate`` → (status, body); 202 ``{sessionId,
+        status, previewUrl}`` when accepted."""
+        async with self._http.post(self.base_url + ACTIVATE, json={
+                "clientId": client, "userId": user, "instruction": instruction}) as r:
             body = await r.json(content_type=None)
-            if r.status not in ok:
-                raise RuntimeError(f"{method} {path}: HTTP {r.status}: {body}")
-            return body
+            self._validate("POST", ACTIVATE, r.status, body)
+            return r.status, body
 
-    # ------------------------------------------------------------------ email
-    async def send_email(self, user: str, instruction: str, client: str = "default",
-                         deliveries: int = 1) -> dict[str, Any]:
-        """``POST /api/email`` → ``{message_id, accepted_at, ...}``."""
-        return await self._json("POST", "/api/email", json={
-            "user": user, "client": client, "instruction": instruction,
-            "deliveries": deliveries})
+    async def health(self, path: str, template: str | None = None) -> tuple[int, Any]:
+        """GET a health route (``/api/health``, ``/hermes/health``,
+        ``/session/<id>/health``); ``template`` is its contract path when it has an id."""
+        return await self._get_json(path, template or path)
 
-    async def message(self, message_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/api/messages/{message_id}")
+    async def session_health(self, session_id: str) -> tuple[int, Any]:
+        return await self.health(f"/session/{session_id}/health", "/session/{id}/health")
 
-    async def wait_message(self, message_id: str, timeout: float = 30.0,
-                           accept: frozenset[str] = frozenset({"applied", "duplicate"})
-                           ) -> dict[str, Any]:
-        """Until the email reaches a final state; ``SessionFailed`` unless it is in
-        ``accept``. The result carries ``session_id`` and the timings."""
-        async def done() -> dict[str, Any] | None:
-            m = await self.message(message_id)
-            return m if m.get("state") in DONE_STATES else None
-
-        m = await wait_for(done, timeout, f"email {message_id} to be handled")
-        if m["state"] not in accept:
-            raise SessionFailed(f"email {message_id} ended {m['state']}: {m.get('error')}")
-        return m
-
-    # --------------------------------------------------------------- sessions
-    async def session(self, session_id: str) -> dict[str, Any] | None:
-        """``GET /api/sessions/<id>``; None when the stack does not know it (404)."""
-        async with self._http.get(f"{self.base_url}/api/sessions/{session_id}") as r:
-            return None if r.status == 404 else await r.json(content_type=None)
-
-    async def wait_status(self, session_id: str, *statuses: str,
-                          timeout: float = 30.0) -> dict[str, Any]:
-        async def reached() -> dict[str, Any] | None:
-            s = await self.session(session_id)
-            return s if s and s.get("status") in statuses else None
-
-        return await wait_for(reached, timeout, f"session {session_id} to be {statuses}")
-
-    async def workspace_log(self, user: str) -> list[dict[str, Any]]:
-        return await self._json("GET", f"/api/workspaces/{user}/log")
-
-    # ---------------------------------------------------------------- preview
     def preview_url(self, session_id: str, path: str = "") -> str:
         return f"{self.base_url}/session/{session_id}" + (f"/{path}" if path else "")
 
@@ -114,49 +100,23 @@ class SessionsClient:
         return self.base_url.replace("http", "ws", 1) + f"/ws/hmr?session={session_id}"
 
     async def preview(self, session_id: str, path: str = "") -> tuple[int, str]:
+        """The preview (or one of its files); an error answer is validated as JSON."""
         async with self._http.get(self.preview_url(session_id, path)) as r:
-            return r.status, await r.text()
-
-    async def health(self, path: str = "/api/health") -> tuple[int, dict[str, Any]]:
-        """GET any router path; the body as JSON, or ``{"text": ...}`` when it is not."""
-        async with self._http.get(self.base_url + path) as r:
             text = await r.text()
-            try:
-                body = json.loads(text)
-            except ValueError:
-                body = {"text": text}
-            return r.status, body if isinstance(body, dict) else {"json": body}
+            if r.status != 200 and r.content_type == "application/json":
+                with_id = "/session/{id}/{path}" if path else "/session/{id}"
+                try:
+                    self._validate("GET", with_id, r.status, json.loads(text))
+                except ValueError:
+                    self._validate("GET", with_id, r.status, {"text": text[:200]})
+            return r.status, text
 
-    # ----------------------------------------------------------- operations
-    async def scale_down(self, desired: int = 0) -> dict[str, Any]:
-        """``POST /api/scale``: force the ECS desired count; containers follow."""
-        return await self._json("POST", "/api/scale", json={"desired": desired})
+    async def wait_page(self, session_id: str, path: str, text: str, timeout: float
+                        ) -> float:
+        """Until the preview serves ``path`` containing ``text``; the time it did."""
+        async def served() -> float | None:
+            status, page = await self.preview(session_id, path)
+            return time.time() if status == 200 and text in page else None
 
-    async def kill_container(self, session_id: str,
-                             sig: signal.Signals = signal.SIGKILL) -> int:
-        """Kill the session's container process (lab only: the containers are local
-        processes, found by the ``pid`` the stack reports). A crash, not a stop."""
-        container = ((await self.session(session_id)) or {}).get("container") or {}
-        pid = int(container.get("pid") or 0)
-        if not pid:
-            raise RuntimeError(f"session {session_id} has no container")
-        os.kill(pid, sig)
-        return pid
-
-    async def status(self) -> dict[str, Any]:
-        return await self._json("GET", "/api/status")
-
-    async def counts(self) -> dict[str, Any]:
-        """desired, ecs_desired, running, max_capacity, peak_running, starting,
-        restarting, sessions: {status: n}."""
-        return (await self.status())["counts"]
-
-    async def orphans(self) -> dict[str, list[dict[str, Any]]]:
-        return await self._json("GET", "/api/orphans")
-
-    async def wait_no_orphans(self, timeout: float = 15.0) -> dict[str, Any]:
-        async def clean() -> dict[str, Any] | None:
-            o = await self.orphans()
-            return {"ok": True, **o} if not o["containers"] and not o["sessions"] else None
-
-        return await wait_for(clean, timeout, "no orphaned containers or sessions", 0.2)
+        return await wait_for(served, timeout, f"{path} of session {session_id} to show "
+                                               f"{text!r}", 0.1)

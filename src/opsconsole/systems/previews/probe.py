@@ -7,12 +7,12 @@ import aiohttp
 from ...core.events import Event
 from ...probes.base import Probe
 from ...targets.http import ssl_for
-from .config import SessionsTarget
+from .config import PreviewsTarget
 from .events import SessionsSampled
 
 
 class SessionsProbe(Probe):
-    def __init__(self, session: aiohttp.ClientSession, target: SessionsTarget) -> None:
+    def __init__(self, session: aiohttp.ClientSession, target: PreviewsTarget) -> None:
         self.name = "sessions"
         self.interval = 1.0
         self.session = session

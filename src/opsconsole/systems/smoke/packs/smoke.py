@@ -219,7 +219,8 @@ async def _services(run: Run) -> Outcome:
     urls: dict[str, str] = {}
     if run.inventory.provisioner is not None:
         urls["provisioning"] = str(run.inventory.provisioner.base_url).rstrip("/") + "/healthz"
-    sessions = getattr(run.inventory, "sessions", None)
+    sessions = getattr(run.inventory, "previews", None) or getattr(run.inventory, "sessions",
+                                                                   None)
     if sessions is not None and getattr(sessions, "base_url", None):
         urls["sessions router"] = str(sessions.base_url).rstrip("/") + "/api/health"
     if not urls:

@@ -100,8 +100,8 @@ class Provisioning(SmokePhase):
 class Workflow(SmokePhase):
     id = "smoke.workflow"
     title = "end-to-end workflow: one email-to-preview session, when that pack is present"
-    mutates = ("send an email: a session in DynamoDB, an edit container, a git commit",
-               "scale the edit service to 0")
+    mutates = ("activate a session: a session in DynamoDB, an edit container, a git commit",
+               "end that session (DynamoDB status expired, StopTask)")
 
     async def method(self, run: Run) -> None:
         from ...previews.packs.sessions import smoke_session
