@@ -157,10 +157,12 @@ def test_pack_in_contract_only_mode_has_no_fail(lab: Lab, tmp_path: Path) -> Non
     for name, key in OPTIONAL.items():
         assert checks[name]["status"] == "unknown", checks[name]
         assert key in checks[name]["evidence"]["reason"], checks[name]
-    cost = [c for n, c in checks.items() if "estimated AWS cost" in n]
-    assert cost and all(c["status"] == "unknown" for c in cost)
+    cost = [c for n, c in checks.items() if "cost predictability" in n]
+    assert cost and all(c["status"] == "unknown" for c in cost)  # no usage_url
+    assert all("usage_url" in c["evidence"]["reason"] for c in cost)
+    assert checks["monitoring: dashboard created"]["status"] == "unknown"  # no dashboard
     contract = [c for n, c in checks.items() if "contract" in n]
-    assert len(contract) >= 3 + len(SCENARIOS)
+    assert len(contract) >= 3 + len(SCENARIOS) - 1  # sessions.monitoring speaks to AWS only
     assert all(c["status"] == "pass" for c in contract), contract
     for name in ("cold-start: session active in DynamoDB (get_item: status, user, TTL in "
                  "the future)", "cold-start: ECS runs the session's task (describe_services, "
