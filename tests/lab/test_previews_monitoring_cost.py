@@ -1,7 +1,8 @@
-"""Issue 18 items 6 and 7 on the lab: `sessions.monitoring` puts the seed's dashboard on moto's
-CloudWatch, reads it back and checks every widget, and its rollback removes only what it
-made; a dashboard missing a widget, read back from moto, fails the validation (negative
-control). The cost check of every scenario is asserted in test_sessions_pack.py."""
+"""Issue 18 items 6 and 7 on the lab: `sessions.monitoring` puts the seed's dashboard on
+moto's CloudWatch, reads it back and checks every widget, and its rollback removes only
+what it made; a scenario of the pack publishes the data the dashboard shows; a dashboard
+missing a widget, read back from moto, fails the validation (negative control). The cost
+check of every scenario is asserted in test_sessions_pack.py."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def test_monitoring_puts_reads_back_and_checks_the_dashboard(lab: Lab, tmp_path)
     target = lab_previews(lab, lab.topology().sessions_url)
     name = target.dashboard
     cw = _cloudwatch(lab)
+    # a scenario of the pack publishes what the dashboard shows (its data)
+    routing = _run(lab, "sessions.routing", tmp_path)
+    [published] = [c for c in routing["checks"] if "published for the dashboard" in c["name"]]
+    assert published["status"] == "pass", published
+    found = cw.list_metrics(Namespace=dashboard.RUNS_NAMESPACE, Dimensions=[
+        {"Name": "Scenario", "Value": "sessions.routing"}])["Metrics"]
+    assert {"check_failures", "estimated_cost_usd"} <= {m["MetricName"] for m in found}
     result = _run(lab, "sessions.monitoring", tmp_path)
     checks = {c["name"]: c for c in result["checks"]}
     widgets = [c for n, c in checks.items() if n.startswith("monitoring: widget ")]

@@ -59,3 +59,16 @@ def test_cloudwatchs_dot_shorthand_repeats_the_previous_row() -> None:
 def test_without_the_stacks_namespace_resource_use_is_ecs_only() -> None:
     [resource] = [w for w in dashboard.widgets("c", ["edit"], None) if w.key == "resource_use"]
     assert resource.metrics == (("AWS/ECS", "CPUUtilization"), ("AWS/ECS", "MemoryUtilization"))
+
+
+def test_the_published_datapoints_are_the_dashboards_metrics() -> None:
+    data = dashboard.datapoints("sessions.cold-start", {"cold_start_seconds": 3.5,
+                                                        "estimated_cost_usd": 0.0002,
+                                                        "orphans": 0}, failures=2)
+    assert [(d["MetricName"], d["Value"], d["Unit"]) for d in data] == [
+        ("cold_start_seconds", 3.5, "Seconds"), ("estimated_cost_usd", 0.0002, "None"),
+        ("check_failures", 2.0, "Count")]
+    assert all(d["Dimensions"] == [{"Name": "Scenario", "Value": "sessions.cold-start"}]
+               for d in data)
+    shown = {m for w in EXPECTED if w.per_scenario for _, m in w.metrics}
+    assert shown == {*dashboard.PUBLISHED, "check_failures"}  # every widget gets its data

@@ -140,3 +140,23 @@ def validate(body: str, expected: Sequence[Widget]) -> dict[str, list[str]]:
                     wrong.append(f"{ns} {name} not on {w.dimensions}")
         problems[w.title] = wrong
     return problems
+
+
+#: the pack's metrics the dashboard shows, published after each scenario of the pack
+PUBLISHED = ("burst_success_rate", "cold_start_seconds", "warm_start_seconds",
+             "estimated_cost_usd")
+PUBLISHES = (f"publish the run's metrics to CloudWatch {RUNS_NAMESPACE} (the dashboard's "
+             "data; only when [previews] dashboard is set)")
+
+
+def datapoints(scenario_id: str, metrics: dict[str, float], failures: int
+               ) -> list[dict[str, Any]]:
+    """The ``MetricData`` of one scenario run: its dashboard metrics and its failed checks
+    (``check_failures``), dimension ``Scenario``."""
+    dims = [{"Name": "Scenario", "Value": scenario_id}]
+    data = [{"MetricName": name, "Value": float(metrics[name]), "Dimensions": dims,
+             "Unit": "Seconds" if name.endswith("_seconds") else "None"}
+            for name in PUBLISHED if name in metrics]
+    data.append({"MetricName": "check_failures", "Value": float(failures),
+                 "Dimensions": dims, "Unit": "Count"})
+    return data

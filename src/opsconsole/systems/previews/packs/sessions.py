@@ -36,7 +36,14 @@ from ..aws import LIVE, Missing, PreviewsAws
 from ..capabilities import Unavailable
 from ..client import PreviewsClient
 from ..config import PreviewsTarget, previews_of
-from ..cost import DEFAULT_MEMORY_GB, DEFAULT_VCPU, cost_predictability, load_prices, observed_cost
+from ..cost import (
+    DEFAULT_MEMORY_GB,
+    DEFAULT_VCPU,
+    cost_predictability,
+    load_prices,
+    observed_cost,
+)
+from ..dashboard import PUBLISHES, RUNS_NAMESPACE, datapoints
 from ..usage import TaskClock, fargate_usage
 from .monitoring import Monitoring
 
@@ -128,6 +135,28 @@ async def _record_cost(run: Run, name: str, aws: PreviewsAws, clock: TaskClock |
     await run.record(f"{name}: cost predictability: the stack's estimate within ±10 % of "
                      f"the observed (list prices as of {prices.as_of}, {prices.region})",
                      (status, evidence))
+    await _publish(run, name, aws)
+
+
+async def _publish(run: Run, name: str, aws: PreviewsAws) -> None:
+    """The run's metrics to CloudWatch for the seed's dashboard (`sessions.monitoring`),
+    only when ``[previews] dashboard`` is set (custom metrics cost money)."""
+    if not _target(run).dashboard:
+        return
+    failures = sum(c.status == "fail" for c in run.result.checks)
+    data = datapoints(run.result.id, run.result.metrics, failures)
+    run.mutate(f"publish {len(data)} metrics to CloudWatch {RUNS_NAMESPACE}", "cloudwatch")
+    try:
+        cw = await aws.client("cloudwatch")
+        r = await cw.put_metric_data(Namespace=RUNS_NAMESPACE, MetricData=data)
+    except Missing as exc:
+        await run.record(f"{name}: the run's metrics published for the dashboard",
+                         ("unknown", {"reason": str(exc)}))
+        return
+    code = r.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    await run.record(f"{name}: the run's metrics published for the dashboard", outcome(
+        code == 200, namespace=RUNS_NAMESPACE, metrics=[d["MetricName"] for d in data],
+        http_status=code))
 
 
 def stack_up() -> Check:
@@ -163,7 +192,7 @@ async def _unknown_or(run: Run, name: str, fn: Callable[[], Awaitable[Outcome]])
 
 class SessionsScenario(Scenario):
     needs_lab = False  # any stack behind [previews] base_url
-    mutates = (ACTIVATES, ENDS_OWN)
+    mutates = (ACTIVATES, ENDS_OWN, PUBLISHES)
 
     def steady_state(self):
         return [stack_up()]
@@ -614,7 +643,8 @@ class FailureRecovery(SessionsScenario):
     id = "sessions.failure-recovery"
     title = ("a stopped ECS task is replaced with its data; a burst of 20 leaves no orphans "
              "and an empty queue")
-    mutates = (ACTIVATES, ENDS_OWN, "stop a session's ECS task (fault ecs.stop-task)")
+    mutates = (ACTIVATES, ENDS_OWN, PUBLISHES,
+               "stop a session's ECS task (fault ecs.stop-task)")
     burst = 20
 
     async def steps(self, run: Run, sc: CountingClient, aws: PreviewsAws) -> None:
