@@ -22,6 +22,7 @@ from . import __version__
 from .argtypes import positive
 from .cli_agent import add_agent_parser
 from .cli_completion import SHELLS
+from .cli_history import add_history_parser
 from .config import ConfigError, Inventory, check_config, load_config
 from .core import system as system_registry
 from .core.results import ScenarioResult
@@ -634,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_agent_parser(sub)
+    add_history_parser(sub)
 
     demo = sub.add_parser("demo", parents=[common],
                           help="a guided tour of the console on the lab, step by step")

@@ -408,7 +408,7 @@ def _script(capsys: pytest.CaptureFixture[str], shell: str) -> str:
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_has_the_commands_flags_and_scenario_ids(shell, capsys) -> None:
     script = _script(capsys, shell)
-    for word in ("run", "lab", "vault", "info", "completion"):
+    for word in ("run", "lab", "vault", "info", "completion", "history"):
         assert word in script, (shell, word)
     for flag in ("read-only", "config", "json", "state-dir", "dry-run", "strict"):
         assert (f"-l {flag}" if shell == "fish" else f"--{flag}") in script, (shell, flag)

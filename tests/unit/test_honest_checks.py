@@ -9,7 +9,6 @@ from opsconsole.config import load_config
 from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 from opsconsole.scenarios.engine import run_scenario
 from opsconsole.session import ConsoleSession
-from opsconsole.systems.previews.packs.sessions import USAGE_KEYS, cost_outcome
 from opsconsole.systems.smoke.packs.smoke import Config, config_problems
 
 GOOD = ('name = "deployment"\n[[nats]]\nname = "c"\n[[nats.nodes]]\nname = "n1"\n'
@@ -43,27 +42,3 @@ def test_config_problems_of_the_built_in_lab_defaults() -> None:
     from opsconsole.config import Inventory, LabSpec
 
     assert config_problems(Inventory(name="lab", lab=LabSpec())) == []
-
-
-def _usage(**over: float) -> dict[str, float]:
-    return {**{k: 10.0 for k in USAGE_KEYS}, **over}
-
-
-def test_cost_check_passes_only_when_every_email_was_metered() -> None:
-    status, ev = cost_outcome(_usage(), _usage(ses_emails=12.0), emails_sent=2)
-    assert status == "pass" and ev["emails_metered"] == 2 and ev["total_usd"] >= 0
-    status, ev = cost_outcome(_usage(), _usage(ses_emails=11.0), emails_sent=2)
-    assert status == "fail" and ev["emails_metered"] == 1  # the estimate would be low
-
-
-def test_cost_check_fails_when_a_counter_goes_backwards() -> None:
-    status, ev = cost_outcome(_usage(), _usage(sqs_requests=3.0, ses_emails=11.0), 1)
-    assert status == "fail" and ev["counters_backwards"] == ["sqs_requests"]
-
-
-def test_cost_check_is_unknown_when_the_stack_meters_nothing() -> None:
-    status, ev = cost_outcome(None, _usage(), 1)
-    assert status == "unknown" and "reports no usage" in ev["reason"]
-    partial = _usage()
-    del partial["ses_emails"]
-    assert cost_outcome(_usage(), partial, 1)[0] == "unknown"

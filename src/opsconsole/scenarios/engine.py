@@ -289,7 +289,8 @@ class Run:
         raise refusal
 
     def metric(self, name: str, value: float, unit: str = "") -> None:
-        self.result.metrics[name] = round(float(value), 4)
+        v = float(value)  # 4 decimals; below 0.01 4 significant digits (a run's $0.00021)
+        self.result.metrics[name] = round(v, 4) if abs(v) >= 0.01 else float(f"{v:.4g}")
         self.session.bus.publish(MetricRecorded(run_id=self.run_id, scenario=self.result.id,
                                                 name=name, value=float(value), unit=unit))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...targets.aws import aws_session
 from .config import PreviewsTarget
+from .usage import CallMeter
 
 #: the states of a session item (``status``) that still hold a container
 LIVE = ("pending", "starting", "active")
@@ -54,6 +55,7 @@ class PreviewsAws:
         self.aws = aws
         self.credentials = credentials
         self.calls: collections.Counter[str] = collections.Counter()
+        self.meter = CallMeter()  # the pack's own billable usage (the honest cost)
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._queue_url: str | None = None
@@ -76,6 +78,7 @@ class PreviewsAws:
             c = await self._stack.enter_async_context(
                 session.client(name, endpoint_url=self.aws.endpoint_url))
             c.meta.events.register("before-call", self._count)
+            self.meter.attach(c)
             self._clients[name] = c
         return self._clients[name]
 

@@ -88,3 +88,81 @@ def estimate_cost(usage: Mapping[str, Any], prices: Prices | None = None) -> dic
             "vcpu_hours": round(vcpu_hours, 6), "gb_hours": round(gb_hours, 6),
             "lines": {k: round(v, 8) for k, v in lines.items()},
             "total_usd": round(sum(lines.values()), 8)}
+
+
+#: the seed's "cost predictability": the stack's own estimate within ±10 % of the observed
+COST_TOLERANCE = 0.10
+#: lines the pack observes itself (ECS task lifetimes); the request-priced lines of the
+#: stack are its own API calls, which no client outside the stack can see
+COMPARED_LINES = ("fargate_vcpu", "fargate_memory")
+STACK_COUNTERS = ("dynamodb_read_units", "dynamodb_write_units", "sqs_requests", "ses_emails",
+                  "cloudwatch_requests", "fargate_task_seconds", "fargate_billed_seconds")
+
+
+def observed_cost(fargate: Mapping[str, Any], own_calls: Mapping[str, Any],
+                  prices: Prices | None = None) -> dict[str, Any]:
+    """The run's cost as the pack saw it: ECS task lifetimes (``fargate``, from
+    :func:`..usage.fargate_usage`) plus the pack's own AWS calls (``own_calls``)."""
+    p = prices or load_prices()
+    cost = estimate_cost({**own_calls, **fargate}, p)
+    return {**cost, "tasks": fargate.get("tasks", 0),
+            "task_times_from_ecs": fargate.get("times_from_ecs", 0),
+            "tasks_started_before_run": fargate.get("started_before_run", 0),
+            "fargate_billed_seconds": fargate.get("fargate_billed_seconds", 0.0),
+            "own_calls": dict(own_calls)}
+
+
+def cost_predictability(observed: Mapping[str, Any] | None, observed_reason: str,
+                        stack_before: Mapping[str, Any] | None,
+                        stack_after: Mapping[str, Any] | None,
+                        tolerance: float = COST_TOLERANCE,
+                        prices: Prices | None = None) -> tuple[str, dict[str, Any]]:
+    """Is the stack's own estimate of the run within ``tolerance`` of what the pack saw?
+
+    ``observed``: :func:`observed_cost` (None: the pack could not observe, ``observed_reason``
+    says why → unknown). ``stack_before``/``after``: the stack's cumulative usage counters
+    (an optional capability; None or a counter missing → unknown). The compared lines are
+    :data:`COMPARED_LINES`; the stack's request-priced lines are shown, not compared.
+    Fails when they differ by more than ``tolerance`` of the observed, or when one side
+    bills tasks the other never saw.
+    """
+    if observed is None:
+        return "unknown", {"reason": "the run's AWS usage could not be observed: "
+                           + (observed_reason or "no observation")}
+    seen = {"observed": dict(observed)}
+    missing = sorted(k for k in STACK_COUNTERS
+                     if k not in (stack_before or {}) or k not in (stack_after or {}))
+    if stack_before is None or stack_after is None:
+        return "unknown", {**seen, "reason": "the stack gives no usage of its own (optional "
+                           "capability [previews] usage_url): no estimate to hold against "
+                           "the observed one"}
+    if missing:
+        return "unknown", {**seen, "reason": "the stack's usage lacks "
+                           + ", ".join(missing)}
+    delta = {k: float(stack_after[k]) - float(stack_before[k]) for k in STACK_COUNTERS}
+    backwards = sorted(k for k, v in delta.items() if v < 0)
+    delta |= {k: stack_after[k] for k in ("task_vcpu", "task_memory_gb") if k in stack_after}
+    stack = estimate_cost(delta, prices)
+    mine = sum(observed["lines"][k] for k in COMPARED_LINES)
+    theirs = sum(stack["lines"][k] for k in COMPARED_LINES)
+    evidence = {**seen, "stack": {"usage": {k: round(v, 3) if isinstance(v, float) else v
+                                            for k, v in delta.items()},
+                                  "lines": stack["lines"], "total_usd": stack["total_usd"]},
+                "compared": list(COMPARED_LINES), "observed_usd": round(mine, 8),
+                "stack_usd": round(theirs, 8), "tolerance_pct": round(tolerance * 100, 3),
+                "not_compared": {k: v for k, v in stack["lines"].items()
+                                 if k not in COMPARED_LINES},
+                "not_compared_why": "the stack's own API calls (DynamoDB, SQS, SES, "
+                                    "CloudWatch) are invisible outside it"}
+    if backwards:
+        return "fail", {**evidence, "reason": "the stack's counters went backwards: "
+                        + ", ".join(backwards)}
+    if mine == 0 and theirs == 0:
+        return "unknown", {**evidence, "reason": "no ECS task ran during the run: nothing "
+                           "billable to compare"}
+    if mine == 0:
+        return "fail", {**evidence, "off_pct": None, "reason": "the stack bills Fargate "
+                        f"(${theirs:.8f}) for tasks ECS never showed the pack"}
+    off = (theirs - mine) / mine
+    evidence["off_pct"] = round(off * 100, 2)
+    return ("pass" if abs(off) <= tolerance else "fail"), evidence

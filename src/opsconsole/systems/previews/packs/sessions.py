@@ -36,12 +36,19 @@ from ..aws import LIVE, Missing, PreviewsAws
 from ..capabilities import Unavailable
 from ..client import PreviewsClient
 from ..config import PreviewsTarget, previews_of
-from ..cost import estimate_cost, load_prices
+from ..cost import (
+    DEFAULT_MEMORY_GB,
+    DEFAULT_VCPU,
+    cost_predictability,
+    load_prices,
+    observed_cost,
+)
+from ..dashboard import PUBLISHES, RUNS_NAMESPACE, datapoints
+from ..usage import TaskClock, fargate_usage
+from .monitoring import Monitoring
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,
            "health_check_seconds": 30.0, "file_persist_seconds": 2.0}
-USAGE_KEYS = ("dynamodb_read_units", "dynamodb_write_units", "sqs_requests", "ses_emails",
-              "cloudwatch_requests", "fargate_task_seconds", "fargate_billed_seconds")
 ENDED_BY_PACK = "opsconsole: ended by the scenario that opened it"
 
 
@@ -97,26 +104,59 @@ def _own(run: Run) -> set[str]:
 
 
 def cost_outcome(before: dict[str, Any] | None, after: dict[str, Any] | None,
-                 emails_sent: int) -> Outcome:
-    """The run's estimated cost, from the stack's usage counters before and after it.
+                 observed: dict[str, Any] | None, observed_reason: str = "") -> Outcome:
+    """The run's cost as the pack observed it (ECS task lifetimes + its own AWS calls),
+    and the stack's own estimate held against it (``before``/``after``: the stack's usage
+    counters, an optional capability): :func:`..cost.cost_predictability`."""
+    return cost_predictability(observed, observed_reason, before, after)
 
-    Unknown when the stack does not meter a counter; fails when a counter went backwards
-    or the stack metered fewer emails than the scenario sent (the estimate would be low).
-    """
-    missing = sorted({k for k in USAGE_KEYS if k not in (before or {}) or
-                      k not in (after or {})})
-    if missing:
-        return "unknown", {"reason": "the stack reports no usage for: " + ", ".join(missing)}
-    assert before is not None and after is not None
-    usage = {k: float(after[k]) - float(before[k]) for k in USAGE_KEYS}
-    backwards = sorted(k for k, v in usage.items() if v < 0)
-    usage |= {k: after.get(k, 0) for k in ("task_vcpu", "task_memory_gb")}
-    cost = estimate_cost(usage)
-    metered = usage["ses_emails"]
-    ok = not backwards and metered >= emails_sent
-    return outcome(ok, **cost, usage={k: round(v, 3) for k, v in usage.items()},
-                   emails_sent=emails_sent, emails_metered=metered,
-                   counters_backwards=backwards)
+
+async def _record_cost(run: Run, name: str, aws: PreviewsAws, clock: TaskClock | None,
+                       since: float, why: str, before: dict[str, Any] | None,
+                       after: dict[str, Any] | None) -> None:
+    """The cost check: what the pack observed (`estimated_cost_usd`) against the stack's
+    own estimate (`stack_estimated_cost_usd`), ±10 %."""
+    observed = None
+    if clock is not None:
+        await clock.stop()
+        why = f"sampling ECS failed ({clock.error})" if clock.error else ""
+        if not why:
+            fargate = fargate_usage(clock.spans.values(), since, time.time(), DEFAULT_VCPU,
+                                    DEFAULT_MEMORY_GB)
+            observed = observed_cost(fargate, aws.meter.usage())
+            observed["ecs_samples"] = clock.samples
+            observed["sampled_every_s"] = clock.interval
+    status, evidence = cost_outcome(before, after, observed, why)
+    if observed is not None:
+        run.metric("estimated_cost_usd", observed["total_usd"], "USD")
+    if "stack" in evidence:
+        run.metric("stack_estimated_cost_usd", evidence["stack"]["total_usd"], "USD")
+    prices = load_prices()
+    await run.record(f"{name}: cost predictability: the stack's estimate within ±10 % of "
+                     f"the observed (list prices as of {prices.as_of}, {prices.region})",
+                     (status, evidence))
+    await _publish(run, name, aws)
+
+
+async def _publish(run: Run, name: str, aws: PreviewsAws) -> None:
+    """The run's metrics to CloudWatch for the seed's dashboard (`sessions.monitoring`),
+    only when ``[previews] dashboard`` is set (custom metrics cost money)."""
+    if not _target(run).dashboard:
+        return
+    failures = sum(c.status == "fail" for c in run.result.checks)
+    data = datapoints(run.result.id, run.result.metrics, failures)
+    run.mutate(f"publish {len(data)} metrics to CloudWatch {RUNS_NAMESPACE}", "cloudwatch")
+    try:
+        cw = await aws.client("cloudwatch")
+        r = await cw.put_metric_data(Namespace=RUNS_NAMESPACE, MetricData=data)
+    except Missing as exc:
+        await run.record(f"{name}: the run's metrics published for the dashboard",
+                         ("unknown", {"reason": str(exc)}))
+        return
+    code = r.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    await run.record(f"{name}: the run's metrics published for the dashboard", outcome(
+        code == 200, namespace=RUNS_NAMESPACE, metrics=[d["MetricName"] for d in data],
+        http_status=code))
 
 
 def stack_up() -> Check:
@@ -152,7 +192,7 @@ async def _unknown_or(run: Run, name: str, fn: Callable[[], Awaitable[Outcome]])
 
 class SessionsScenario(Scenario):
     needs_lab = False  # any stack behind [previews] base_url
-    mutates = (ACTIVATES, ENDS_OWN)
+    mutates = (ACTIVATES, ENDS_OWN, PUBLISHES)
 
     def steady_state(self):
         return [stack_up()]
@@ -163,17 +203,16 @@ class SessionsScenario(Scenario):
         async with _client(run) as sc, _aws(run) as aws:
             ssl = ssl_for(target, sc.base_url, "previews")
             before = await capabilities.usage(target, run.http, ssl)
+            clock, since, why = TaskClock(aws), time.time(), ""
+            try:
+                await clock.start()
+            except Missing as exc:
+                clock, why = None, str(exc)
             try:
                 await self.steps(run, sc, aws)
             finally:
-                after = await capabilities.usage(target, run.http, ssl)
-                status, evidence = cost_outcome(before, after, sc.emails_sent)
-                if "total_usd" in evidence:
-                    run.metric("estimated_cost_usd", evidence["total_usd"], "USD")
-                prices = load_prices()
-                await run.record(f"{name}: estimated AWS cost of the run "
-                                 f"(list prices as of {prices.as_of}, {prices.region}), "
-                                 "every email metered", (status, evidence))
+                await _record_cost(run, name, aws, clock, since, why, before,
+                                   await capabilities.usage(target, run.http, ssl))
                 await run.record(f"{name}: every router answer conforms to the previews "
                                  "contract", _conformance(sc))
 
@@ -616,7 +655,8 @@ class FailureRecovery(SessionsScenario):
     id = "sessions.failure-recovery"
     title = ("a stopped ECS task is replaced with its data; a burst of 20 leaves no orphans "
              "and an empty queue")
-    mutates = (ACTIVATES, ENDS_OWN, "stop a session's ECS task (fault ecs.stop-task)")
+    mutates = (ACTIVATES, ENDS_OWN, PUBLISHES,
+               "stop a session's ECS task (fault ecs.stop-task)")
     burst = 20
 
     async def steps(self, run: Run, sc: CountingClient, aws: PreviewsAws) -> None:
@@ -733,7 +773,7 @@ class FailureRecovery(SessionsScenario):
 
 
 SCENARIOS: list[type[Scenario]] = [ColdStart, Persistence, Concurrent, Routing,
-                                   FailureRecovery]
+                                   FailureRecovery, Monitoring]
 
 
 async def smoke_session(run: Run) -> None:
