@@ -37,6 +37,8 @@ class Router:
         self.http: aiohttp.ClientSession | None = None
         self.requests = 0
         self.ws_open = 0
+        #: the network between the router and its containers (``--container-proxy``)
+        self.proxy = stack.cfg.container_proxy or None
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10),
@@ -94,7 +96,8 @@ class Router:
         c = await self._container(request.match_info["sid"])
         assert self.http is not None
         try:
-            async with self.http.get(f"{c.url}/{path}", params=request.query) as r:
+            async with self.http.get(f"{c.url}/{path}", params=request.query,
+                                     proxy=self.proxy) as r:
                 body = await r.read()
                 headers = {h: r.headers[h] for h in _PASS_HEADERS if h in r.headers}
                 return web.Response(body=body, status=r.status, headers=headers)
@@ -110,7 +113,8 @@ class Router:
         c = await self._container(sid)  # before the upgrade: errors stay plain HTTP
         assert self.http is not None
         try:
-            upstream = await self.http.ws_connect(f"{c.url}/ws/hmr", heartbeat=20)
+            upstream = await self.http.ws_connect(f"{c.url}/ws/hmr", heartbeat=20,
+                                                  proxy=self.proxy)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _json_error(502, f"container of {sid} refused the socket: {exc}",
                               retry=True) from exc
