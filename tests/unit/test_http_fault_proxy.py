@@ -331,3 +331,18 @@ async def test_router_cut_needs_the_lab_and_says_so(tmp_path) -> None:
             await faults.inject("previews.router-cut", "sessions", {})
         assert faults.ledger.records() == {}
     assert "embedded lab" in (router_cut_available(object()) or "")
+
+
+async def test_a_crashed_runs_throttle_is_healed_at_the_next_start(proxy, tmp_path) -> None:
+    aws = AwsTarget(region="us-east-1", endpoint_url=proxy["aws_url"],
+                    fault_proxy_url=proxy["control"])
+    faults = _manager(tmp_path, proxy["http"], aws)
+    rec = await faults.inject("aws.throttle", "aws", {"fraction": 1.0})
+    faults.ledger.mark(rec.id, "active")
+    # the owner "crashed": its record now names a process that is gone
+    lines = faults.ledger.path.read_text().replace(f'"owner_pid": {rec.owner_pid}',
+                                                   '"owner_pid": 999999999')
+    faults.ledger.path.write_text(lines)
+    assert proxy["aws"].rules["dynamodb"].fraction == 1.0
+    healed = await _manager(tmp_path, proxy["http"], aws).recover()
+    assert [r.id for r in healed] == [rec.id] and proxy["aws"].rules == {}

@@ -8,7 +8,9 @@
   GET /session/<id>/ws/hmr     the same, by path
 
 A session that is not live answers 404 (unknown), 410 (ended: expired/failed) or
-503 with Retry-After (pending, starting, restarting).
+503 with Retry-After (pending, starting, restarting); a container it cannot reach, 502.
+With ``--container-proxy URL`` every request to a container goes through that HTTP proxy
+(in the lab, the fault proxy that can cut this network).
 """
 
 from __future__ import annotations
