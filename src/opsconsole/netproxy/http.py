@@ -162,6 +162,12 @@ class ForwardProxy:
         self.sockets: set[tuple[web.WebSocketResponse, Any]] = set()
         self.lived_through_cut: set[tuple[web.WebSocketResponse, Any]] = set()
         self.http: aiohttp.ClientSession | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # referenced until done
+
+    def _close_later(self, pair: tuple[web.WebSocketResponse, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._close_pair(*pair))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(auto_decompress=False,
@@ -182,14 +188,14 @@ class ForwardProxy:
             self.healed.set()
             stale, self.lived_through_cut = self.lived_through_cut, set()
             for pair in stale:  # a socket that lived through the cut is reset
-                asyncio.get_running_loop().create_task(self._close_pair(*pair))
+                self._close_later(pair)
             return
         self.healed.clear()
         if was is None:
             self.lived_through_cut |= self.sockets
         if mode == "reset":
             for pair in list(self.sockets):
-                asyncio.get_running_loop().create_task(self._close_pair(*pair))
+                self._close_later(pair)
 
     @staticmethod
     async def _close_pair(ws: web.WebSocketResponse, up: Any) -> None:
