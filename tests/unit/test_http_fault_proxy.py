@@ -137,8 +137,9 @@ async def test_a_fraction_throttles_about_that_share_and_only_that_service(proxy
 
 
 async def test_a_window_ends_by_itself_and_star_means_every_service(proxy) -> None:
-    await _put(proxy, "/aws/throttle/*", {"fraction": 1.0, "window_s": 0.5})
     async with _client(proxy, "ecs", Config(retries={"total_max_attempts": 1})) as ecs:
+        await ecs.list_clusters()  # connected before the window opens (a loaded machine)
+        await _put(proxy, "/aws/throttle/*", {"fraction": 1.0, "window_s": 2.0})
         with pytest.raises(ClientError, match="ThrottlingException"):
             await ecs.list_clusters()
         deadline = time.monotonic() + 10
