@@ -30,7 +30,8 @@ class LabControl(Protocol):
         """The live process record (``pid``, ``create_time``) of a node, or None."""
 
     def topology(self) -> Any | None:
-        """Nodes, links (``links``, ``proxy_url``) and namespaces (``netns``), or None."""
+        """Nodes, links (``links``, ``proxy_url``), the HTTP fault proxy
+        (``http_proxy_url``, ``aws_url``) and namespaces (``netns``), or None."""
 
     async def start_node(self, name: str) -> Any:
         """Start a stopped node; returns its process record."""

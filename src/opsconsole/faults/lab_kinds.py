@@ -1,13 +1,15 @@
 """Lab-only fault kinds: kill, restart or pause a lab process; cut, slow or reset a
-fault-proxy link. Their heal specs name the lab's state directory, so a fresh process
-heals them after a crash."""
+fault-proxy link; cut the previews router off its containers (the HTTP fault proxy's
+forward link, ``previews.router-cut``). Their heal specs name the lab's state directory
+(or the proxy's control URL), so a fresh process heals them after a crash."""
 
 from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
 import psutil
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
@@ -230,5 +232,67 @@ class LinkReset(LinkFaultKind):
         return {"reset": True}
 
 
+# ------------------------------------------------------------- previews router
+ROUTER_CUT = "previews.router-cut"
+ROUTER_NODE = "sessions"  # the lab node whose router reaches containers via the proxy
+
+
+class RouterCutParams(FaultParams):
+    #: drop: packets vanish (requests hang until the router gives up: 502 after its
+    #: timeout; sockets go silent); reset: every connection is reset at once (502 at once)
+    mode: Literal["drop", "reset"] = "drop"
+
+
+class RouterCutHeal(StrictHealSpec):
+    proxy_url: str
+
+
+async def _forward_cut(http: aiohttp.ClientSession, proxy_url: str, body: dict[str, Any] | None
+                       ) -> dict[str, Any]:
+    try:
+        async with http.request("PUT" if body is not None else "DELETE",
+                                f"{proxy_url}/forward/cut", json=body,
+                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise UserError(f"{ROUTER_CUT}: the fault proxy refused: {data.get('error')}")
+            return data
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise UserError(f"{ROUTER_CUT}: the HTTP fault proxy at {proxy_url} is unreachable: "
+                        f"{type(exc).__name__}", exit_code=2) from exc
+
+
+class PreviewsRouterCut(FaultKind):
+    id = ROUTER_CUT
+    title = "cut the previews router off its containers (via the HTTP fault proxy)"
+    Params = RouterCutParams
+    Heal = RouterCutHeal
+
+    def targets(self, ctx):
+        return [ROUTER_NODE]
+
+    async def prepare(self, ctx, target, params):
+        lab = ctx.require_lab(self.id)
+        topo = lab.topology()
+        url = getattr(topo, "http_proxy_url", None) if topo is not None else None
+        if not url:
+            raise UserError(f"{self.id}: this lab has no HTTP fault proxy (started by an "
+                            "older opsconsole: run `opsconsole lab down`, then `lab up`)")
+        return {"proxy_url": url}
+
+    async def inject(self, ctx, target, params, heal):
+        await _forward_cut(ctx.http, heal["proxy_url"], {"mode": params["mode"]})
+
+    async def heal(self, ctx, spec):
+        try:
+            await _forward_cut(ctx.http, spec["proxy_url"], None)
+        except UserError as exc:
+            if "unreachable" in str(exc):
+                return "the HTTP fault proxy is gone (lab down): nothing to heal"
+            raise
+        return "router ↔ containers link restored"
+
+
 KINDS: tuple[FaultKind, ...] = (ProcessKill(), ProcessRestart(), ProcessPause(), LinkCut(),
-                                LinkLatency(), LinkBandwidth(), LinkReset())
+                                LinkLatency(), LinkBandwidth(), LinkReset(),
+                                PreviewsRouterCut())

@@ -28,7 +28,8 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
         "vault": lab.vault_cluster(topo, scrape_interval=LAB_SCRAPE_INTERVAL_S,
                                    expected_policies=["root"]).model_copy(
             update={"token": SecretRef(file=lab.dir.secrets / ROOT_TOKEN_FILE)}),
-        "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.moto_url),
+        "aws": AwsTarget(region=lab.spec.aws_region, endpoint_url=topo.aws_url,
+                         fault_proxy_url=topo.http_proxy_url),
         "provisioner": ProvisionerTarget(
             base_url=topo.provisioner_url,
             admin_token=SecretRef(file=lab.dir.secrets / "provisioning-admin-token"),

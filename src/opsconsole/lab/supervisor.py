@@ -79,6 +79,7 @@ from .vault_topology import (
 
 PORT_ROLES = {
     "netproxy": ("control",),
+    "httpproxy": ("control", "aws", "forward"),  # the HTTP fault proxy (netproxy/http.py)
     "nats": ("client", "monitor", "route", "leaf"),
     "leaf": ("client", "monitor"),
     "vault": ("api", "cluster"),
@@ -112,6 +113,9 @@ class Topology:
     sessions_port: int
 
     netns: NetnsPlan | None = None
+    #: the HTTP fault proxy: every AWS client's endpoint (→ moto), the previews router's
+    #: way to its containers, and its control API
+    http_proxy: dict[str, int] | None = None
 
     @classmethod
     def plan(cls, spec: LabSpec, ports: dict[str, dict[str, int]],
@@ -128,11 +132,29 @@ class Topology:
         proxy = dict(ports["netproxy"])
         control = proxy.pop("control")
         return cls(central, leaves, vault, ports["moto"]["http"], control, proxy,
-                   ports["provisioner"]["http"], ports["sessions"]["http"], netns_plan)
+                   ports["provisioner"]["http"], ports["sessions"]["http"], netns_plan,
+                   http_proxy=dict(ports["httpproxy"]))
 
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def aws_url(self) -> str:
+        """The AWS endpoint every lab client uses: the HTTP fault proxy in front of moto."""
+        assert self.http_proxy is not None
+        return f"http://127.0.0.1:{self.http_proxy['aws']}"
+
+    @property
+    def http_proxy_url(self) -> str:
+        """The HTTP fault proxy's control API (aws.throttle, previews.router-cut)."""
+        assert self.http_proxy is not None
+        return f"http://127.0.0.1:{self.http_proxy['control']}"
+
+    @property
+    def forward_proxy_url(self) -> str:
+        assert self.http_proxy is not None
+        return f"http://127.0.0.1:{self.http_proxy['forward']}"
 
     @property
     def provisioner_url(self) -> str:
@@ -271,6 +293,8 @@ class Lab:
                 self._wait_nats(session, topo, timeout),
                 self._bring_up_vault(session, topo, timeout, state),
                 self._bring_up_moto(session, topo, timeout, fresh="moto" in started),
+                self._wait_http(session, f"{topo.http_proxy_url}/healthz",
+                                "the HTTP fault proxy", timeout),
                 self._wait_http(session, f"{topo.provisioner_url}/healthz",
                                 "the provisioning service", timeout),
                 self._wait_http(session, f"{topo.sessions_url}/api/health",
@@ -434,6 +458,10 @@ class Lab:
             sys.executable, "-m", "opsconsole.netproxy",
             "--links", str(self.dir.root / "netproxy" / "links.json"),
             "--control-port", str(topo.proxy_control)])
+        cmds["httpproxy"] = ("netproxy", [
+            sys.executable, "-m", "opsconsole.netproxy.http", "--upstream", topo.moto_url,
+            *[arg for role in ("aws", "forward", "control")
+              for arg in (f"--{role}-port", str((topo.http_proxy or {})[role]))]])
         nats_bin = binaries.nats_server()
         bao_bin = binaries.bao()
         for node in [*topo.central, *topo.leaves]:
@@ -459,16 +487,17 @@ class Lab:
                                               "--lab-dir", str(self.dir.root)]),
             *[arg for hub in topo.central for arg in ("--hub", f"127.0.0.1:{hub.leaf}")],
             *(["--hub-ca", str(self.tls_files().ca)] if self.tls_on() else []),
-            "--aws-endpoint", topo.moto_url, "--region", self.spec.aws_region,
+            "--aws-endpoint", topo.aws_url, "--region", self.spec.aws_region,
             "--nats-server", nats_bin,
             "--authorized-keys", str(self.dir.root / "control-keys.json")])
         cmds["sessions"] = ("sut", [
             sys.executable, "-m", "opsconsole_lab.sessions",
-            "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.moto_url,
+            "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.aws_url,
             "--region", self.spec.aws_region, "--port", str(topo.sessions_port),
             "--prefix", LAB_PREVIEWS_PREFIX, "--max-capacity", str(self.spec.sessions_capacity),
             "--idle-timeout", f"{self.spec.sessions_idle_timeout_s:g}", "--poll-wait", "1",
-            "--reconcile-interval", "0.5", "--metrics-interval", "1"])
+            "--reconcile-interval", "0.5", "--metrics-interval", "1",
+            "--container-proxy", topo.forward_proxy_url])
         return cmds
 
     def _start_missing(self, state: LabState, topo: Topology,
@@ -750,7 +779,7 @@ class Lab:
                 asyncio.gather(*(leaf_status(session, self.leaf_node(lf))
                                  for lf in topo.leaves)),
                 vault_status(session, self.vault_cluster(topo)),
-                moto_status(session, topo.moto_url, self.spec.aws_region),
+                moto_status(session, topo.aws_url, self.spec.aws_region),
             )
         out.update(nats=list(nats), leaves=list(leaves), vault=vault, aws=aws)
         out["healthy"] = (all(n["healthy"] for n in [*nats, *leaves, *vault])
@@ -777,7 +806,7 @@ class Lab:
             "NATS_URL": ",".join(n.client_url for n in topo.central), **secured,
             "VAULT_ADDR": vault_addr, "BAO_ADDR": vault_addr,
             "VAULT_TOKEN": token, "BAO_TOKEN": token,
-            "AWS_ENDPOINT_URL": topo.moto_url,
+            "AWS_ENDPOINT_URL": topo.aws_url,
             "AWS_DEFAULT_REGION": self.spec.aws_region,
             "AWS_ACCESS_KEY_ID": DUMMY_AWS_KEY,
             "AWS_SECRET_ACCESS_KEY": DUMMY_AWS_KEY,

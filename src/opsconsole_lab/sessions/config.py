@@ -14,6 +14,7 @@ class StackConfig:
     aws_endpoint: str
     port: int = 0
     region: str = "us-east-1"
+    container_proxy: str = ""
     prefix: str = "opsconsole-sessions"
     max_capacity: int = 4
     idle_timeout: float = 300.0
@@ -54,6 +55,8 @@ class StackConfig:
 
 _HELP = {
     "port": "HTTP port of router + control API (0: any free; see <state-dir>/stack.json)",
+    "container_proxy": "HTTP proxy URL the router reaches containers through (the lab's "
+                       "fault proxy); empty: direct",
     "prefix": "prefix of every AWS resource name (lets several stacks share one moto)",
     "max_capacity": "most edit containers at once; beyond it capacity is refused",
     "idle_timeout": "seconds without activity before a container exits (session expires)",

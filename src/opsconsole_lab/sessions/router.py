@@ -10,7 +10,9 @@
   GET /session/<id>/ws/hmr     the same, by path
 
 A session that is not live answers 404 (unknown), 410 (ended: expired/failed) or
-503 with Retry-After (pending, starting, restarting).
+503 with Retry-After (pending, starting, restarting); a container it cannot reach, 502.
+With ``--container-proxy URL`` every request to a container goes through that HTTP proxy
+(in the lab, the fault proxy that can cut this network).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Router:
         self.http: aiohttp.ClientSession | None = None
         self.requests = 0
         self.ws_open = 0
+        #: the network between the router and its containers (``--container-proxy``)
+        self.proxy = stack.cfg.container_proxy or None
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10),
@@ -99,7 +103,8 @@ class Router:
         c = await self._container(request.match_info["sid"])
         assert self.http is not None
         try:
-            async with self.http.get(f"{c.url}/{path}", params=request.query) as r:
+            async with self.http.get(f"{c.url}/{path}", params=request.query,
+                                     proxy=self.proxy) as r:
                 body = await r.read()
                 headers = {h: r.headers[h] for h in _PASS_HEADERS if h in r.headers}
                 return web.Response(body=body, status=r.status, headers=headers)
@@ -115,7 +120,8 @@ class Router:
         c = await self._container(sid)  # before the upgrade: errors stay plain HTTP
         assert self.http is not None
         try:
-            upstream = await self.http.ws_connect(f"{c.url}/ws/hmr", heartbeat=20)
+            upstream = await self.http.ws_connect(f"{c.url}/ws/hmr", heartbeat=20,
+                                                  proxy=self.proxy)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _json_error(502, f"container of {sid} refused the socket: {exc}",
                               retry=True) from exc

@@ -16,6 +16,9 @@ class AwsTarget(Model):
     region: Region | None = None
     profile: str | None = None
     endpoint_url: HttpUrl | None = None
+    #: the control API of an opsconsole HTTP fault proxy that endpoint_url goes through
+    #: (``python -m opsconsole.netproxy.http``; the lab sets both): enables aws.throttle
+    fault_proxy_url: HttpUrl | None = None
     instance_tag_key: str = Field(default="role", min_length=1)
     instance_tag_value: str = "vault-instance"
 

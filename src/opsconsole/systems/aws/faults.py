@@ -1,10 +1,12 @@
-"""EC2 fault kinds: stop or terminate an instance the inventory's tag filter selects."""
+"""EC2 fault kinds: stop or terminate an instance the inventory's tag filter selects;
+and ``aws.throttle`` (:mod:`.throttle`)."""
 
 from __future__ import annotations
 
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
 from ...targets.aws import aws_session
+from .throttle import AwsThrottle
 
 
 # ----------------------------------------------------------------------------- ec2
@@ -88,4 +90,4 @@ class Ec2Terminate(Ec2Kind):
             await ec2.terminate_instances(InstanceIds=[target])
 
 
-KINDS: tuple[FaultKind, ...] = (Ec2Stop(), Ec2Terminate())
+KINDS: tuple[FaultKind, ...] = (Ec2Stop(), Ec2Terminate(), AwsThrottle())

@@ -1,0 +1,130 @@
+"""``aws.throttle``: a fraction of one service's AWS calls answered with its real throttling
+error by the HTTP fault proxy in front of the AWS endpoint (``[aws] fault_proxy_url``, its
+control API; the lab sets it), for a window or until healed.
+
+The proxy can only sit in front of an endpoint the clients are pointed at by URL (moto,
+LocalStack, an endpoint proxy of your own): real AWS endpoints are TLS to AWS, so without
+the key there the kind is not available, and :func:`throttle_available` says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from pydantic import Field, PositiveFloat
+
+from ...errors import UserError
+from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
+
+KIND = "aws.throttle"
+TARGET = "aws"  # the AWS endpoint of the inventory (the proxy in front of it)
+
+
+class ThrottleParams(FaultParams):
+    #: a service as boto3 names it (dynamodb, sqs, cloudwatch, …) or as SigV4 signs it
+    #: (its credential scope: monitoring for cloudwatch); * for every service
+    service: str = Field(default="dynamodb", pattern=r"^(\*|[a-z0-9][a-z0-9-]{0,62})$")
+    fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: seconds the throttle lasts (the proxy ends it by itself); unset: until healed
+    window_s: PositiveFloat | None = None
+
+
+class ThrottleHeal(StrictHealSpec):
+    proxy_url: str
+    service: str
+
+
+def signing_name(service: str) -> str:
+    """The SigV4 name the proxy sees for a service boto3 knows (``cloudwatch`` →
+    ``monitoring``); anything else (``*``, a name botocore lacks) unchanged."""
+    if service == "*":
+        return service
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except botocore.exceptions.UnknownServiceError:
+        return service
+    return model.signing_name or service
+
+
+def throttle_available(where: Any) -> str | None:
+    """None when ``aws.throttle`` can run against ``where`` (a scenario's run, or an
+    inventory), else the reason it cannot (for an ``unknown`` verdict)."""
+    inventory = getattr(where, "inventory", where)
+    aws = getattr(inventory, "aws", None)
+    if aws is None:
+        return "the inventory has no [aws] target"
+    if not aws.fault_proxy_url:
+        return ("[aws] fault_proxy_url is not set: aws.throttle needs an HTTP fault proxy "
+                "in front of the AWS endpoint (the embedded lab runs one; real AWS endpoints "
+                "are TLS to AWS and cannot be fronted)")
+    return None
+
+
+async def proxy_stats(http: aiohttp.ClientSession, control_url: str) -> dict[str, Any]:
+    """The proxy's counters: ``aws.services.<service>.passed / throttled /
+    throttled_by_operation``, ``aws.throttles`` (rules) and ``forward`` (the router link)."""
+    return await _call(http, "GET", control_url, "/stats")
+
+
+async def throttle_counts(where: Any, service: str = "dynamodb") -> dict[str, Any]:
+    """``{"passed", "throttled", "upstream_errors", "throttled_by_operation"}`` of one
+    service at the proxy of ``where`` (a run: its inventory and HTTP session). Raises
+    :class:`UserError` with :func:`throttle_available`'s reason when there is none."""
+    reason = throttle_available(where)
+    if reason:
+        raise UserError(f"{KIND}: not available here: {reason}")
+    url = where.inventory.aws.fault_proxy_url
+    stats = await proxy_stats(where.http, url)
+    empty = {"passed": 0, "throttled": 0, "upstream_errors": 0, "throttled_by_operation": {}}
+    return stats["aws"]["services"].get(service, empty)
+
+
+async def _call(http: aiohttp.ClientSession, method: str, control_url: str, path: str,
+                body: dict[str, Any] | None = None) -> Any:
+    base = control_url.rstrip("/")
+    try:
+        async with http.request(method, base + path, json=body,
+                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise UserError(f"{KIND}: the fault proxy refused: {data.get('error')}")
+            return data
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise UserError(f"{KIND}: the fault proxy at {base} is unreachable: "
+                        f"{type(exc).__name__}", exit_code=2) from exc
+
+
+class AwsThrottle(FaultKind):
+    id = KIND
+    title = ("throttle a fraction of one AWS service's calls (the real throttling error, "
+             "via the HTTP fault proxy in front of the endpoint)")
+    Params = ThrottleParams
+    Heal = ThrottleHeal
+
+    def targets(self, ctx: FaultContext) -> list[str]:
+        return [TARGET]
+
+    async def prepare(self, ctx, target, params):
+        reason = throttle_available(ctx.inventory)
+        if reason:
+            raise UserError(f"{self.id}: not available here: {reason}", exit_code=2)
+        url = ctx.inventory.aws.fault_proxy_url  # type: ignore[union-attr]
+        await proxy_stats(ctx.http, url)  # reachable before anything is recorded
+        return {"proxy_url": url.rstrip("/"), "service": signing_name(params["service"])}
+
+    async def inject(self, ctx, target, params, heal):
+        await _call(ctx.http, "PUT", heal["proxy_url"], f"/aws/throttle/{heal['service']}",
+                    {"fraction": params["fraction"], "window_s": params.get("window_s")})
+
+    async def heal(self, ctx, spec):
+        try:
+            await _call(ctx.http, "DELETE", spec["proxy_url"], f"/aws/throttle/{spec['service']}")
+        except UserError as exc:
+            if "unreachable" in str(exc):
+                return "the fault proxy is gone (lab down): nothing to heal"
+            raise
+        return f"stopped throttling {spec['service']}"
