@@ -57,6 +57,8 @@ from ._procs import free_ports, spawn, stop_processes, write_private
 PROVISION_TIMEOUT_S = 120.0
 AWS_KEY = "testing"  # moto accepts any key; this is not a credential
 AMI_NAME = "opsconsole-hardened-arm64"
+AMI_TAGS = {"hardened": "cis-level-1", "role": "vault-instance"}
+INSTANCE_TYPE = "t4g.nano"
 Handler = Callable[["Provisioner", web.Request], Awaitable[web.Response]]
 
 
@@ -269,7 +271,7 @@ class Provisioner:
                     {"Key": "env", "Value": "lab"}, {"Key": "Name", "Value": f"vault-{member}"},
                     {"Key": "managed-by", "Value": "opsconsole-provisioner"}]
             run = await ec2.run_instances(
-                ImageId=ami, InstanceType="t4g.nano", MinCount=1, MaxCount=1,
+                ImageId=ami, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1,
                 SecurityGroupIds=[sg["GroupId"]],
                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
         raw = run["Instances"][0]
@@ -291,6 +293,9 @@ class Provisioner:
         copy = await ec2.copy_image(Name=AMI_NAME, SourceImageId=base["Images"][0]["ImageId"],
                                     SourceRegion=self.region,
                                     Description="hardened arm64 base for vault instances")
+        # what the lab's AMI policy requires of the image (the console checks the tags)
+        await ec2.create_tags(Resources=[copy["ImageId"]], Tags=[
+            {"Key": k, "Value": v} for k, v in AMI_TAGS.items()])
         return copy["ImageId"]
 
     def _summary(self, inst: Instance) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from opsconsole.systems.vault_instances.packs.vault_instance import RELAY_LOSS_C
 
 from ..helpers import run_cli
 
-GROUPS = {"provision": 9, "initialize": 8, "health": 7, "stop": 4, "terminate": 5,
+GROUPS = {"provision": 11, "initialize": 10, "health": 10, "stop": 4, "terminate": 5,
           "lifecycle": 4, "relay": 5, "manager": 11}
 
 

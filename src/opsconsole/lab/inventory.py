@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import Inventory, SecretRef
 from ..systems.aws.config import AwsTarget
 from ..systems.previews.config import PreviewsTarget
-from ..systems.vault_instances.config import ProvisionerTarget
+from ..systems.vault_instances.config import AmiPolicy, ProvisionerTarget
 from .supervisor import (
     DUMMY_AWS_KEY,
     LAB_PREVIEWS_PREFIX,
@@ -15,6 +15,11 @@ from .supervisor import (
     Lab,
 )
 from .vault_topology import ROOT_TOKEN_FILE
+
+#: the lab's AMI policy: moto's account owns the image the reference provisioner makes
+#: (a copy of an arm64 base) and tags it so; the console checks the instance's image
+LAB_AMI_POLICY = AmiPolicy(owners=["123456789012"],
+                           required_tags={"hardened": "cis-level-1", "role": "vault-instance"})
 
 
 def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
@@ -36,7 +41,8 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
             member_tokens=SecretRef(file=lab.dir.secrets / "provisioning-tokens.json"),
             member_nats_passwords=SecretRef(file=lab.dir.secrets / MEMBER_PASSWORDS_FILE),
             control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
-            member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER),
+            member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER,
+            ami_policy=LAB_AMI_POLICY, instance_types=["t4g.nano", "t4g.micro"]),
         "previews": lab_previews(lab, topo.sessions_url),
     })
 

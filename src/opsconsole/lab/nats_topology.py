@@ -19,8 +19,11 @@ from pathlib import Path
 CLUSTER_NAME = "central"
 
 
-def owner_subjects(user: str) -> list[str]:
-    return [f"OwnerSpace.{user}.>", f"{inbox_prefix(user)}.>"]
+def owner_subjects(user: str, message_space: bool = False) -> list[str]:
+    """A user's subjects; a provisioning member (``message_space``) also has its
+    ``MessageSpace.<member>.>`` (the instance's MessageSpace ids live under it)."""
+    return [f"OwnerSpace.{user}.>", *([f"MessageSpace.{user}.>"] if message_space else []),
+            f"{inbox_prefix(user)}.>"]
 
 
 def inbox_prefix(user: str) -> str:
@@ -93,7 +96,8 @@ def _q(value: str) -> str:
 def central_config(node: CentralNode, route_ports: list[int], store_dir: Path,
                    leaf_passwords: dict[str, str], admin_password: str,
                    tls: TlsFiles | None = None, console_password: str = "",
-                   inbox_users: list[str] | None = None) -> str:
+                   inbox_users: list[str] | None = None,
+                   members: frozenset[str] = frozenset()) -> str:
     """Config for one central node.
 
     Leaf users live in the main ``authorization`` block (leafnode authorization
@@ -110,7 +114,7 @@ def central_config(node: CentralNode, route_ports: list[int], store_dir: Path,
                  f"permissions: {{ publish: {{ allow: [{allow}] }}, "
                  f"subscribe: {{ allow: [{allow}] }} }} }}"]
     for user, password in sorted(leaf_passwords.items()):
-        allow = ", ".join(_q(s) for s in owner_subjects(user))
+        allow = ", ".join(_q(s) for s in owner_subjects(user, user in members))
         users.append(
             f"    {{ user: {_q(user)}, password: {_q(password)}, permissions: {{"
             f" publish: {{ allow: [{allow}] }}, subscribe: {{ allow: [{allow}] }} }} }}"

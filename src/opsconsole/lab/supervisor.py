@@ -190,13 +190,19 @@ def node_names(spec: LabSpec, kind: str) -> list[str]:
     return [kind]  # netproxy, moto, provisioner, sessions: one each
 
 
+#: the fault-proxy links of the provisioner's instance leaves (one per hub): cutting
+#: ``nats.leaf-disconnect vault-instances`` cuts every instance's central link
+INSTANCES_LINK = "vault-instances"
+
+
 def link_names(spec: LabSpec) -> list[str]:
     """Links that faults can cut: every route (per direction of dialling) and every
     leaf→hub link. ``route.nats-1.nats-2`` is the route nats-1 dials to reach nats-2."""
     central = node_names(spec, "nats")
     routes = [f"route.{a}.{b}" for a in central for b in central if a != b]
     leaves = [f"leaf.{leaf}.{hub}" for leaf in node_names(spec, "leaf") for hub in central]
-    return routes + leaves
+    instances = [f"leaf.{INSTANCES_LINK}.{hub}" for hub in central]
+    return routes + leaves + instances
 
 
 def allocate_ports(spec: LabSpec) -> dict[str, dict[str, int]]:
@@ -433,7 +439,7 @@ class Lab:
             routes = [topo.links[f"route.{node.name}.{peer.name}"]
                       for peer in topo.central if peer != node]
             text = central_config(node, routes, d / "jetstream", central_users, admin, tls,
-                                  console, inbox_users)
+                                  console, inbox_users, frozenset(self.spec.members))
             self.dir.write_private(d / "nats.conf", text)
         for leaf in topo.leaves:
             d = self._node_dir("nats", leaf.name)
@@ -477,6 +483,10 @@ class Lab:
         # The reference systems run as modules named here, given everything as flags: the
         # launcher is the only way from the console to opsconsole_lab (and back).
         secrets = self.dir.secrets
+        # the instances' leaves reach central through the fault proxy (a lab recorded
+        # before those links existed: directly)
+        hub_ports = [topo.links.get(f"leaf.{INSTANCES_LINK}.{hub.name}", hub.leaf)
+                     for hub in topo.central]
         cmds["provisioner"] = ("sut", [
             sys.executable, "-m", "opsconsole_lab.provisioning",
             "--port", str(topo.provisioner_port), "--state-dir", str(self.dir.root / "instances"),
@@ -485,7 +495,7 @@ class Lab:
             "--accounts-file", str(secrets / MEMBER_ACCOUNTS_FILE),
             "--accounts-command", json.dumps([sys.executable, "-m", "opsconsole.lab.accounts",
                                               "--lab-dir", str(self.dir.root)]),
-            *[arg for hub in topo.central for arg in ("--hub", f"127.0.0.1:{hub.leaf}")],
+            *[arg for port in hub_ports for arg in ("--hub", f"127.0.0.1:{port}")],
             *(["--hub-ca", str(self.tls_files().ca)] if self.tls_on() else []),
             "--aws-endpoint", topo.aws_url, "--region", self.spec.aws_region,
             "--nats-server", nats_bin,

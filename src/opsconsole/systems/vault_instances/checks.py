@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from ...targets.http import ssl_for
 from ...targets.nats import NatsEndpoint, as_endpoint
 from ...targets.tls import TlsClient
 from ..nats.canary import PathTracker
+from .config import AmiPolicy
 
 # ------------------------------------------------------------------ hub lookup
 
@@ -401,3 +403,285 @@ def relay_loss_outcome(paths: Mapping[str, PathTracker], rate: float,
     if unknowns and not fails:
         return "unknown", evidence
     return outcome(not fails, **evidence)
+
+
+# ------------------------------------------------------- provision: image and type
+
+
+def ami_policy_outcome(policy: AmiPolicy | None, image_id: str,
+                       image: Mapping[str, Any] | None) -> Outcome:
+    """The instance's actual image (``describe_images`` of its ``ImageId``) against the
+    inventory's AMI policy; each violated rule is named. No policy: ``unknown``."""
+    if policy is None or not policy.rules():
+        return "unknown", {"image_id": image_id, "reason":
+                           "the inventory's [provisioner] declares no ami_policy (owners, "
+                           "image_ids, required_tags): nothing to hold the image to"}
+    violations: list[str] = []
+    if policy.image_ids and image_id not in policy.image_ids:
+        violations.append(f"image {image_id} is not an allowed image id")
+    if image is None:
+        if violations:
+            return "fail", {"image_id": image_id, "violations": violations}
+        return "unknown", {"image_id": image_id, "reason": f"describe_images shows no image "
+                                                           f"{image_id}: owner and tags unread"}
+    owner = image.get("ImageOwnerAlias") or image.get("OwnerId")
+    owners = {image.get("OwnerId"), image.get("ImageOwnerAlias")} - {None}
+    if policy.owners and not owners & set(policy.owners):
+        violations.append(f"owner {owner} is not an allowed owner")
+    tags = {t.get("Key"): t.get("Value") for t in image.get("Tags") or []}
+    for key, want in policy.required_tags.items():
+        if key not in tags:
+            violations.append(f"tag {key} missing")
+        elif want != "*" and tags[key] != want:
+            violations.append(f"tag {key} is {tags[key]!r}, not {want!r}")
+    evidence: dict[str, Any] = {"image_id": image_id, "owner": owner, "tags": tags,
+                                "policy": policy.model_dump(exclude_defaults=True)}
+    if violations:
+        return "fail", {**evidence, "violations": violations}
+    return "pass", evidence
+
+
+def instance_type_outcome(allowed: Sequence[str] | None, instance_type: Any) -> Outcome:
+    """``describe_instances``' ``InstanceType`` is one the inventory allows."""
+    if not allowed:
+        return "unknown", {"instance_type": instance_type, "reason":
+                           "the inventory's [provisioner] declares no instance_types"}
+    ok = isinstance(instance_type, str) and instance_type in allowed
+    return ("pass" if ok else "fail"), {
+        "instance_type": instance_type, "allowed": list(allowed),
+        **({} if ok else {"reason": f"instance type {instance_type} is not allowed"})}
+
+
+def architecture_outcome(expected: str, image: Mapping[str, Any] | None,
+                         instance: Mapping[str, Any]) -> Outcome:
+    """The image's ``Architecture`` (and the instance's, when EC2 reports it) is the
+    expected one."""
+    if image is None:
+        return "unknown", {"reason": f"describe_images shows no image "
+                                     f"{instance.get('ImageId')}: its architecture is unread"}
+    seen = {"image": image.get("Architecture"),
+            **({"instance": instance["Architecture"]} if "Architecture" in instance else {})}
+    wrong = {k: v for k, v in seen.items() if v != expected}
+    return ("fail" if wrong else "pass"), {
+        "expected": expected, **seen,
+        **({"reason": ", ".join(f"{k} architecture is {v}" for k, v in wrong.items())}
+           if wrong else {})}
+
+
+# ------------------------------------------------------------------- MessageSpace
+
+
+@dataclass(frozen=True)
+class SpaceAccess:
+    """What one user could do under a MessageSpace prefix, seen from central.
+
+    ``to_local``: messages the user published at central that reached a subscriber on
+    the instance's local NATS; ``from_local``: messages published on the local NATS that
+    reached the user's subscription at central; ``violations``: the server's permission
+    errors (nats-py ``error_cb``); ``login``: the Login result, or why it failed.
+    """
+
+    user: str
+    login: str
+    to_local: int = 0
+    from_local: int = 0
+    violations: tuple[str, ...] = ()
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"user": self.user, "login": self.login, "to_local": self.to_local,
+                "from_local": self.from_local,
+                **({"violations": list(dict.fromkeys(self.violations))}
+                   if self.violations else {}),
+                **({"error": self.error} if self.error else {})}
+
+
+async def space_access(central: NatsEndpoint | str, local: NatsEndpoint | str, prefix: str,
+                       user: str, password: str, timeout: float = 5.0) -> SpaceAccess:
+    """Log in to central as ``user`` and try both ways under ``prefix``: publish at central
+    for a subscriber on the local NATS, subscribe at central to what the local NATS
+    publishes. Rounds repeat until both crossed or ``timeout``."""
+    central = as_endpoint(central)
+    violations: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        text = str(exc)
+        if "permissions violation" in text.lower() and len(violations) < 10:
+            violations.append(text.replace(password, "***")[:200])
+
+    tls = central.ssl()
+    try:
+        nc = await asyncio.wait_for(nats.connect(
+            central.url, user=user, password=password, allow_reconnect=False,
+            **({"tls": tls, "tls_hostname": urlsplit(central.url).hostname} if tls else {}),
+            inbox_prefix=f"_INBOX_{user}", max_reconnect_attempts=1, connect_timeout=2,
+            error_cb=on_error), 6)
+    except (TimeoutError, nats.errors.Error, OSError, ssl.SSLError) as exc:
+        return SpaceAccess(user, f"{type(exc).__name__}: {exc}".replace(password, "***")[:200])
+    to_local = from_local = 0
+    try:
+        lnc = await as_endpoint(local).connect(connect_timeout=2, max_reconnect_attempts=1)
+        try:
+            at_local = await lnc.subscribe(f"{prefix}.to-local")
+            at_central = await nc.subscribe(f"{prefix}.from-local")
+            for _ in range(2):  # two flushes: the server has registered the interest
+                await lnc.flush()
+                await nc.flush()
+            started = time.monotonic()
+            while time.monotonic() - started < timeout and not (
+                    at_local.delivered and at_central.delivered):
+                await nc.publish(f"{prefix}.to-local", b"space")
+                await lnc.publish(f"{prefix}.from-local", b"space")
+                await nc.flush()
+                await lnc.flush()
+                await asyncio.sleep(0.1)
+            to_local, from_local = at_local.delivered, at_central.delivered
+        finally:
+            await lnc.close()
+    except (TimeoutError, nats.errors.Error, OSError) as exc:
+        return SpaceAccess(user, "accepted", to_local, from_local, tuple(violations),
+                           f"{type(exc).__name__}: {exc}"[:200])
+    finally:
+        await nc.close()
+    return SpaceAccess(user, "accepted", to_local, from_local, tuple(violations))
+
+
+def space_open_outcome(prefix: str, member: SpaceAccess) -> Outcome:
+    """pass: the member logged in at central and a message crossed both ways under its
+    MessageSpace, with no permission refusal."""
+    evidence = {"prefix": prefix, **member.as_json()}
+    failure = (f"the member could not log in at central: {member.login}"
+               if member.login != "accepted" else
+               f"error while exchanging: {member.error}" if member.error else
+               f"refused: {member.violations[0]}" if member.violations else
+               "nothing crossed from central to the instance" if not member.to_local else
+               "nothing crossed from the instance to central" if not member.from_local
+               else None)
+    return _verdict(failure, **evidence)
+
+
+def space_closed_outcome(prefix: str, member: SpaceAccess,
+                         other: SpaceAccess | None, no_other: str = "") -> Outcome:
+    """pass: another member, logged in at central, gets nothing across the member's
+    MessageSpace either way (refused or not delivered), while the member's own exchange
+    crossed in the same place (the positive control)."""
+    if other is None:
+        return "unknown", {"prefix": prefix, "reason": no_other or "no other member"}
+    evidence = {"prefix": prefix, "member": member.as_json(), "other": other.as_json()}
+    if other.login != "accepted":
+        return "unknown", {**evidence, "reason": f"the other member {other.user} could not "
+                                                 f"log in at central: {other.login}"}
+    if member.login != "accepted" or not (member.to_local and member.from_local):
+        return "unknown", {**evidence, "reason": "the member's own exchange did not cross: "
+                                                 "no positive control for the refusal"}
+    crossed = [what for what, n in (("published into the instance", other.to_local),
+                                    ("received from the instance", other.from_local)) if n]
+    if crossed:
+        return "fail", {**evidence, "reason": f"{other.user} " + " and ".join(crossed)
+                        + f" under {prefix}"}
+    return "pass", {**evidence, "refused": bool(other.violations)}
+
+
+# ------------------------------------------------------------------------- health
+
+#: clock difference tolerated between this machine and the instance (seconds)
+CLOCK_SKEW_S = 2.0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _timestamp(value: Any) -> float | None:
+    """Epoch seconds, or an ISO-8601 text (``Z`` or an offset), as epoch seconds."""
+    if _number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.timestamp() if parsed.tzinfo is not None else None
+    return None
+
+
+def health_fields_outcome(first: Mapping[str, Any], second: Mapping[str, Any],
+                          event_sent_at: float, now: float) -> Outcome:
+    """Every field of the seed's health structure, typed and plausible, on two reads of a
+    healthy instance taken after an event was sent at ``event_sent_at``: uptime a number
+    ≥ 0 that grew, local connections an int ≥ 1, central latency a number in (0, 5000)
+    ms, ``last_event_at`` a timestamp in [event sent, now], memory and CPU plausible."""
+    wrong: list[str] = []
+    for label, body in (("first", first), ("second", second)):
+        up = body.get("uptime_seconds")
+        if not _number(up) or up < 0:
+            wrong.append(f"{label}.uptime_seconds is {up!r}: not a number ≥ 0")
+        conns = (body.get("local_nats") or {}).get("connections")
+        if not isinstance(conns, int) or isinstance(conns, bool) or conns < 1:
+            wrong.append(f"{label}.local_nats.connections is {conns!r}: not an int ≥ 1")
+        latency = (body.get("central_nats") or {}).get("latency_ms")
+        if not _number(latency) or not 0 < latency < 5000:
+            wrong.append(f"{label}.central_nats.latency_ms is {latency!r}: not a number in "
+                         "(0, 5000) while connected")
+        vm = body.get("vault_manager") or {}
+        memory, cpu = vm.get("memory_mb"), vm.get("cpu_percent")
+        if not _number(memory) or not 0 < memory < 1 << 20:
+            wrong.append(f"{label}.vault_manager.memory_mb is {memory!r}: not in (0, 1 TiB)")
+        if not _number(cpu) or not 0 <= cpu <= 100 * 1024:
+            wrong.append(f"{label}.vault_manager.cpu_percent is {cpu!r}: not a percentage")
+    up1, up2 = first.get("uptime_seconds"), second.get("uptime_seconds")
+    if _number(up1) and _number(up2) and not up2 > up1:
+        wrong.append(f"uptime_seconds did not increase between reads ({up1} then {up2})")
+    raw = second.get("last_event_at")
+    at = _timestamp(raw)
+    if at is None:
+        wrong.append(f"last_event_at is {raw!r}: not a timestamp")
+    elif not event_sent_at - CLOCK_SKEW_S <= at <= now + CLOCK_SKEW_S:
+        wrong.append(f"last_event_at {raw!r} is not between the event sent "
+                     f"({event_sent_at:.3f}) and now ({now:.3f})")
+    evidence = {"uptime_seconds": [up1, up2],
+                "connections": (second.get("local_nats") or {}).get("connections"),
+                "latency_ms": (second.get("central_nats") or {}).get("latency_ms"),
+                "last_event_at": raw,
+                "memory_mb": (second.get("vault_manager") or {}).get("memory_mb"),
+                "cpu_percent": (second.get("vault_manager") or {}).get("cpu_percent")}
+    return ("fail", {**evidence, "wrong": wrong}) if wrong else ("pass", evidence)
+
+
+def degraded_outcome(http_status: int, body: Mapping[str, Any]) -> Outcome:
+    """With the central link cut and the rest up: 503, ``degraded``, local NATS running,
+    the manager healthy, central not connected with no latency, and the details naming
+    the central link."""
+    local = body.get("local_nats") or {}
+    central = body.get("central_nats") or {}
+    manager = body.get("vault_manager") or {}
+    details = body.get("details") or []
+    wrong = [w for w, bad in (
+        (f"HTTP {http_status}, not 503", http_status != 503),
+        (f"status {body.get('status')!r}, not 'degraded'", body.get("status") != "degraded"),
+        (f"local_nats.status {local.get('status')!r}, not 'running'",
+         local.get("status") != "running"),
+        (f"vault_manager.status {manager.get('status')!r}, not 'healthy'",
+         manager.get("status") != "healthy"),
+        (f"central_nats.status {central.get('status')!r} while the link is cut",
+         central.get("status") == "connected"),
+        (f"central_nats.latency_ms {central.get('latency_ms')!r} while disconnected",
+         central.get("latency_ms") is not None),
+        ("details do not name the central link",
+         not any("central" in str(d).lower() for d in details))) if bad]
+    evidence = {"http": http_status, "status": body.get("status"), "local_nats": local,
+                "central_nats": central, "vault_manager": manager.get("status"),
+                "details": details}
+    return ("fail", {**evidence, "wrong": wrong}) if wrong else ("pass", evidence)
+
+
+def recovered_outcome(http_status: int, body: Mapping[str, Any]) -> Outcome:
+    """After the heal: 200, ``healthy``, central connected with a plausible latency."""
+    central = body.get("central_nats") or {}
+    latency = central.get("latency_ms")
+    ok = (http_status == 200 and body.get("status") == "healthy"
+          and central.get("status") == "connected" and _number(latency)
+          and 0 < latency < 5000)
+    return outcome(ok, http=http_status, status=body.get("status"), central_nats=central,
+                   **({} if ok else {"details": body.get("details")}))

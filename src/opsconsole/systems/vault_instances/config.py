@@ -8,10 +8,26 @@ from pydantic import model_validator
 
 from ...config_fields import (
     HttpUrl,
+    Model,
     SecretRef,
     fold_refs,
 )
 from ...targets.tls import TlsClient
+
+
+class AmiPolicy(Model):
+    """``[provisioner.ami_policy]``: what the image an instance actually runs must be.
+
+    Each rule that is set is checked on the instance's image (``describe_images`` of its
+    ``ImageId``); a ``required_tags`` value of ``"*"`` only requires the tag to exist.
+    """
+
+    owners: list[str] = []  # allowed image owner account ids (or aliases such as "amazon")
+    image_ids: list[str] = []  # allowed AMI ids
+    required_tags: dict[str, str] = {}  # tag key -> value ("*": any value)
+
+    def rules(self) -> bool:
+        return bool(self.owners or self.image_ids or self.required_tags)
 
 
 class ProvisionerTarget(TlsClient):
@@ -26,6 +42,9 @@ class ProvisionerTarget(TlsClient):
     control_key_id: str = "lab-operator"
     member: str = "alice"  # the member the pack acts as
     no_account_member: str | None = None  # has a token but no NATS account (negative check)
+    ami_policy: AmiPolicy | None = None  # none: the AMI policy check is unknown
+    instance_types: list[str] | None = None  # allowed EC2 instance types; none: unknown
+    architecture: str = "arm64"  # the seed's hardened ARM64 image
 
     @model_validator(mode="before")
     @classmethod

@@ -227,11 +227,9 @@ class SessionsScenario(Scenario):
 
 
 def _conformance(sc: PreviewsClient) -> Outcome:
-    if not sc.violations:
-        return "pass", {"contract": sc.contract.name, "responses": sc.responses}
-    return "fail", {"contract": sc.contract.name, "responses": sc.responses,
-                    "violations": [f"{op} → {status}: {'; '.join(v)}"
-                                   for op, status, v in sc.violations[:10]]}
+    return outcome(not sc.violations, contract=sc.contract.name, responses=sc.responses,
+                   violations=[f"{op} → {status}: {'; '.join(v)}"
+                               for op, status, v in sc.violations[:10]])
 
 
 async def _end_sessions(run: Run, aws: PreviewsAws, sids: list[str]) -> list[str]:
@@ -415,7 +413,8 @@ class ColdStart(SessionsScenario):
             except Abort:
                 return "unknown", {"reason": "other users' sessions keep tasks running: "
                                              "the start is not from zero", "services": counts}
-            return "pass", {"services": counts}
+            running = await aws.running_tasks()  # the verdict: what ECS shows now
+            return outcome(not running, services=counts, running_tasks=len(running))
 
         await _unknown_or(run, "cold-start: services at zero (ECS)", at_zero)
         user = _user("cold")

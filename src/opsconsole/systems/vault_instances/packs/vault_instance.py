@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import nats
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -44,19 +45,31 @@ from ..checks import (
     InstanceState,
     Login,
     OutageWindow,
+    SpaceAccess,
+    ami_policy_outcome,
     answer_outcome,
+    architecture_outcome,
     attached_outcome,
+    degraded_outcome,
     detached_outcome,
     find_hub,
+    health_fields_outcome,
+    instance_type_outcome,
     member_binding,
     moved_outcome,
     only_after_running_outcome,
+    recovered_outcome,
     relay_loss_outcome,
     revocation_outcome,
+    space_access,
+    space_closed_outcome,
+    space_open_outcome,
     try_login,
 )
 
 NO_ACCOUNT = "dave"
+#: the lab's fault-proxy links of every instance leaf (``nats.leaf-disconnect`` target)
+LAB_INSTANCE_LINKS = "vault-instances"
 RELAY_RATE = 20.0  # canary messages per second and direction in the relay scenario
 RELAY_LOSS_CHECK = f"relay: messages during reconnection bounded ({LOSS_BOUND})"
 
@@ -234,7 +247,7 @@ class InstanceScenario(Scenario):
 
 class Provision(InstanceScenario):
     id = "vault-instance.provision"
-    title = "provision: auth, one per member, security group, arm64 AMI, tags, limits"
+    title = "provision: auth, one per member, security group, AMI policy, type, tags"
     mutates = (PROVISIONS[0], "provision past the time limit (a failed instance)",
                PROVISIONS[2])
 
@@ -256,9 +269,13 @@ class Provision(InstanceScenario):
         groups = [g["GroupId"] for g in ec2["instance"].get("SecurityGroups", [])]
         await run.record("provision: unique security group", outcome(
             groups == [prov.get("security_group")] and ec2["sg_users"] == 1, groups=groups))
-        await run.record("provision: ARM64 hardened AMI", outcome(
-            ec2["image"]["Architecture"] == "arm64" and "hardened" in ec2["image"]["Name"],
-            arch=ec2["image"]["Architecture"], ami=ec2["image"]["Name"]))
+        instance, image = ec2["instance"], ec2["image"]
+        await run.record("provision: AMI policy (owner, image id, tags)", ami_policy_outcome(
+            api.target.ami_policy, instance.get("ImageId", ""), image))
+        await run.record("provision: instance type allowed", instance_type_outcome(
+            api.target.instance_types, instance.get("InstanceType")))
+        await run.record("provision: architecture", architecture_outcome(
+            api.target.architecture, image, instance))
         tags = {t["Key"]: t["Value"] for t in ec2["instance"].get("Tags", [])}
         await run.record("provision: correct tags", outcome(
             tags.get("owner") == api.member and tags.get("role") == "vault-instance"
@@ -298,7 +315,13 @@ async def _describe(run: Run, instance_id: str) -> dict[str, Any]:
     async with _ec2(run) as ec2:
         inst = (await ec2.describe_instances(InstanceIds=[instance_id]))[
             "Reservations"][0]["Instances"][0]
-        image = (await ec2.describe_images(ImageIds=[inst["ImageId"]]))["Images"][0]
+        try:  # the instance's actual image; None when EC2 no longer shows it
+            images = (await ec2.describe_images(ImageIds=[inst["ImageId"]]))["Images"]
+        except ClientError as exc:
+            if not exc.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+                raise
+            images = []
+        image = images[0] if images else None
         groups = {g["GroupId"] for g in (await ec2.describe_security_groups())[
             "SecurityGroups"]}
         sg_users = 0
@@ -351,6 +374,7 @@ class Initialize(InstanceScenario):
         local = await api.try_endpoints()
         await run.record("initialize: local NATS started", await _local_nats_outcome(
             init.get("local_nats_status"), local))
+        await _message_space_checks(run, api, str(init.get("message_space_id", "")), local)
 
         async def central_connected(_: Run) -> Outcome:
             """Reported connected, and a central node does list the leaf."""
@@ -379,6 +403,40 @@ class Initialize(InstanceScenario):
                               "as the member)", credentials_installed, within=10))
 
 
+SPACE_OPEN = "initialize: MessageSpace open to the member (a message crosses both ways)"
+SPACE_CLOSED = "initialize: MessageSpace closed to another member"
+
+
+async def _message_space_checks(run: Run, api: InstanceApi, space: str,
+                                local: dict[str, str] | str) -> None:
+    """The member publishes and subscribes under ``<message_space_id>.>`` at central and
+    the messages cross to and from the instance's local NATS; another member, logged in
+    with its own credentials, gets nothing across (refused or not delivered)."""
+    ref = api.target.member_nats_passwords
+    passwords: dict[str, str] = json.loads(ref.resolve()) if ref is not None else {}
+    why = ("initialize returned no MessageSpace id" if not space.startswith("MessageSpace.")
+           else "the inventory's [provisioner] has no member_nats_passwords to log in with"
+           if api.member not in passwords else
+           f"cannot reach the instance's local NATS: {local}" if isinstance(local, str)
+           else "")
+    if why or isinstance(local, str):
+        for name in (SPACE_OPEN, SPACE_CLOSED):
+            await run.record(name, ("unknown", {"message_space_id": space, "reason": why}))
+        return
+    central = next(iter(api.central.values()))
+    member = await space_access(central, local["client"], space, api.member,
+                                passwords[api.member])
+    await run.record(SPACE_OPEN, space_open_outcome(space, member))
+    other: SpaceAccess | None = None
+    for name in sorted(m for m in passwords if m != api.member):
+        other = await space_access(central, local["client"], space, name, passwords[name],
+                                   timeout=3.0)
+        if other.login == "accepted":
+            break
+    await run.record(SPACE_CLOSED, space_closed_outcome(
+        space, member, other, no_other="member_nats_passwords names no other member"))
+
+
 async def _local_nats_outcome(reported: Any, local: dict[str, str] | str) -> Outcome:
     """The provisioner reports the local NATS running, and it does answer a client."""
     if isinstance(local, str):
@@ -401,8 +459,9 @@ async def _local_nats_outcome(reported: Any, local: dict[str, str] | str) -> Out
 
 class Health(InstanceScenario):
     id = "vault-instance.health"
-    title = "health: fields, manager metrics, unhealthy with details, needs a vault"
-    mutates = (*PROVISIONS, "shut the Vault Manager down (signed control command)")
+    title = "health: fields, degraded on a cut central link, unhealthy with details"
+    mutates = (*PROVISIONS, "cut the instance's central link (fault), then heal it",
+               "shut the Vault Manager down (signed control command)")
 
     async def method(self, run: Run) -> None:
         api = InstanceApi(run)
@@ -427,6 +486,16 @@ class Health(InstanceScenario):
             and isinstance(cpu, int | float) and cpu >= 0, memory_mb=memory, cpu_percent=cpu))
         nc = await api.connect()
         try:
+            sent_at = time.time()  # an event, so that last_event_at has something to show
+            await api.request(nc, {"id": "fields", "type": "ping"}, timeout=5)
+
+            async def fields(_: Run) -> Outcome:  # uptime has whole seconds: re-read
+                _st, again = await api.call("GET", "/vault/health")
+                return health_fields_outcome(h, again, sent_at, time.time())
+
+            await run.check(Check("health: every field typed and plausible", fields,
+                                  within=10))
+            await _degraded_checks(run, api)
             await api.request(nc, {"id": "stop-it", "type": "ping"}, timeout=5)
             await nc.publish(f"OwnerSpace.{api.member}.control", api.signed("shutdown"))
             await nc.flush()
@@ -443,6 +512,42 @@ class Health(InstanceScenario):
 
         await run.check(Check("health: unhealthy with details on failure", reports_unhealthy,
                               within=15))
+
+
+DEGRADED = "health: degraded while the central link is cut"
+RECOVERED = "health: healthy again after the link heals"
+
+
+def _central_link_fault(run: Run) -> tuple[str, str] | str:
+    """How to cut the instance's central link here: (fault kind, target), or why not."""
+    lab = run.session.lab
+    topo = lab.topology() if lab is not None else None
+    if topo is None:
+        return ("no way to cut the instance's central link: not the lab (the seed defines "
+                "no such fault on a deployment)")
+    if not any(LAB_INSTANCE_LINKS in name.split(".")[1:] for name in topo.links):
+        return (f"the lab has no fault-proxy link {LAB_INSTANCE_LINKS} (started before it "
+                "existed): the instances' central link cannot be cut")
+    return "nats.leaf-disconnect", LAB_INSTANCE_LINKS
+
+
+async def _degraded_checks(run: Run, api: InstanceApi) -> None:
+    """Cut the instance's central link (local NATS and manager keep running): health is
+    ``degraded``; heal it: ``healthy`` again."""
+    cut = _central_link_fault(run)
+    if isinstance(cut, str):
+        for name in (DEGRADED, RECOVERED):
+            await run.record(name, ("unknown", {"reason": cut}))
+        return
+
+    async def read(verdict) -> Outcome:
+        status, body = await api.call("GET", "/vault/health")
+        return verdict(status, body)
+
+    fault = await run.inject(*cut)
+    await run.check(Check(DEGRADED, lambda _: read(degraded_outcome), within=20))
+    await run.heal(fault)
+    await run.check(Check(RECOVERED, lambda _: read(recovered_outcome), within=20))
 
 
 class Stop(InstanceScenario):
