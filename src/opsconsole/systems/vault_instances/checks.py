@@ -436,9 +436,7 @@ def ami_policy_outcome(policy: AmiPolicy | None, image_id: str,
             violations.append(f"tag {key} is {tags[key]!r}, not {want!r}")
     evidence: dict[str, Any] = {"image_id": image_id, "owner": owner, "tags": tags,
                                 "policy": policy.model_dump(exclude_defaults=True)}
-    if violations:
-        return "fail", {**evidence, "violations": violations}
-    return "pass", evidence
+    return outcome(not violations, **evidence, violations=violations)
 
 
 def instance_type_outcome(allowed: Sequence[str] | None, instance_type: Any) -> Outcome:
@@ -576,10 +574,9 @@ def space_closed_outcome(prefix: str, member: SpaceAccess,
                                                  "no positive control for the refusal"}
     crossed = [what for what, n in (("published into the instance", other.to_local),
                                     ("received from the instance", other.from_local)) if n]
-    if crossed:
-        return "fail", {**evidence, "reason": f"{other.user} " + " and ".join(crossed)
-                        + f" under {prefix}"}
-    return "pass", {**evidence, "refused": bool(other.violations)}
+    return outcome(not crossed, **evidence, refused=bool(other.violations),
+                   **({"reason": f"{other.user} " + " and ".join(crossed) + f" under {prefix}"}
+                      if crossed else {}))
 
 
 # ------------------------------------------------------------------------- health
@@ -646,7 +643,7 @@ def health_fields_outcome(first: Mapping[str, Any], second: Mapping[str, Any],
                 "last_event_at": raw,
                 "memory_mb": (second.get("vault_manager") or {}).get("memory_mb"),
                 "cpu_percent": (second.get("vault_manager") or {}).get("cpu_percent")}
-    return ("fail", {**evidence, "wrong": wrong}) if wrong else ("pass", evidence)
+    return outcome(not wrong, **evidence, wrong=wrong)
 
 
 def degraded_outcome(http_status: int, body: Mapping[str, Any]) -> Outcome:
@@ -673,7 +670,7 @@ def degraded_outcome(http_status: int, body: Mapping[str, Any]) -> Outcome:
     evidence = {"http": http_status, "status": body.get("status"), "local_nats": local,
                 "central_nats": central, "vault_manager": manager.get("status"),
                 "details": details}
-    return ("fail", {**evidence, "wrong": wrong}) if wrong else ("pass", evidence)
+    return outcome(not wrong, **evidence, wrong=wrong)
 
 
 def recovered_outcome(http_status: int, body: Mapping[str, Any]) -> Outcome:
