@@ -7,7 +7,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from opsconsole.systems.previews.config import PreviewsTarget
 from opsconsole.systems.previews.events import SessionsSampled
 from opsconsole.systems.previews.probe import SessionsProbe
 
-from ..helpers import run_cli
+from ..helpers import run_cli, wait_until
 from ..tui.fixtures import idle_session, make_app, until
 
 SCENARIOS = ["sessions.cold-start", "sessions.persistence", "sessions.concurrent",
@@ -96,14 +95,14 @@ def _reference_stack(lab: Lab, tmp_path: Path, prefix: str, *flags: str
     with open(tmp_path / f"{prefix}.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
         info: dict = {}
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def up_or_exited() -> bool:
             with contextlib.suppress(FileNotFoundError, ValueError):
-                info = json.loads((state / "stack.json").read_text())
-                if info.get("phase") == "up":
-                    break
-            time.sleep(0.1)
+                info.update(json.loads((state / "stack.json").read_text()))
+            return info.get("phase") == "up" or proc.poll() is not None
+
+        wait_until(up_or_exited, 60, f"the {prefix} stack to come up", 0.1)
         assert info.get("phase") == "up", (tmp_path / f"{prefix}.log").read_text()[-2000:]
         yield info
     finally:

@@ -249,17 +249,9 @@ class RouterCutHeal(StrictHealSpec):
 
 async def _forward_cut(http: aiohttp.ClientSession, proxy_url: str, body: dict[str, Any] | None
                        ) -> dict[str, Any]:
-    try:
-        async with http.request("PUT" if body is not None else "DELETE",
-                                f"{proxy_url}/forward/cut", json=body,
-                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise UserError(f"{ROUTER_CUT}: the fault proxy refused: {data.get('error')}")
-            return data
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise UserError(f"{ROUTER_CUT}: the HTTP fault proxy at {proxy_url} is unreachable: "
-                        f"{type(exc).__name__}", exit_code=2) from exc
+    """Cut (``body``) or heal (None) the router→containers link of the HTTP fault proxy."""
+    return await ProxyClient(http, proxy_url, label=ROUTER_CUT).call(
+        "PUT" if body is not None else "DELETE", "/forward/cut", body)
 
 
 class PreviewsRouterCut(FaultKind):

@@ -16,6 +16,7 @@ from pydantic import Field, PositiveFloat
 
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
+from ...netproxy import ProxyClient
 
 KIND = "aws.throttle"
 TARGET = "aws"  # the AWS endpoint of the inventory (the proxy in front of it)
@@ -85,17 +86,7 @@ async def throttle_counts(where: Any, service: str = "dynamodb") -> dict[str, An
 
 async def _call(http: aiohttp.ClientSession, method: str, control_url: str, path: str,
                 body: dict[str, Any] | None = None) -> Any:
-    base = control_url.rstrip("/")
-    try:
-        async with http.request(method, base + path, json=body,
-                                timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise UserError(f"{KIND}: the fault proxy refused: {data.get('error')}")
-            return data
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise UserError(f"{KIND}: the fault proxy at {base} is unreachable: "
-                        f"{type(exc).__name__}", exit_code=2) from exc
+    return await ProxyClient(http, control_url, label=KIND).call(method, path, body)
 
 
 class AwsThrottle(FaultKind):
