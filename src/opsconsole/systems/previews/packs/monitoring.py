@@ -11,25 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....scenarios.engine import Abort, Outcome, Run, Scenario, outcome
+from ....scenarios.engine import Outcome, Run, Scenario, outcome
 from ....targets.aws import region_of
 from .. import dashboard
-from ..aws import Missing, PreviewsAws
-from ..config import PreviewsTarget, previews_of
+from ..aws import Missing
+from .targets import previews_aws as _aws
+from .targets import previews_target as _target
 
 PUTS = ("create (or overwrite) the CloudWatch dashboard [previews] dashboard; the rollback "
         "deletes it if it did not exist before, else puts its old body back")
-
-
-def _target(run: Run) -> PreviewsTarget:
-    target = previews_of(run.inventory)
-    if target is None:
-        raise Abort("the inventory has no [previews] base_url")
-    return target
-
-
-def _aws(run: Run) -> PreviewsAws:
-    return PreviewsAws(_target(run), run.inventory.aws, run.session.aws_credentials)
 
 
 async def _body(cw: Any, name: str) -> str | None:

@@ -46,6 +46,8 @@ from ..cost import (
 from ..dashboard import PUBLISHES, RUNS_NAMESPACE, datapoints
 from ..usage import TaskClock, fargate_usage
 from .monitoring import Monitoring
+from .targets import previews_aws as _aws
+from .targets import previews_target as _target
 
 TARGETS = {"cold_start_seconds": 60.0, "warm_start_seconds": 5.0,
            "health_check_seconds": 30.0, "file_persist_seconds": 2.0}
@@ -77,21 +79,10 @@ class CountingClient(PreviewsClient):
         return status, body
 
 
-def _target(run: Run) -> PreviewsTarget:
-    target = previews_of(run.inventory)
-    if target is None:
-        raise Abort("the inventory has no [previews] base_url")
-    return target
-
-
 def _client(run: Run) -> CountingClient:
     target = _target(run)
     base = str(target.base_url).rstrip("/")
     return CountingClient(run, base, timeout=30, ssl=ssl_for(target, base, "previews"))
-
-
-def _aws(run: Run) -> PreviewsAws:
-    return PreviewsAws(_target(run), run.inventory.aws, run.session.aws_credentials)
 
 
 def _own(run: Run) -> set[str]:
