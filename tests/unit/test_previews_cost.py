@@ -6,6 +6,7 @@ Pure functions; negative controls: an estimate 20 % off fails, missing usage is 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from types import SimpleNamespace
 
 import botocore.session
@@ -124,6 +125,15 @@ class _Aws:
     async def tasks(self, arns: list[str]) -> list[dict]:
         return [self.stopped[a] for a in arns if a in self.stopped]
 
+    async def task_arns(self, desired_status: str = "RUNNING") -> list[str]:
+        return list(self.running if desired_status == "RUNNING" else self.stopped)
+
+    async def stopped_tasks(self, arns: list[str]) -> list[dict]:
+        return [t for t in await self.tasks(arns) if t.get("group") != "other"]
+
+    async def client(self, name: str):
+        raise AssertionError("every task here is sized")
+
 
 async def test_the_task_clock_uses_ecs_times_or_when_it_saw_the_task() -> None:
     aws = _Aws()
@@ -143,6 +153,24 @@ async def test_the_task_clock_uses_ecs_times_or_when_it_saw_the_task() -> None:
     assert (old.vcpu, old.memory_gb) == (0.5, 1.0)
     assert new.started == T0 and new.stopped == T0 + 90 and new.started_from_ecs
     assert new.stopped_from_ecs and not new.running_at_start
+
+
+async def test_a_task_that_lived_between_two_samples_is_found_among_the_stopped() -> None:
+    aws = _Aws()
+    aws.stopped["before"] = {"taskArn": "before", "lastStatus": "STOPPED", "cpu": "256",
+                             "memory": "512"}
+    clock = TaskClock(aws, interval=3600)  # no sample between start and stop
+    await clock.start()
+    since = time.time()
+    for arn, group in (("blink", "service:edit"), ("foreign", "other")):
+        aws.stopped[arn] = {"taskArn": arn, "lastStatus": "STOPPED", "group": group,
+                            "cpu": "256", "memory": "512"}
+    await clock.stop()
+    assert set(clock.spans) == {"blink"}  # not the one stopped before, not a foreign one
+    blink = clock.spans["blink"]
+    assert blink.between_samples and blink.started is not None and blink.stopped is not None
+    usage = fargate_usage(clock.spans.values(), since - 1, time.time() + 1, 0.25, 0.5)
+    assert usage["between_samples"] == 1 and usage["fargate_billed_seconds"] == 60.0
 
 
 def _client(name: str):

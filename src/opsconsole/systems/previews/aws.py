@@ -103,23 +103,36 @@ class PreviewsAws:
             raise Missing(f"ECS cluster {cluster} has no service {', '.join(absent)}")
         return found
 
-    async def running_tasks(self) -> dict[str, dict[str, Any]]:
-        """The services' RUNNING tasks by ARN (``list_tasks`` + ``describe_tasks``, kept
-        when the task's ``group`` is ``service:<name>``, as ECS names a service's tasks)."""
-        cluster, names = self._need("cluster"), self._need("services")
+    async def task_arns(self, desired_status: str = "RUNNING") -> list[str]:
+        """Every task ARN of the cluster with ``desired_status`` (``list_tasks``, paged;
+        ECS keeps a STOPPED task listed for about an hour after it stopped)."""
+        cluster = self._need("cluster")
         ecs = await self.client("ecs")
         arns: list[str] = []
         token: str | None = None
         while True:
             kw = {"nextToken": token} if token else {}
-            page = await ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING", **kw)
+            page = await ecs.list_tasks(cluster=cluster, desiredStatus=desired_status, **kw)
             arns += page.get("taskArns", [])
             token = page.get("nextToken")
             if not token:
                 break
-        groups = {f"service:{n}" for n in names}
-        return {t["taskArn"]: t for t in await self.tasks(arns) if t.get("group") in groups
+        return arns
+
+    def _services_own(self, task: dict[str, Any]) -> bool:
+        """The task is one of the services' (ECS names a service's tasks
+        ``group: service:<name>``)."""
+        return task.get("group") in {f"service:{n}" for n in self._need("services")}
+
+    async def running_tasks(self) -> dict[str, dict[str, Any]]:
+        """The services' RUNNING tasks by ARN (``list_tasks`` + ``describe_tasks``)."""
+        arns = await self.task_arns("RUNNING")
+        return {t["taskArn"]: t for t in await self.tasks(arns) if self._services_own(t)
                 and t.get("desiredStatus") == "RUNNING"}
+
+    async def stopped_tasks(self, arns: list[str]) -> list[dict[str, Any]]:
+        """Those of ``arns`` (STOPPED ARNs) that were the services' tasks, described."""
+        return [t for t in await self.tasks(arns) if self._services_own(t)]
 
     async def tasks(self, arns: list[str]) -> list[dict[str, Any]]:
         if not arns:

@@ -108,6 +108,7 @@ def observed_cost(fargate: Mapping[str, Any], own_calls: Mapping[str, Any],
     return {**cost, "tasks": fargate.get("tasks", 0),
             "task_times_from_ecs": fargate.get("times_from_ecs", 0),
             "tasks_started_before_run": fargate.get("started_before_run", 0),
+            "tasks_between_samples": fargate.get("between_samples", 0),
             "fargate_billed_seconds": fargate.get("fargate_billed_seconds", 0.0),
             "own_calls": dict(own_calls)}
 

@@ -10,6 +10,9 @@ Two sources, neither of them the stack's own report:
   (``list_tasks`` + ``describe_tasks``): a task's lifetime is ECS's ``startedAt`` /
   ``stoppedAt`` when ECS gives them (AWS does), else when the pack first saw it RUNNING and
   first saw it stopped or gone (moto records no task times; resolution: the interval).
+  A task that started and stopped between two samples is found at the end among the
+  cluster's STOPPED tasks that were not stopped when sampling began (ECS lists a stopped
+  task for about an hour); without ECS times it counts from the sample before.
 
 :func:`fargate_usage` turns the lifetimes into billed task-seconds inside the run's window
 with Fargate's one-minute minimum per task, the same accounting as a cumulative counter
@@ -116,6 +119,7 @@ class TaskSpan:
     started_from_ecs: bool = False
     stopped_from_ecs: bool = False
     running_at_start: bool = False  # already RUNNING at the first sample
+    between_samples: bool = False  # started and stopped between two samples
     vcpu: float | None = None
     memory_gb: float | None = None
     task_definition: str = ""
@@ -143,6 +147,8 @@ class TaskClock:
         self.interval = interval
         self.spans: dict[str, TaskSpan] = {}
         self.samples = 0
+        self.last_sample_at: float | None = None
+        self.stopped_at_start: set[str] = set()
         self.error = ""
         self._task: asyncio.Task[None] | None = None
 
@@ -184,6 +190,7 @@ class TaskClock:
                     task = {**task, "lastStatus": "STOPPED"}  # no longer the services'
                 self._update(task, now, False)
         self.samples += 1
+        self.last_sample_at = now
 
     async def _loop(self) -> None:
         while True:
@@ -196,7 +203,9 @@ class TaskClock:
                 self.error = f"{type(exc).__name__}: {exc}"[:200]
 
     async def start(self) -> None:
-        """The first sample (what already runs), then one every ``interval``."""
+        """The first sample (what already runs; what had already stopped), then one
+        every ``interval``."""
+        self.stopped_at_start = set(await self.aws.task_arns("STOPPED"))
         await self.sample()
         self._task = asyncio.create_task(self._loop(), name="previews-task-clock")
 
@@ -208,10 +217,25 @@ class TaskClock:
                 await self._task
             self._task = None
         try:
+            before = self.last_sample_at
             await self.sample()
+            await self._unseen(before)
             await self._sizes()
         except Exception as exc:
             self.error = self.error or f"{type(exc).__name__}: {exc}"[:200]
+
+    async def _unseen(self, before: float | None) -> None:
+        """The services' tasks that started and stopped between two samples: STOPPED now,
+        not stopped at the start, never sampled."""
+        new = [a for a in await self.aws.task_arns("STOPPED")
+               if a not in self.stopped_at_start and a not in self.spans]
+        now = time.time()
+        for task in await self.aws.stopped_tasks(new):
+            arn = str(task.get("taskArn", ""))
+            span = self.spans[arn] = TaskSpan(arn, between_samples=True)
+            if _epoch(task.get("startedAt")) is None:
+                span.started = before if before is not None else now
+            self._update(task, now, False)
 
     async def _sizes(self) -> None:
         """The size of tasks ECS described without one, from their task definition."""
@@ -244,7 +268,7 @@ def fargate_usage(spans: Iterable[TaskSpan], since: float, until: float,
     ``since`` on (its minute was billed before the run): said in ``started_before_run``.
     """
     billed = task_s = vcpu_s = gb_s = 0.0
-    counted = from_ecs = before = sized = 0
+    counted = from_ecs = before = sized = unseen = 0
     for span in spans:
         started = span.started
         if started is None:
@@ -257,6 +281,7 @@ def fargate_usage(spans: Iterable[TaskSpan], since: float, until: float,
             continue
         seconds = _billed_until(span, until, started) - _billed_until(span, since, started)
         counted += 1
+        unseen += span.between_samples
         from_ecs += span.started_from_ecs
         sized += span.vcpu is not None
         billed += seconds
@@ -268,4 +293,4 @@ def fargate_usage(spans: Iterable[TaskSpan], since: float, until: float,
             "task_vcpu": round(vcpu_s / billed, 4) if billed else default_vcpu,
             "task_memory_gb": round(gb_s / billed, 4) if billed else default_memory_gb,
             "tasks": counted, "times_from_ecs": from_ecs, "started_before_run": before,
-            "sized_by_ecs": sized}
+            "between_samples": unseen, "sized_by_ecs": sized}

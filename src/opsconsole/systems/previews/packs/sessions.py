@@ -427,6 +427,8 @@ class ColdStart(SessionsScenario):
                                "user, TTL in the future)", in_table)
         await _unknown_or(run, "cold-start: ECS runs the session's task (describe_services, "
                                "list_tasks)", lambda: _ecs_outcome(aws, sid, item))
+        # the session's last request: its idle clock runs from (no later than) here
+        idle_from = time.monotonic()
         status, page = await sc.preview(sid, "pages/cold-starts.html")
         await run.record("cold-start: preview 200", outcome(
             status == 200 and "Cold Starts" in page, status=status))
@@ -454,7 +456,6 @@ class ColdStart(SessionsScenario):
         _metric(run, "cold_start_seconds", opened.page_at - opened.sent_at)
         _metric(run, "health_check_seconds", opened.healthy_at - opened.sent_at)
         _metric(run, "file_persist_seconds", opened.page_at - opened.healthy_at)
-        idle_from = time.monotonic()
         try:
             expired = await _wait_item(run, aws, sid, ("expired",), _idle(run) + 90)
         except Missing as exc:
