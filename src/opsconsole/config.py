@@ -64,6 +64,10 @@ class LabSpec(Model):
     # The email-to-preview sessions stack: edit containers at most, idle shutdown.
     sessions_capacity: StrictInt = Field(default=4, ge=1, le=32)
     sessions_idle_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    # The vault-instance reference's time scale (the lab's own, stated in the evidence):
+    # EC2's modelled pending phase, and the seed's 120 s provisioning limit compressed.
+    provision_pending_s: float = Field(default=1.0, gt=0, le=120)
+    provision_timeout_s: float = Field(default=5.0, gt=0, le=120)
     # Secured like production: TLS from a lab CA on NATS and OpenBao, every client logs in.
     tls: StrictBool = True
 

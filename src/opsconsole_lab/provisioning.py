@@ -12,9 +12,18 @@ Contract (bearer token per member):
                              state kept; POST /vault/start brings it back.
   POST /vault/terminate   → EC2 terminated, security group deleted, NATS account revoked;
                              idempotent.
-Operator API (admin token):
+Reference-only (not the seed's; off with ``--contract-only``, see provisioner.md):
+  GET  /vault/status, POST /vault/start (restart a stopped instance),
   GET  /admin/instances          → every instance: status, health, local NATS endpoints.
   POST /admin/accounts/<member>  {"active": bool} → grant or revoke the NATS account.
+An initialised instance's EC2 tags name its local NATS (``opsconsole:local-nats-url``,
+``opsconsole:local-monitor-url``), as a deployment would publish where it listens.
+
+The lab's time scale is this service's own config, not a request knob: ``--pending-s``
+(EC2's modelled pending phase), ``--timeout-s`` (the provisioning limit, 120 s by the
+seed) and ``--slow-member`` (a member whose provisioning stalls past the limit; a
+background reaper fails it and terminates its EC2 instance). ``--wrong-type`` is a test
+double: ``/vault/health`` answers ``uptime_seconds`` as a string.
 
 EC2 goes through aioboto3 (moto in the lab: instances are ``running`` at once, so
 the ``pending`` phase is modelled here for ``pending_s``). Each initialised
@@ -81,6 +90,7 @@ class Instance:
     pids: dict[str, int] = field(default_factory=dict)
     error: str = ""
     initialized_at: float | None = None
+    cleaned: bool = False  # a failed instance's EC2 resources are gone
 
 
 def _serialised(handler: Handler) -> Handler:
@@ -110,6 +120,10 @@ class Settings:
     authorized_keys: Path  # the Vault Managers' control keys
     pending_s: float = 2.0
     hub_ca: Path | None = None  # the hubs' CA: the leaf links go over TLS
+    timeout_s: float = PROVISION_TIMEOUT_S
+    slow_members: tuple[str, ...] = ()
+    contract_only: bool = False
+    wrong_type: bool = False
 
 
 def _read(path: Path) -> str | None:
@@ -217,7 +231,7 @@ class Provisioner:
         return self.aws.client("ec2", endpoint_url=self.settings.aws_endpoint)
 
     def refresh(self, inst: Instance) -> None:
-        """Model EC2's pending phase (moto is running at once) and the 2-minute limit."""
+        """Model EC2's pending phase (moto is running at once) and the time limit."""
         now = time.time()
         if inst.status == "provisioning":
             if now >= inst.ready_at:
@@ -226,6 +240,26 @@ class Provisioner:
                 inst.status = "failed"
                 inst.error = f"provisioning exceeded {inst.timeout_s:g} s"
             self.save()
+
+    async def reap(self, every: float = 0.5) -> None:
+        """Fail what exceeded the time limit and clean it up: its EC2 instance is
+        terminated and its security group deleted (nothing is left running)."""
+        while True:
+            await asyncio.sleep(every)
+            for inst in list(self.instances.values()):
+                self.refresh(inst)
+                if inst.status != "failed" or inst.cleaned:
+                    continue
+                try:
+                    async with self.ec2() as ec2:
+                        await ec2.terminate_instances(InstanceIds=[inst.instance_id])
+                        with contextlib.suppress(Exception):  # moto keeps the ENI briefly
+                            await ec2.delete_security_group(GroupId=inst.security_group)
+                except Exception as exc:  # tried again on the next round
+                    print(f"reaper: {inst.instance_id}: {exc}", file=sys.stderr)
+                    continue
+                inst.cleaned = True
+                self.save()
 
     # ------------------------------------------------------------- handlers
     def member(self, request: web.Request) -> str:
@@ -251,6 +285,8 @@ class Provisioner:
     async def provision(self, request: web.Request) -> web.Response:
         member = self.member(request)
         existing = self.instances.get(member)
+        if existing is not None:
+            self.refresh(existing)
         if existing is not None and existing.status not in ("terminated", "failed"):
             return web.json_response({"error": "this member already has a vault",
                                       "instance_id": existing.instance_id}, status=409)
@@ -258,10 +294,9 @@ class Provisioner:
             return web.json_response({"status": "failed",
                                       "error": "no active NATS account for this member"},
                                      status=403)
-        # Lab knobs: how long EC2's pending phase lasts, and the provisioning time limit
-        # (120 s by contract; a test may compress it instead of waiting two minutes).
-        pending = float(request.query.get("pending_s", self.pending_s))
-        limit = float(request.query.get("timeout_s", PROVISION_TIMEOUT_S))
+        # the lab's time scale: this service's own config (a slow member never gets ready)
+        limit = self.settings.timeout_s
+        pending = limit + 3600 if member in self.settings.slow_members else self.pending_s
         async with self.ec2() as ec2:
             ami = await self._hardened_ami(ec2)
             sg = await ec2.create_security_group(
@@ -332,10 +367,20 @@ class Provisioner:
             return web.json_response({"status": "failed", "error": str(exc)}, status=500)
         inst.status, inst.initialized_at = "initialized", time.time()
         self.save()
+        await self._tag_endpoints(inst)
         return web.json_response({"status": "initialized", "local_nats_status": "running",
                                   "central_nats_status": "connected",
                                   "owner_space_id": inst.owner_space_id,
                                   "message_space_id": inst.message_space_id})
+
+    async def _tag_endpoints(self, inst: Instance) -> None:
+        """Where the instance's local NATS listens, in its EC2 tags."""
+        async with self.ec2() as ec2:
+            await ec2.create_tags(Resources=[inst.instance_id], Tags=[
+                {"Key": "opsconsole:local-nats-url",
+                 "Value": f"nats://127.0.0.1:{inst.leaf_client}"},
+                {"Key": "opsconsole:local-monitor-url",
+                 "Value": f"http://127.0.0.1:{inst.leaf_monitor}"}])
 
     def _instance_dir(self, inst: Instance) -> Path:
         return self.dir / inst.instance_id
@@ -410,8 +455,9 @@ class Provisioner:
             ("vault manager not healthy", manager.get("status") != "healthy")) if bad]
         status = "healthy" if not problems else (
             "unhealthy" if p["local"] != "running" or not manager else "degraded")
-        body = {"status": status, "uptime_seconds": round(time.time() -
-                                                          (inst.initialized_at or time.time())),
+        uptime: Any = round(time.time() - (inst.initialized_at or time.time()))
+        body = {"status": status,
+                "uptime_seconds": str(uptime) if self.settings.wrong_type else uptime,
                 "local_nats": {"status": p["local"], "connections": p["connections"]},
                 "central_nats": {"status": p["central"], "latency_ms": p["rtt_ms"]},
                 "vault_manager": {"status": manager.get("status", "down"),
@@ -464,6 +510,7 @@ class Provisioner:
         await self._start_processes(inst, password)
         inst.status = "initialized"
         self.save()
+        await self._tag_endpoints(inst)
         return web.json_response({"status": "initialized", "restarted": True})
 
     def _admin(self, request: web.Request) -> bool:
@@ -548,20 +595,22 @@ def make_app(prov: Provisioner) -> web.Application:
     app = web.Application()
     app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
     app.router.add_post("/vault/provision", prov.provision)
-    app.router.add_get("/vault/status", prov.status)
     app.router.add_post("/vault/initialize", prov.initialize)
     app.router.add_get("/vault/health", prov.health)
     app.router.add_post("/vault/stop", prov.stop)
-    app.router.add_post("/vault/start", prov.start)
     app.router.add_post("/vault/terminate", prov.terminate)
-    app.router.add_get("/admin/instances", prov.admin_instances)
-    app.router.add_post("/admin/accounts/{member}", prov.admin_account)
+    if not prov.settings.contract_only:  # reference-only: see provisioner.md
+        app.router.add_get("/vault/status", prov.status)
+        app.router.add_post("/vault/start", prov.start)
+        app.router.add_get("/admin/instances", prov.admin_instances)
+        app.router.add_post("/admin/accounts/{member}", prov.admin_account)
     return app
 
 
 async def serve(settings: Settings, port: int) -> None:
     prov = Provisioner(settings)
     await prov.accounts.start()  # its start-up runs while this service starts
+    reaper = asyncio.create_task(prov.reap(), name="provisioning-reaper")
     runner = web.AppRunner(make_app(prov), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -570,6 +619,7 @@ async def serve(settings: Settings, port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    reaper.cancel()
     await runner.cleanup()
     await prov.accounts.close()
 
@@ -598,11 +648,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, int]:
     parser.add_argument("--authorized-keys", type=Path, required=True)
     parser.add_argument("--hub-ca", type=Path, default=None,
                         help="CA of the hubs' leafnode listeners (their links then use TLS)")
+    parser.add_argument("--pending-s", type=float, default=2.0,
+                        help="EC2's modelled pending phase, seconds")
+    parser.add_argument("--timeout-s", type=float, default=PROVISION_TIMEOUT_S,
+                        help="the provisioning time limit, seconds (the seed: 120)")
+    parser.add_argument("--slow-member", action="append", default=[], dest="slow_members",
+                        help="a member whose provisioning stalls past the limit (repeat)")
+    parser.add_argument("--contract-only", action="store_true",
+                        help="serve only the seed's five endpoints "
+                             "(docs/contracts/vault-instance.openapi.yaml)")
+    parser.add_argument("--wrong-type", action="store_true",
+                        help="test double: /vault/health's uptime_seconds as a string")
     args = parser.parse_args(argv)
     settings = Settings(args.state_dir, args.tokens_file, args.admin_token_file,
                         args.accounts_file, args.accounts_command, args.hubs,
                         args.aws_endpoint, args.region, args.nats_server, args.authorized_keys,
-                        hub_ca=args.hub_ca)
+                        pending_s=args.pending_s, hub_ca=args.hub_ca, timeout_s=args.timeout_s,
+                        slow_members=tuple(args.slow_members),
+                        contract_only=args.contract_only, wrong_type=args.wrong_type)
     return settings, args.port
 
 

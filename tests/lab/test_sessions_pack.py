@@ -16,6 +16,7 @@ import pytest
 from opsconsole.lab import Lab
 from opsconsole.systems.previews.config import PreviewsTarget
 from opsconsole.systems.previews.events import SessionsSampled
+from opsconsole.systems.previews.packs.sessions import NETWORK_CUT, THROTTLED
 from opsconsole.systems.previews.probe import SessionsProbe
 
 from ..helpers import run_cli, wait_until
@@ -43,6 +44,14 @@ def test_sessions_pack_passes_with_its_metrics_in_the_report(lab: Lab, tmp_path)
     for r in costed:  # the stack's estimate within ±10 % of what ECS showed the pack
         [cost] = [c for c in r["checks"] if "cost predictability" in c["name"]]
         assert cost["status"] == "pass" and cost["evidence"]["observed"]["tasks"] >= 1, cost
+    recovery = {c["name"]: c for c in results["sessions.failure-recovery"]["checks"]}
+    throttled = recovery[THROTTLED]  # the burst rode real DynamoDB throttling …
+    assert throttled["status"] == "pass" and throttled["evidence"]["throttled"] > 0, throttled
+    orphans = recovery["failure-recovery: no orphaned tasks or sessions"]
+    assert orphans["status"] == "pass", orphans  # … and still left no orphans
+    assert recovery[NETWORK_CUT]["status"] == "pass", recovery[NETWORK_CUT]
+    assert recovery[NETWORK_CUT]["evidence"]["during_cut"] == 502
+    assert 0 < metrics["network_recovery_seconds"] < 5
     md = (report / "report.md").read_text()
     for name in ("cold_start_seconds", "warm_start_seconds", "auto_shutdown_seconds",
                  "estimated_cost_usd", "list prices as of 20"):
@@ -128,6 +137,7 @@ def _seed_only_config(lab: Lab, path: Path, url: str, prefix: str) -> None:
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 OPTIONAL = {"cold-start: file persisted (committed to git)": "git_log_command",
+            THROTTLED: "fault_proxy_url", NETWORK_CUT: "embedded lab",
             "persistence: git history preserved": "git_log_command",
             "cold-start: the stack's CloudWatch metrics show the container":
                 "metrics_namespace",

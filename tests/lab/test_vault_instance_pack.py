@@ -8,12 +8,12 @@ import pytest
 from junitparser import JUnitXml
 
 from opsconsole.lab import Lab
-from opsconsole.systems.vault_instances.packs.vault_instance import RELAY_LOSS_CHECK
+from opsconsole.systems.vault_instances.packs.vault_instance import CONFORMS, RELAY_LOSS_CHECK
 
 from ..helpers import run_cli
 
-GROUPS = {"provision": 11, "initialize": 10, "health": 10, "stop": 4, "terminate": 5,
-          "lifecycle": 4, "relay": 5, "manager": 11}
+GROUPS = {"provision": 12, "initialize": 11, "health": 11, "stop": 5, "terminate": 6,
+          "lifecycle": 5, "relay": 6, "manager": 12}
 
 
 def test_vault_instance_pack_passes_with_every_check(lab: Lab, tmp_path) -> None:
@@ -70,7 +70,12 @@ def _external_config(lab: Lab, path) -> None:
               f'member_tokens_file = "{sec / "provisioning-tokens.json"}"',
               f'control_key_file = "{sec / "control-key.pem"}"',
               f'member_nats_passwords_file = "{sec / "nats-member-passwords.json"}"',
-              'member = "bob"']
+              'member = "bob"',
+              # the reference's optional capabilities, declared as a deployment would
+              'local_nats_url = "{tag:opsconsole:local-nats-url}"',
+              'local_monitor_url = "{tag:opsconsole:local-monitor-url}"',
+              f'accounts_url = "{topo.provisioner_url}/admin/accounts/{{member}}"',
+              'restart_path = "/vault/start"']
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -106,4 +111,5 @@ def test_pack_runs_against_a_deployment_described_only_by_config(lab: Lab, tmp_p
     for direction in ("c2l", "l2c"):  # measured all the same, and nothing lost
         assert status[RELAY_LOSS_CHECK]["evidence"][direction]["lost"] == 0
     passed = [n for n, c in status.items() if c["status"] == "pass"]
-    assert set(passed) == {"relay: central → local", "relay: local → central"}
+    assert set(passed) == {"relay: central → local", "relay: local → central",
+                           f"relay: {CONFORMS}"}

@@ -53,6 +53,22 @@ def test_undeclared_status_and_operation_fail(contract: Contract) -> None:
     assert contract.violations("GET", "/thing/{id}", 404, None) == []
 
 
+def test_a_referenced_response_object_is_validated_too() -> None:
+    """A response given as ``$ref: '#/components/responses/…'`` is followed to its schema
+    (negative control: the wrong type fails there as it does inline)."""
+    contract = Contract.load("vault-instance")
+    health = {"status": "healthy", "uptime_seconds": 3,
+              "local_nats": {"status": "running", "connections": 1},
+              "central_nats": {"status": "connected", "latency_ms": 0.4},
+              "vault_manager": {"status": "healthy", "memory_mb": 30.5, "cpu_percent": 0.0,
+                                "handlers_loaded": 4}}
+    assert contract.violations("GET", "/vault/health", 200, health) == []
+    [wrong] = contract.violations("GET", "/vault/health", 200, {**health,
+                                                                "uptime_seconds": "3"})
+    assert str(wrong).startswith("$.uptime_seconds: '3' is not of type 'number'")
+    assert contract.violations("POST", "/vault/provision", 401, {"error": ""})
+
+
 @pytest.mark.parametrize("source", sorted(CONTRACTS_DIR.glob("*.openapi.yaml")),
                          ids=lambda p: p.name)
 def test_contract_documents_are_valid_openapi_31(source: Path) -> None:

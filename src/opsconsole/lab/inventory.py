@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import Inventory, SecretRef
 from ..systems.aws.config import AwsTarget
 from ..systems.previews.config import PreviewsTarget
@@ -12,6 +14,7 @@ from .supervisor import (
     LAB_SCRAPE_INTERVAL_S,
     MEMBER_PASSWORDS_FILE,
     NO_ACCOUNT_MEMBER,
+    SLOW_MEMBER,
     Lab,
 )
 from .vault_topology import ROOT_TOKEN_FILE
@@ -42,9 +45,22 @@ def lab_inventory(lab: Lab, base: Inventory) -> Inventory:
             member_nats_passwords=SecretRef(file=lab.dir.secrets / MEMBER_PASSWORDS_FILE),
             control_key=SecretRef(file=lab.dir.secrets / "control-key.pem"),
             member=lab.spec.members[0], no_account_member=NO_ACCOUNT_MEMBER,
-            ami_policy=LAB_AMI_POLICY, instance_types=["t4g.nano", "t4g.micro"]),
+            ami_policy=LAB_AMI_POLICY, instance_types=["t4g.nano", "t4g.micro"],
+            **lab_provisioner_capabilities(lab, topo.provisioner_url)),
         "previews": lab_previews(lab, topo.sessions_url),
     })
+
+
+def lab_provisioner_capabilities(lab: Lab, base_url: str) -> dict[str, Any]:
+    """The optional capabilities the lab's reference provisioner has (none of them in
+    seed 000): local NATS from the instance's EC2 tags, the account driver, restart, a
+    slow member and the lab's time scale."""
+    return {"local_nats_url": "{tag:opsconsole:local-nats-url}",
+            "local_monitor_url": "{tag:opsconsole:local-monitor-url}",
+            "accounts_url": f"{base_url}/admin/accounts/{{member}}",
+            "restart_path": "/vault/start",
+            "slow_member": SLOW_MEMBER if SLOW_MEMBER in lab.spec.members else None,
+            "provision_timeout_s": lab.spec.provision_timeout_s}
 
 
 def lab_previews(lab: Lab, base_url: str) -> PreviewsTarget:

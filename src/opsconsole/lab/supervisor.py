@@ -93,6 +93,8 @@ MEMBER_PASSWORDS_FILE = "nats-member-passwords.json"  # {member: password}, for 
 #: it; it changes accounts through the helper of .accounts)
 MEMBER_ACCOUNTS_FILE = "nats-member-accounts.json"
 NO_ACCOUNT_MEMBER = "dave"  # has a provisioning API token but no NATS account
+#: a member whose provisioning the reference stalls past the limit (when it is a member)
+SLOW_MEMBER = "carol"
 CONSOLE_PASSWORD_FILE = "nats-console.password"  # the console's own NATS login
 DUMMY_AWS_KEY = "testing"  # moto accepts any key; these are not credentials
 #: the previews stack's AWS name prefix (cluster; -sessions table; -intake queue)
@@ -499,7 +501,10 @@ class Lab:
             *(["--hub-ca", str(self.tls_files().ca)] if self.tls_on() else []),
             "--aws-endpoint", topo.aws_url, "--region", self.spec.aws_region,
             "--nats-server", nats_bin,
-            "--authorized-keys", str(self.dir.root / "control-keys.json")])
+            "--authorized-keys", str(self.dir.root / "control-keys.json"),
+            "--pending-s", f"{self.spec.provision_pending_s:g}",
+            "--timeout-s", f"{self.spec.provision_timeout_s:g}",
+            *(["--slow-member", SLOW_MEMBER] if SLOW_MEMBER in self.spec.members else [])])
         cmds["sessions"] = ("sut", [
             sys.executable, "-m", "opsconsole_lab.sessions",
             "--state-dir", str(self.dir.root / "sessions"), "--aws-endpoint", topo.aws_url,

@@ -86,15 +86,36 @@ class Contract:
         if key is None:
             return [Violation("$", f"HTTP {status} is not a declared answer of "
                                    f"{method.upper()} {path} ({', '.join(responses)})")]
-        content = responses[key].get("content", {})
+        where, response = self._response(["paths", path, method.lower(), "responses", key],
+                                         responses[key])
+        content = response.get("content", {})
         if "application/json" not in content or "schema" not in content["application/json"]:
             return []
-        ref = "#/" + _pointer("paths", path, method.lower(), "responses", key, "content",
-                              "application/json", "schema")
+        ref = "#/" + _pointer(*where, "content", "application/json", "schema")
         validator = OAS31Validator({"$ref": self._uri + ref}, registry=self._registry,
                                    format_checker=OAS31Validator.FORMAT_CHECKER)
         found = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
         return [Violation(_json_path(e.absolute_path), e.message) for e in found]
+
+
+    def _response(self, where: list[str], response: dict[str, Any]
+                  ) -> tuple[list[str], dict[str, Any]]:
+        """A response object, following its local ``$ref`` (``#/components/responses/…``)
+        to the object itself; its JSON-pointer parts and the object."""
+        seen: set[str] = set()
+        while isinstance(response, dict) and "$ref" in response:
+            ref = str(response["$ref"])
+            if not ref.startswith("#/") or ref in seen:
+                raise ValueError(f"{self.name} contract: unresolvable response $ref {ref!r}")
+            seen.add(ref)
+            where = [p.replace("~1", "/").replace("~0", "~") for p in ref[2:].split("/")]
+            node: Any = self.document
+            for part in where:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ValueError(f"{self.name} contract: response $ref {ref!r} names nothing")
+            response = node
+        return where, response
 
 
 @functools.cache

@@ -25,9 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from botocore.exceptions import ClientError
 
+from .backoff import Backoff, is_throttle, retry
 from .container import CONTROL
 from .orchestrator import Container
+
+LOOKUP_RETRY = Backoff(4, 0.05, 0.5)
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -82,7 +86,14 @@ class Router:
             return c
         if c is not None:
             raise _json_error(503, f"session {sid} container is {c.state}", retry=True)
-        session = await self.stack.store.get(sid) if sid.startswith("s-") else None
+        try:  # DynamoDB may throttle: back off, then answer 503 (try again)
+            session = await retry(lambda: self.stack.store.get(sid), LOOKUP_RETRY,
+                                  is_throttle) if sid.startswith("s-") else None
+        except ClientError as exc:
+            if not is_throttle(exc):
+                raise
+            raise _json_error(503, f"session {sid}: the sessions table is throttled",
+                              retry=True) from None
         if session is None:
             raise _json_error(404, f"no session {sid}")
         if session["status"] in ("expired", "failed"):

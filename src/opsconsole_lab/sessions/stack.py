@@ -30,8 +30,10 @@ import signal
 import time
 
 from aiohttp import web
+from botocore.exceptions import ClientError
 
 from .aws import Aws
+from .backoff import Backoff, is_throttle, retry
 from .config import StackConfig
 from .events import EventLog
 from .gitrepo import GitRepo
@@ -43,6 +45,8 @@ from .pricing import estimate_cost, load_prices
 from .router import Router, _json_error
 from .store import LIVE, STATUSES, SessionStore, session_id_for
 from .worker import Hermes
+
+ACTIVATE_RETRY = Backoff(5, 0.05, 1.0)
 
 log = logging.getLogger("sessions.stack")
 
@@ -184,16 +188,21 @@ class Stack:
         if missing:
             raise _json_error(400, "missing or empty: " + ", ".join(missing))
         user = body["userId"]
+        try:  # DynamoDB may throttle: back off, then refuse cleanly (503), nothing queued
+            current = await retry(lambda: self.store.lease(user), ACTIVATE_RETRY, is_throttle)
+            live = await retry(lambda: self.store.get(current), ACTIVATE_RETRY,
+                               is_throttle) if current else None
+        except ClientError as exc:
+            if not is_throttle(exc):
+                raise
+            raise _json_error(503, "the sessions table is throttled: try again") from None
         try:
             sent = await self.intake.submit(user, body["clientId"], body["instruction"])
         except InstructionError as exc:
             raise _json_error(400, str(exc)) from exc
         sid = session_id_for(sent["message_id"])
-        current = await self.store.lease(user)
-        if current:
-            live = await self.store.get(current)
-            if live is not None and live["status"] in LIVE:
-                sid = current
+        if current and live is not None and live["status"] in LIVE:
+            sid = current
         return web.json_response({"sessionId": sid, "status": "queued",
                                   "previewUrl": f"{self.url}/session/{sid}"}, status=202)
 

@@ -286,7 +286,8 @@ def answer_outcome(answers: Sequence[Any], event_id: str, etype: str,
 
 @dataclass(frozen=True)
 class InstanceState:
-    """The instance as the provisioner (``/vault/status``) and EC2 (describe) show it."""
+    """The instance as the seed shows it (the provision answer's ``estimated_ready_at``, or
+    an initialize it accepted) and EC2 (describe)."""
 
     status: str | None
     ec2: str | None = None  # None: EC2 not observable (no [aws] in the inventory)
@@ -313,6 +314,31 @@ def only_after_running_outcome(early_http: int, after_early: InstanceState,
         if at_init.status != "running" or at_init.ec2 not in (None, "running") else
         f"initialize answered HTTP {init_http} although running" if init_http != 200 else None,
         **evidence)
+
+
+GONE = ("shutting-down", "terminated")
+
+
+def time_limit_outcome(limit: float, ec2_before: str | None, http_before: int,
+                       status_before: Any, ec2_after: str | None, http_after: int,
+                       status_after: Any, **evidence: Any) -> Outcome:
+    """pass: right after the provision the instance was not failed (EC2 not gone, or
+    initialize only "not ready"); once ``limit`` had passed, initialize answers
+    ``failed`` (HTTP 4xx/5xx) and EC2 shows the instance gone (nothing left running)."""
+    seen = {"limit_s": limit, "before": {"ec2": ec2_before, "initialize_http": http_before,
+                                         "initialize_status": status_before},
+            "after": {"ec2": ec2_after, "initialize_http": http_after,
+                      "initialize_status": status_after}, **evidence}
+    if ec2_before in GONE:
+        return _verdict("the instance was already gone right after the provision: the "
+                        "failure did not wait for the limit", **seen)
+    if http_before == 200:
+        return _verdict("initialize accepted the slow instance: it was not stalled", **seen)
+    return _verdict(
+        f"after the limit initialize answered HTTP {http_after} {status_after!r}, not a "
+        "failed instance" if http_after < 400 or status_after != "failed" else
+        f"after the limit EC2 still shows the instance {ec2_after}" if ec2_after not in GONE
+        else None, **seen)
 
 
 # -------------------------------------------------------------- relay loss bound

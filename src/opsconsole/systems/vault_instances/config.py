@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ...config_fields import (
     HttpUrl,
@@ -45,6 +45,19 @@ class ProvisionerTarget(TlsClient):
     ami_policy: AmiPolicy | None = None  # none: the AMI policy check is unknown
     instance_types: list[str] | None = None  # allowed EC2 instance types; none: unknown
     architecture: str = "arm64"  # the seed's hardened ARM64 image
+    provision_timeout_s: float = Field(default=120.0, gt=0)  # the seed's provisioning limit
+    # Optional capabilities (what seed 000 does not define; each absent one makes the checks
+    # that need it `unknown` with the reason; systems/vault_instances/capabilities.py):
+    # the instance's local NATS client / monitoring URL, a template over its EC2 description:
+    # {private_ip}, {public_ip}, {instance_id}, {tag:KEY}
+    local_nats_url: str | None = None
+    local_monitor_url: str | None = None
+    # the account driver: an HTTP admin endpoint (POST {"active": bool}, admin_token) that
+    # grants or revokes a member's NATS account; {member} is replaced
+    accounts_url: str | None = None
+    restart_path: str | None = None  # POST path that starts a stopped instance again
+    # a member whose provisioning this deployment is set to stall past the time limit
+    slow_member: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,7 @@ import aiohttp
 from ....scenarios.checks import contract_outcome
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
 from ....targets.http import ssl_for
+from ...aws.throttle import throttle_available, throttle_counts
 from .. import capabilities
 from ..aws import LIVE, Missing, PreviewsAws
 from ..capabilities import Unavailable
@@ -44,6 +45,7 @@ from ..cost import (
     observed_cost,
 )
 from ..dashboard import PUBLISHES, RUNS_NAMESPACE, datapoints
+from ..router_cut import route_status, router_cut_available, wait_route_recovered
 from ..usage import TaskClock, fargate_usage
 from .monitoring import Monitoring
 from .targets import previews_aws as _aws
@@ -56,6 +58,11 @@ ENDED_BY_PACK = "opsconsole: ended by the scenario that opened it"
 
 class SessionFailed(RuntimeError):
     """The session ended failed (DynamoDB) before applying the instruction."""
+
+
+class ActivationRefused(Abort):
+    """The stack refused an activation with a conforming 5XX error (its back end, e.g.
+    throttled DynamoDB, could not take it): a clean failure inside a burst."""
 
 
 class CountingClient(PreviewsClient):
@@ -261,6 +268,9 @@ async def _activate(run: Run, sc: CountingClient, user: str, instruction: str) -
     status, body = await sc.activate(user, instruction)
     check = contract_outcome(sc.contract, "POST", "/hermes/api/sessions/activate", status,
                              body)
+    if status >= 500 and check[0] == "pass":  # refused cleanly, as the contract says
+        raise ActivationRefused(f"{user}: activation answered HTTP {status}: "
+                                f"{str(body)[:200]}")
     if status != 202 or check[0] != "pass":
         await run.record("activate: 202 {sessionId, status, previewUrl}", check)
         raise Abort(f"{user}: activation answered HTTP {status}: {str(body)[:200]}")
@@ -642,12 +652,23 @@ class Routing(SessionsScenario):
             pong.get("type") == "pong" and hello.get("type") == "hello", hello=hello.get("type")))
 
 
+THROTTLE_FRACTION = 0.3
+THROTTLED = ("failure-recovery: the burst ran under DynamoDB throttling (calls throttled at "
+             "the fault proxy)")
+NETWORK_CUT = ("failure-recovery: the route recovers after the router ↔ containers network "
+               "is cut")
+
+
 class FailureRecovery(SessionsScenario):
     id = "sessions.failure-recovery"
-    title = ("a stopped ECS task is replaced with its data; a burst of 20 leaves no orphans "
+    title = ("a stopped ECS task is replaced with its data; the router recovers from a cut "
+             "to its containers; a burst of 20 under DynamoDB throttling leaves no orphans "
              "and an empty queue")
     mutates = (ACTIVATES, ENDS_OWN, PUBLISHES,
-               "stop a session's ECS task (fault ecs.stop-task)")
+               "stop a session's ECS task (fault ecs.stop-task)",
+               "cut the router ↔ containers network (fault previews.router-cut)",
+               f"throttle {int(THROTTLE_FRACTION * 100)} % of DynamoDB calls during the burst "
+               "(fault aws.throttle)")
     burst = 20
 
     async def steps(self, run: Run, sc: CountingClient, aws: PreviewsAws) -> None:
@@ -656,11 +677,32 @@ class FailureRecovery(SessionsScenario):
         opened = await _first(run, sc, aws, user, "create page about Crashes",
                               "pages/crashes.html", "Crashes")
         await self._stopped_task_replaced(run, sc, aws, opened.session_id)
+        await self._network_cut(run, sc, opened.session_id)
         with contextlib.suppress(Missing):  # its slot is the burst's (only our own session)
             await _end_sessions(run, aws, [opened.session_id])
-        with Sampler(aws) as sampler:
-            outcomes = await asyncio.gather(*(self._one(run, sc, aws, i)
-                                              for i in range(self.burst)))
+        why = throttle_available(run)
+        throttle = before = None
+        if why is None:
+            before = await throttle_counts(run)
+            throttle = await run.inject("aws.throttle", "aws", service="dynamodb",
+                                        fraction=THROTTLE_FRACTION)
+        try:
+            with Sampler(aws) as sampler:
+                outcomes = await asyncio.gather(*(self._one(run, sc, aws, i)
+                                                  for i in range(self.burst)))
+        finally:
+            if throttle is not None:
+                await run.heal(throttle)
+        if before is None:
+            await run.record(THROTTLED, ("unknown", {"reason": f"aws.throttle: {why}"}))
+        else:
+            after = await throttle_counts(run)
+            throttled = after["throttled"] - before["throttled"]
+            await run.record(THROTTLED, outcome(
+                throttled > 0, fraction=THROTTLE_FRACTION, throttled=throttled,
+                passed=after["passed"] - before["passed"],
+                by_operation={k: v - before["throttled_by_operation"].get(k, 0)
+                              for k, v in after["throttled_by_operation"].items()}))
         applied = outcomes.count("applied")
         run.metric("burst_success_rate", applied / self.burst)
         await run.record("failure-recovery: burst of 20 creations, some succeed", outcome(
@@ -714,8 +756,34 @@ class FailureRecovery(SessionsScenario):
             old.get("lastStatus") == "STOPPED" and bool(replaced), stopped=arn,
             replaced_by=replaced.get("task_arn"), restart_seconds=round(took, 2)))
 
+    async def _network_cut(self, run: Run, sc: CountingClient, sid: str) -> None:
+        """Cut the router ↔ containers network: the session's route fails; heal it: the
+        route answers again, ``network_recovery_seconds`` after the heal."""
+        why = router_cut_available(run)
+        if why is not None:
+            await run.record(NETWORK_CUT, ("unknown", {"reason": why}))
+            return
+        base = _target(run).base_url
+        control = await route_status(run.http, str(base), sid)
+        cut = await run.inject("previews.router-cut", "sessions", mode="reset")
+        try:
+            during = await route_status(run.http, str(base), sid)
+        finally:
+            await run.heal(cut)
+        took = await wait_route_recovered(run.http, str(base), sid, timeout=30)
+        if took is not None:
+            run.metric("network_recovery_seconds", took, "s")
+        await run.record(NETWORK_CUT, outcome(
+            control == 200 and during not in (0, 200) and took is not None,
+            before=control, during_cut=during,
+            recovered_s=round(took, 3) if took is not None else None))
+
     async def _one(self, run: Run, sc: CountingClient, aws: PreviewsAws, i: int) -> str:
-        opened = await _activate(run, sc, _user(f"burst{i}"), f"create page about Burst {i}")
+        try:
+            opened = await _activate(run, sc, _user(f"burst{i}"),
+                                     f"create page about Burst {i}")
+        except ActivationRefused:
+            return "failed"
         try:
             # 20 at once: a slower poll, so the pack does not load the stack it measures
             await _applied(run, sc, aws, opened, f"pages/burst-{i}.html", f"Burst {i}", 180,

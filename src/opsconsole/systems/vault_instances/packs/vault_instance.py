@@ -1,14 +1,15 @@
 """The `vault-instance` pack: the provisioning contract, the relay and the Vault Manager.
 
-Every check is one JUnit testcase. The pack needs only the inventory's ``[provisioner]``
-(base URL, member tokens, admin token, control key, member NATS passwords), ``[[nats]]``
-and ``[aws]``, so it runs against a real deployment as well as the lab's reference
-service; each scenario provisions its own instance and terminates it at the end.
-Operator steps go through the provisioner's admin API (``/admin/instances`` for an
-instance's local NATS endpoints, ``/admin/accounts/<member>`` to grant or revoke a NATS
-account). Stopping a central node uses the lab, or ``ssh.service-stop`` on an SSH host
-named like the node with ``faults = true``. Where a deployment offers none of these, the
-checks that need them report ``unknown`` with the reason instead of passing.
+Every check is one JUnit testcase. The pack speaks only seed 000's five endpoints
+(docs/contracts/vault-instance.openapi.yaml; every answer is validated against it and
+each scenario ends with a contract-conformance check), EC2 through ``[aws]`` and NATS
+through ``[[nats]]``; each scenario provisions its own instance and terminates it at
+the end. What the seed does not define is an optional capability declared in
+``[provisioner]`` (:mod:`..capabilities`: the instance's local NATS from its EC2
+description, an account driver, restart, a slow member for the time limit); stopping a
+central node uses the lab, or ``ssh.service-stop`` on an SSH host named like the node
+with ``faults = true``. Where a deployment offers none of these, the checks that need
+them report ``unknown`` with the reason instead of passing.
 
 Every verdict comes from an observation; the observations that need care (where a leaf
 is attached and what could not be read, a NATS login and the kind of refusal, the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import time
 import uuid
@@ -32,11 +34,23 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ....scenarios.engine import OK_STATUSES, Abort, Check, Outcome, Run, Scenario, outcome
+from ....scenarios.engine import (
+    OK_STATUSES,
+    Abort,
+    Check,
+    Inconclusive,
+    Outcome,
+    Run,
+    Scenario,
+    outcome,
+)
 from ....targets.aws import aws_session
+from ....targets.contract import Contract
 from ....targets.http import ssl_for
 from ....targets.nats import as_endpoint
 from ...nats.checks import nats_roundtrip
+from .. import capabilities
+from ..capabilities import Unavailable
 from ..checks import (
     AFTER_MIN_S,
     LOSS_BOUND,
@@ -64,6 +78,7 @@ from ..checks import (
     space_access,
     space_closed_outcome,
     space_open_outcome,
+    time_limit_outcome,
     try_login,
 )
 
@@ -72,6 +87,9 @@ NO_ACCOUNT = "dave"
 LAB_INSTANCE_LINKS = "vault-instances"
 RELAY_RATE = 20.0  # canary messages per second and direction in the relay scenario
 RELAY_LOSS_CHECK = f"relay: messages during reconnection bounded ({LOSS_BOUND})"
+RELAY_CHECKS = ("relay: central → local", "relay: local → central",
+                "relay: central disconnection handled (leaf moves hub)",
+                "relay: automatic reconnect after a network fault", RELAY_LOSS_CHECK)
 
 
 def control_signed_bytes(command: str, nonce: str, ts: float, user: str) -> bytes:
@@ -86,8 +104,21 @@ def control_signed_bytes(command: str, nonce: str, ts: float, user: str) -> byte
             f'"user":{text(user)}}}').encode()
 
 
+def _epoch(value: Any) -> float | None:
+    """``estimated_ready_at`` as epoch seconds (the seed allows a number or ISO 8601)."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 class InstanceApi:
-    """The provisioning API as one member sees it (bearer token)."""
+    """The provisioning API as one member sees it (bearer token): the seed's five
+    endpoints, every answer validated against the contract."""
 
     def __init__(self, run: Run) -> None:
         target = run.inventory.provisioner
@@ -102,90 +133,164 @@ class InstanceApi:
         self.central = {n.name: c.endpoint(n) for c in run.inventory.nats for n in c.nodes}
         self.cluster = run.inventory.nats[0] if run.inventory.nats else None
         self.monitors = {n.name: n.monitor_url for c in run.inventory.nats for n in c.nodes}
+        self.contract = Contract.load("vault-instance")
+        self.responses = 0
+        #: (operation, status, [wrong field: message]) of every non-conforming answer
+        self.violations: list[tuple[str, int, list[str]]] = []
+        self.instance_id = ""
+        self._leaf_name = ""
 
     async def call(self, method: str, path: str, member: str | None = None,
                    token: str | None = None) -> tuple[int, dict[str, Any]]:
-        """A member request; anything but a GET changes the target (refused read-only)."""
+        """A member request to one of the seed's endpoints, its answer validated; anything
+        but a GET changes the target (refused read-only)."""
         if method != "GET":
             self.run.mutate(f"{method} {path} as {member or self.member}", self.base)
         token = token if token is not None else self.tokens[member or self.member]
         async with self.run.http.request(method, self.base + path, ssl=self.ssl,
                                          headers={"Authorization": f"Bearer {token}"},
                                          timeout=aiohttp.ClientTimeout(total=30)) as r:
-            return r.status, await r.json(content_type=None)
+            text = await r.text()
+            status = r.status
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = {"text": text[:200]}
+        self.responses += 1
+        found = self.contract.violations(method, path, status, body)
+        if found:
+            self.violations.append((f"{method} {path}", status, [str(v) for v in found]))
+        return status, body if isinstance(body, dict) else {"body": body}
+
+    def conformance(self) -> Outcome:
+        return outcome(not self.violations, contract=self.contract.name,
+                       responses=self.responses,
+                       violations=[f"{op} → {status}: {'; '.join(v)}"
+                                   for op, status, v in self.violations[:10]])
+
+    async def provision(self, member: str | None = None) -> tuple[int, dict[str, Any]]:
+        s, prov = await self.call("POST", "/vault/provision", member=member)
+        if (member or self.member) == self.member and prov.get("instance_id"):
+            self.instance_id = str(prov["instance_id"])
+        return s, prov
+
+    async def initialize_when_ready(self, member: str | None = None
+                                    ) -> tuple[int, dict[str, Any]]:
+        """``POST /vault/initialize`` until it stops answering 409 (the seed: it fails
+        gracefully while EC2 is not ready), within the provisioning limit."""
+        last: list[tuple[int, dict[str, Any]]] = []
+
+        async def answered() -> bool:
+            last[:] = [await self.call("POST", "/vault/initialize", member=member)]
+            return last[0][0] != 409
+
+        await self.run.wait_until("the instance ready to initialize", answered,
+                                  self.target.provision_timeout_s + 10, 0.25)
+        return last[0]
 
     async def ready_instance(self) -> dict[str, Any]:
         """Provision and initialise an instance (waiting out the pending phase)."""
-        status, prov = await self.call("POST", "/vault/provision?pending_s=1")
+        status, prov = await self.provision()
+        if status == 403 and not self.target.accounts_url:
+            raise Inconclusive(
+                f"provision answered 403 for {self.member}: its NATS account is revoked "
+                "(an earlier terminate revokes it) and the inventory declares no [provisioner] "
+                "accounts_url to grant it again")
         if status != 202:
             raise Abort(f"provision returned {status}: {prov}")
-        await self.run.wait_until("EC2 running", self._running, 30)
-        status, init = await self.call("POST", "/vault/initialize")
+        status, init = await self.initialize_when_ready()
         if status != 200:
             raise Abort(f"initialize returned {status}: {init}")
         return {**prov, **init}
 
-    async def _running(self) -> bool:
-        return (await self.call("GET", "/vault/status"))[1].get("status") == "running"
-
-    async def admin(self, method: str, path: str,
-                    body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        if self.target.admin_token is None:
-            return 0, {"error": "the inventory's [provisioner] has no admin_token"}
-        if method != "GET":
-            self.run.mutate(f"{method} {path} (operator)", self.base)
-        async with self.run.http.request(
-                method, self.base + path, json=body, ssl=self.ssl,
-                headers={"Authorization": f"Bearer {self.target.admin_token.resolve()}"},
-                timeout=aiohttp.ClientTimeout(total=30)) as r:
-            return r.status, await r.json(content_type=None)
-
     async def set_account(self, active: bool) -> str | None:
-        """Grant or revoke this member's NATS account; the reason when that is impossible."""
-        status, body = await self.admin("POST", f"/admin/accounts/{self.member}",
-                                        {"active": active})
-        if status == 200:
+        """Grant or revoke this member's NATS account (the account driver); the reason
+        when that is impossible."""
+        if active is False:
+            self.run.mutate(f"revoke {self.member}'s NATS account", "accounts_url")
+        try:
+            await capabilities.set_account(self.target, self.run.http, self.ssl, self.member,
+                                           active)
+        except (Unavailable, RuntimeError) as exc:
+            return str(exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"[provisioner] accounts_url: {type(exc).__name__}: {exc}"[:200]
+        return None
+
+    async def ec2_instance(self, instance_id: str | None = None) -> dict[str, Any] | None:
+        """The instance's EC2 description (None without [aws] in the inventory)."""
+        if self.run.inventory.aws is None or not (instance_id or self.instance_id):
             return None
-        return body.get("error") if isinstance(body, dict) and body.get("error") else \
-            f"POST /admin/accounts/{self.member} returned {status}"
+        async with _ec2(self.run) as ec2:
+            found = await ec2.describe_instances(InstanceIds=[instance_id or self.instance_id])
+        return found["Reservations"][0]["Instances"][0]
 
     async def endpoints(self) -> dict[str, str]:
-        """The member's instance local NATS client and monitoring URLs (operator view)."""
+        """The member's instance local NATS client and monitoring URLs."""
         found = await self.try_endpoints()
         if isinstance(found, str):
-            raise Abort(found)
+            raise Inconclusive(found)
         return found
 
     async def try_endpoints(self) -> dict[str, str] | str:
-        """:meth:`endpoints`, or why they cannot be had."""
-        status, rows = await self.admin("GET", "/admin/instances")
-        if status != 200:
-            return f"GET /admin/instances returned {status}: {rows}"
-        row = next((r for r in rows if r.get("member") == self.member
-                    and r.get("local_nats_url")), None)
-        if row is None:
-            return f"/admin/instances shows no local NATS endpoint for {self.member}"
-        return {"client": row["local_nats_url"], "monitor": row.get("local_monitor_url", "")}
+        """:meth:`endpoints` (the optional capability ``local_nats_url``), or why they
+        cannot be had."""
+        try:
+            return capabilities.local_endpoints(self.target, await self.ec2_instance())
+        except Unavailable as exc:
+            return str(exc)
 
     def nats_password(self) -> str | None:
         ref = self.target.member_nats_passwords
         return json.loads(ref.resolve()).get(self.member) if ref is not None else None
 
     async def cleanup(self) -> None:
-        """Terminate whatever this member has and give the NATS account back."""
+        """Terminate whatever this member has and give the NATS account back (when the
+        inventory declares an account driver)."""
         await self.call("POST", "/vault/terminate")
-        await self.set_account(True)
+        if self.target.accounts_url:
+            await self.set_account(True)
 
-    async def hub_lookup(self) -> HubLookup:
-        """Where the member's instance leaf is attached, and which nodes went unread."""
-        return await find_hub(self.run.http, self.monitors, f"vault-{self.member}",
-                              tls=self.cluster)
+    async def leaf_name(self) -> str:
+        """The instance's local NATS server name, as central's ``/leafz`` lists its link
+        (from the local server's own INFO); :class:`Unavailable` without its endpoint."""
+        if not self._leaf_name:
+            local = await self.try_endpoints()
+            if isinstance(local, str):
+                raise Unavailable(local)
+            try:
+                nc = await as_endpoint(local["client"]).connect(
+                    connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1)
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise Unavailable(f"the instance's local NATS {local['client']} does not "
+                                  f"answer: {type(exc).__name__}: {exc}"[:200]) from None
+            try:
+                # nats-py keeps the server's INFO; its server_name is the leaf's name
+                self._leaf_name = str(nc._server_info.get("server_name") or "")
+            finally:
+                await nc.close()
+            if not self._leaf_name:
+                raise Unavailable("the instance's local NATS gives no server_name in its INFO")
+        return self._leaf_name
 
-    async def state(self, instance_id: str) -> InstanceState:
-        """The instance as ``/vault/status`` and, when the inventory has [aws], EC2 show it."""
-        _, body = await self.call("GET", "/vault/status")
-        ec2 = await _ec2_state(self.run, instance_id) if self.run.inventory.aws else None
-        return InstanceState(body.get("status"), ec2)
+    async def hub_lookup(self) -> HubLookup | str:
+        """Where the member's instance leaf is attached, and which nodes went unread; the
+        reason when the instance's leaf cannot be named."""
+        try:
+            name = await self.leaf_name()
+        except Unavailable as exc:
+            return f"cannot name the instance's leaf link: {exc}"
+        return await find_hub(self.run.http, self.monitors, name, tls=self.cluster)
+
+    async def state(self, prov: dict[str, Any]) -> InstanceState:
+        """The instance as the provision answer's ``estimated_ready_at`` (the seed's word
+        for when it is ready) and, when the inventory has [aws], EC2 show it."""
+        ready_at = _epoch(prov.get("estimated_ready_at"))
+        status = None
+        if ready_at is not None:
+            status = "provisioning" if time.time() < ready_at else "running"
+        ec2 = await self.ec2_instance(str(prov.get("instance_id") or ""))
+        return InstanceState(status, ec2["State"]["Name"] if ec2 else None)
 
     async def logins(self, password: str) -> list[Login]:
         """Log in to every central node with the member's NATS credentials."""
@@ -237,9 +342,22 @@ PROVISIONS = ("provision an EC2 instance and its security group (POST /vault/pro
               "terminate it and re-grant the member's NATS account (rollback)")
 
 
+CONFORMS = "every provisioner answer conforms to the vault-instance contract"
+
+
 class InstanceScenario(Scenario):
     needs_lab = False  # the provisioner, NATS and AWS from the inventory are enough
     mutates = PROVISIONS
+
+    async def method(self, run: Run) -> None:
+        api = InstanceApi(run)
+        try:
+            await self.steps(run, api)
+        finally:
+            await run.record(f"{self.id.split('.')[1]}: {CONFORMS}", api.conformance())
+
+    async def steps(self, run: Run, api: InstanceApi) -> None:
+        raise NotImplementedError
 
     async def rollback(self, run: Run) -> None:
         await InstanceApi(run).cleanup()
@@ -251,19 +369,18 @@ class Provision(InstanceScenario):
     mutates = (PROVISIONS[0], "provision past the time limit (a failed instance)",
                PROVISIONS[2])
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         s, _body = await api.call("POST", "/vault/provision", token="wrong-token")
         await run.record("provision: unauthenticated request rejected",
                      outcome(s == 401, status=s))
-        s, prov = await api.call("POST", "/vault/provision?pending_s=1")
+        s, prov = await api.provision()
         await run.record("provision: authenticated member provisioned",
                      outcome(s == 202, status=s))
         await run.record("provision: returns instance_id and status", outcome(
             bool(prov.get("instance_id")) and prov.get("status") in
             ("provisioning", "running"), instance_id=prov.get("instance_id"),
             status=prov.get("status")))
-        s2, _dup = await api.call("POST", "/vault/provision")
+        s2, _dup = await api.provision()
         await run.record("provision: duplicate rejected", outcome(s2 == 409, status=s2))
         ec2 = await _describe(run, prov["instance_id"])
         groups = [g["GroupId"] for g in ec2["instance"].get("SecurityGroups", [])]
@@ -280,21 +397,50 @@ class Provision(InstanceScenario):
         await run.record("provision: correct tags", outcome(
             tags.get("owner") == api.member and tags.get("role") == "vault-instance"
             and bool(tags.get("env")), tags=tags))
-        s3, no_acct = await api.call("POST", "/vault/provision",
-                                     member=api.target.no_account_member or NO_ACCOUNT)
+        s3, no_acct = await api.provision(api.target.no_account_member or NO_ACCOUNT)
         await run.record("provision: needs a NATS account", outcome(
-            s3 == 403 and "NATS account" in no_acct.get("error", ""), status=s3))
+            s3 == 403, status=s3, error=no_acct.get("error")))
         await api.cleanup()
-        _s4, _slow = await api.call("POST", "/vault/provision?pending_s=30&timeout_s=1")
+        await _time_limit_check(run, api)
 
-        async def timed_out(_: Run) -> Outcome:
-            _, st = await api.call("GET", "/vault/status")
-            return outcome(st.get("status") == "failed" and "exceeded" in st.get("error", ""),
-                           status=st.get("status"), error=st.get("error"),
-                           note="lab compresses the 120 s contract limit to timeout_s=1")
 
-        await run.check(Check("provision: exceeding the time limit fails", timed_out,
-                              within=15))
+TIME_LIMIT = "provision: exceeding the time limit fails (and leaves no instance running)"
+
+
+async def _time_limit_check(run: Run, api: InstanceApi) -> None:
+    """The slow member's provisioning never gets ready: once the limit has passed,
+    initialize answers ``failed`` and EC2 shows the instance terminated; right after the
+    provision it was not (the positive control: the failure comes from the limit)."""
+    try:
+        slow = capabilities.slow_member(api.target, api.tokens)
+        if run.inventory.aws is None:
+            raise Unavailable("the inventory has no [aws] to see the failed instance in EC2")
+    except Unavailable as exc:
+        await run.record(TIME_LIMIT, ("unknown", {"reason": str(exc)}))
+        return
+    limit = api.target.provision_timeout_s
+    scale = capabilities.time_scale(api.target, run.session.lab is not None)
+    s, prov = await api.provision(slow)
+    started = time.time()
+    if s != 202 or not prov.get("instance_id"):
+        await run.record(TIME_LIMIT, outcome(False, reason=f"provisioning {slow} answered "
+                                             f"{s}", status=s, **scale))
+        return
+    instance_id = str(prov["instance_id"])
+    before = await api.ec2_instance(instance_id)
+    s_before, init_before = await api.call("POST", "/vault/initialize", member=slow)
+    await run.wait_until("the provisioning limit to pass", lambda: time.time() > started + limit,
+                         limit + 1, 0.25)
+
+    async def failed(_: Run) -> Outcome:
+        now = await api.ec2_instance(instance_id)
+        si, init = await api.call("POST", "/vault/initialize", member=slow)
+        return time_limit_outcome(
+            limit, (before or {}).get("State", {}).get("Name"), s_before,
+            init_before.get("status"), (now or {}).get("State", {}).get("Name"), si,
+            init.get("status"), **scale)
+
+    await run.check(Check(TIME_LIMIT, failed, within=30))
 
 
 def _ec2(run: Run):
@@ -303,12 +449,6 @@ def _ec2(run: Run):
         raise Abort("the inventory has no [aws] target to check EC2 with")
     session = aws_session(aws, run.session.aws_credentials)
     return session.client("ec2", endpoint_url=aws.endpoint_url)
-
-
-async def _ec2_state(run: Run, instance_id: str) -> str:
-    async with _ec2(run) as ec2:
-        found = await ec2.describe_instances(InstanceIds=[instance_id])
-    return found["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
 async def _describe(run: Run, instance_id: str) -> dict[str, Any]:
@@ -336,30 +476,33 @@ class Initialize(InstanceScenario):
     id = "vault-instance.initialize"
     title = "initialize: namespaces, local NATS, central link, credentials, clean failure"
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
-        s, prov = await api.call("POST", "/vault/provision?pending_s=3")
+    async def steps(self, run: Run, api: InstanceApi) -> None:
+        s, prov = await api.provision()
         if s != 202:
             raise Abort(f"provision returned {s}: {prov}")
         s_early, early = await api.call("POST", "/vault/initialize")
-        after_early = await api.state(prov["instance_id"])
+        after_early = await api.state(prov)
         await run.record("initialize: fails gracefully if EC2 is not ready", outcome(
             s_early == 409 and early.get("status") == "failed", status=s_early,
             error=early.get("error"), instance=after_early.as_json()))
         accepted: dict[str, Any] = {}
 
         async def only_after_running(_: Run) -> Outcome:
-            """Initialize once, as soon as both the provisioner and EC2 say running."""
-            now = await api.state(prov["instance_id"])
-            if "http" not in accepted and now.status == "running" and \
-                    now.ec2 in (None, "running"):
-                accepted["state"] = now
-                accepted["http"], accepted["body"] = await api.call("POST", "/vault/initialize")
-            return only_after_running_outcome(s_early, after_early, accepted.get("state", now),
-                                              accepted.get("http"))
+            """Initialize again (it refuses while EC2 is not ready) until accepted; the
+            state at acceptance is the accepted answer's and EC2's."""
+            if "http" not in accepted:
+                http, body = await api.call("POST", "/vault/initialize")
+                if http != 409:
+                    accepted["http"], accepted["body"] = http, body
+                    now = await api.state(prov)
+                    accepted["state"] = InstanceState("running" if http == 200 else now.status,
+                                                      now.ec2)
+            return only_after_running_outcome(
+                s_early, after_early, accepted.get("state", InstanceState("provisioning")),
+                accepted.get("http"))
 
         await run.check(Check("initialize: only after EC2 running", only_after_running,
-                              within=30))
+                              within=api.target.provision_timeout_s + 10))
         if "http" not in accepted:
             raise Abort("the instance never reached running: nothing more to initialize")
         s, init = accepted["http"], accepted["body"]
@@ -378,7 +521,11 @@ class Initialize(InstanceScenario):
 
         async def central_connected(_: Run) -> Outcome:
             """Reported connected, and a central node does list the leaf."""
-            status, where = attached_outcome(await api.hub_lookup())
+            found = await api.hub_lookup()
+            if isinstance(found, str):
+                return "unknown", {"reported": init.get("central_nats_status"),
+                                   "reason": found}
+            status, where = attached_outcome(found)
             if status not in OK_STATUSES:
                 return status, where
             return outcome(init.get("central_nats_status") == "connected",
@@ -388,6 +535,8 @@ class Initialize(InstanceScenario):
 
         async def credentials_installed(_: Run) -> Outcome:
             found = await api.hub_lookup()
+            if isinstance(found, str):
+                return "unknown", {"reason": found}
             status, where = attached_outcome(found)
             if status not in OK_STATUSES or found.hub is None:
                 return status, where
@@ -463,8 +612,7 @@ class Health(InstanceScenario):
     mutates = (*PROVISIONS, "cut the instance's central link (fault), then heal it",
                "shut the Vault Manager down (signed control command)")
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         s, _none = await api.call("GET", "/vault/health")
         await run.record("health: requires a provisioned vault",
                      outcome(s in (404, 409), status=s))
@@ -506,9 +654,11 @@ class Health(InstanceScenario):
             """Unhealthy, and the details name what was broken: the Vault Manager."""
             st, bad = await api.call("GET", "/vault/health")
             details = bad.get("details") or []
+            manager = (bad.get("vault_manager") or {}).get("status")
             return outcome(st == 503 and bad.get("status") in ("degraded", "unhealthy")
-                           and any("manager" in str(d).lower() for d in details),
-                           http=st, status=bad.get("status"), details=details)
+                           and manager not in (None, "healthy") and bool(details),
+                           http=st, status=bad.get("status"), vault_manager=manager,
+                           details=details)
 
         await run.check(Check("health: unhealthy with details on failure", reports_unhealthy,
                               within=15))
@@ -554,10 +704,10 @@ class Stop(InstanceScenario):
     id = "vault-instance.stop"
     title = "stop: graceful, flushes pending events, disconnects, keeps state"
     mutates = (*PROVISIONS, "write 20 kv.put events to the Vault Manager",
-               "stop and start the instance (POST /vault/stop, /vault/start)")
+               "stop the instance (POST /vault/stop) and start it again ([provisioner] "
+               "restart_path)")
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         await api.ready_instance()
         nc, answers = await api.listen()
         try:
@@ -583,10 +733,21 @@ class Stop(InstanceScenario):
             await run.check(Check("stop: flushes pending events", flushed, within=5))
 
             async def disconnected(_: Run) -> Outcome:
-                return detached_outcome(attached, await api.hub_lookup())
+                if isinstance(attached, str):
+                    return "unknown", {"reason": attached}
+                now = await api.hub_lookup()
+                if isinstance(now, str):
+                    return "unknown", {"reason": now}
+                return detached_outcome(attached, now)
 
             await run.check(Check("stop: disconnects from central", disconnected, within=10))
-            s, _started = await api.call("POST", "/vault/start")
+            try:
+                s = await capabilities.restart(api.target, run.http, api.ssl,
+                                               api.tokens[api.member])
+            except Unavailable as exc:
+                await run.record("stop: state preserved for restart",
+                                 ("unknown", {"reason": str(exc)}))
+                return
 
             async def has_state() -> bool:
                 try:
@@ -613,8 +774,7 @@ class Terminate(InstanceScenario):
     title = "terminate: EC2 gone, security group removed, NATS credentials revoked"
     mutates = (*PROVISIONS, "terminate it: EC2, security group, NATS credentials")
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         ready = await api.ready_instance()
         password = api.nats_password()
         # Positive controls, before terminate: the credentials work, the group exists.
@@ -655,19 +815,17 @@ class Lifecycle(InstanceScenario):
     id = "vault-instance.lifecycle"
     title = "lifecycle: end to end, restart, recovery from a failed initialize, concurrency"
     mutates = (*PROVISIONS, "revoke and re-grant the member's NATS account",
-               "stop, start and terminate the instance")
+               "stop, start ([provisioner] restart_path) and terminate the instance")
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         steps: dict[str, int] = {}
-        s, _ = await api.call("POST", "/vault/provision?pending_s=1")
+        s, _ = await api.provision()
         steps["provision"] = s
-        await run.wait_until("EC2 running", api._running, 30)
         why = await api.set_account(False)  # initialize now fails for a real reason
         if why is None:
-            s, failed = await api.call("POST", "/vault/initialize")
+            s, failed = await api.initialize_when_ready()
             why = await api.set_account(True)
-        s2, _recovered = await api.call("POST", "/vault/initialize")
+        s2, _recovered = await api.initialize_when_ready()
         if why is not None:
             await run.record("lifecycle: recovery from initialization failure",
                              ("unknown", {"reason": f"cannot revoke the NATS account: {why}"}))
@@ -681,10 +839,16 @@ class Lifecycle(InstanceScenario):
             statuses=[r[0] for r in results]))
         steps["health"] = results[0][0]
         steps["stop"] = (await api.call("POST", "/vault/stop"))[0]
-        s3, _restarted = await api.call("POST", "/vault/start")
-        s4, h = await api.call("GET", "/vault/health")
-        await run.record("lifecycle: restart after stop", outcome(
-            s3 == 200 and s4 == 200 and h.get("status") == "healthy", start=s3, health=s4))
+        try:
+            s3 = await capabilities.restart(api.target, run.http, api.ssl,
+                                            api.tokens[api.member])
+        except Unavailable as exc:
+            await run.record("lifecycle: restart after stop", ("unknown", {"reason": str(exc)}))
+        else:
+            s4, h = await api.call("GET", "/vault/health")
+            await run.record("lifecycle: restart after stop", outcome(
+                s3 == 200 and s4 == 200 and h.get("status") == "healthy", start=s3,
+                health=s4))
         steps["terminate"] = (await api.call("POST", "/vault/terminate"))[0]
         await run.record("lifecycle: provision → initialize → health → stop → terminate",
                      outcome(steps == {"provision": 202, "initialize": 200, "health": 200,
@@ -696,15 +860,18 @@ class Relay(InstanceScenario):
     title = "relay: both ways, hub loss handled, reconnect, loss bounded by the switch window"
     mutates = (*PROVISIONS, "stop the central NATS node the leaf is attached to (fault)")
 
-    async def method(self, run: Run) -> None:
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         from ...nats.canary import GRACE_S, RelayCanary
 
-        api = InstanceApi(run)
         await api.ready_instance()
-        local = await api.endpoints()
+        local = await api.try_endpoints()
+        if isinstance(local, str):
+            for name in RELAY_CHECKS:
+                await run.record(name, ("unknown", {"reason": local}))
+            return
         leaf_url = local["client"]
         start = await api.hub_lookup()
-        hub = start.hub
+        hub = start.hub if isinstance(start, HubLookup) else None
         other = next(n for n in api.central if n != hub)
         ok_in, t_in = await nats_roundtrip(api.central[other], leaf_url,
                                            f"OwnerSpace.{api.member}.relay.in", timeout=10)
@@ -722,7 +889,8 @@ class Relay(InstanceScenario):
             await run.wait_until("canary traffic crossing both ways before the fault", lambda: all(
                 t.delivered >= RELAY_RATE for t in canary.paths.values()), 20)
             kill = _central_stop_fault(run, hub) if hub is not None else (
-                "cannot tell which central node to stop: " + attached_outcome(start)[1]["reason"])
+                "cannot tell which central node to stop: " + (
+                    start if isinstance(start, str) else attached_outcome(start)[1]["reason"]))
             if isinstance(kill, str):
                 no_window = kill
                 for name in ("relay: central disconnection handled (leaf moves hub)",
@@ -736,6 +904,8 @@ class Relay(InstanceScenario):
 
                 async def moved(_: Run) -> Outcome:
                     lookup = await api.hub_lookup()
+                    if isinstance(lookup, str):  # not after a start that named the leaf
+                        return "unknown", {"reason": lookup}
                     result = moved_outcome(lookup, hub)
                     seen.append((lookup.at, result[0]))
                     return result
@@ -797,8 +967,7 @@ class Manager(InstanceScenario):
     title = "Vault Manager: events, malformed input, rate limit, signed control, health"
     mutates = (*PROVISIONS, "send signed control commands (backup, shutdown)")
 
-    async def method(self, run: Run) -> None:
-        api = InstanceApi(run)
+    async def steps(self, run: Run, api: InstanceApi) -> None:
         await api.ready_instance()
         nc, answers = await api.listen()
         try:
