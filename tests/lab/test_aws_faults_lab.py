@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from opsconsole.config import Inventory, LabSpec
 from opsconsole.faults.ledger import FaultLedger
 from opsconsole.lab import Lab
+from opsconsole.netproxy.throttle_stats import throttle_available, throttle_counts
 from opsconsole.session import ConsoleSession
-from opsconsole.systems.aws.throttle import throttle_available, throttle_counts
 from opsconsole.systems.previews.router_cut import (
     route_status,
     router_cut_available,

@@ -22,8 +22,9 @@ from opsconsole.faults import FaultContext, FaultLedger, FaultManager
 from opsconsole.lab.ports import free_ports
 from opsconsole.netproxy.aws_shapes import _cbor_map
 from opsconsole.netproxy.http import AwsProxy, ForwardProxy, control_app
+from opsconsole.netproxy.throttle_stats import throttle_available
 from opsconsole.systems.aws.config import AwsTarget
-from opsconsole.systems.aws.throttle import signing_name, throttle_available
+from opsconsole.systems.aws.throttle import signing_name
 from opsconsole.systems.previews.router_cut import router_cut_available
 
 from ..helpers import async_wait_until

@@ -9,16 +9,17 @@ the key there the kind is not available, and :func:`throttle_available` says why
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
 from pydantic import Field, PositiveFloat
 
 from ...errors import UserError
 from ...faults.kinds import FaultContext, FaultKind, FaultParams, StrictHealSpec
-from ...netproxy import ProxyClient
+from ...netproxy.throttle_stats import (  # the readings, shared with the previews pack
+    KIND,
+    control_call,
+    proxy_stats,
+    throttle_available,
+)
 
-KIND = "aws.throttle"
 TARGET = "aws"  # the AWS endpoint of the inventory (the proxy in front of it)
 
 
@@ -51,44 +52,6 @@ def signing_name(service: str) -> str:
     return model.signing_name or service
 
 
-def throttle_available(where: Any) -> str | None:
-    """None when ``aws.throttle`` can run against ``where`` (a scenario's run, or an
-    inventory), else the reason it cannot (for an ``unknown`` verdict)."""
-    inventory = getattr(where, "inventory", where)
-    aws = getattr(inventory, "aws", None)
-    if aws is None:
-        return "the inventory has no [aws] target"
-    if not aws.fault_proxy_url:
-        return ("[aws] fault_proxy_url is not set: aws.throttle needs an HTTP fault proxy "
-                "in front of the AWS endpoint (the embedded lab runs one; real AWS endpoints "
-                "are TLS to AWS and cannot be fronted)")
-    return None
-
-
-async def proxy_stats(http: aiohttp.ClientSession, control_url: str) -> dict[str, Any]:
-    """The proxy's counters: ``aws.services.<service>.passed / throttled /
-    throttled_by_operation``, ``aws.throttles`` (rules) and ``forward`` (the router link)."""
-    return await _call(http, "GET", control_url, "/stats")
-
-
-async def throttle_counts(where: Any, service: str = "dynamodb") -> dict[str, Any]:
-    """``{"passed", "throttled", "upstream_errors", "throttled_by_operation"}`` of one
-    service at the proxy of ``where`` (a run: its inventory and HTTP session). Raises
-    :class:`UserError` with :func:`throttle_available`'s reason when there is none."""
-    reason = throttle_available(where)
-    if reason:
-        raise UserError(f"{KIND}: not available here: {reason}")
-    url = where.inventory.aws.fault_proxy_url
-    stats = await proxy_stats(where.http, url)
-    empty = {"passed": 0, "throttled": 0, "upstream_errors": 0, "throttled_by_operation": {}}
-    return stats["aws"]["services"].get(service, empty)
-
-
-async def _call(http: aiohttp.ClientSession, method: str, control_url: str, path: str,
-                body: dict[str, Any] | None = None) -> Any:
-    return await ProxyClient(http, control_url, label=KIND).call(method, path, body)
-
-
 class AwsThrottle(FaultKind):
     id = KIND
     title = ("throttle a fraction of one AWS service's calls (the real throttling error, "
@@ -108,12 +71,13 @@ class AwsThrottle(FaultKind):
         return {"proxy_url": url.rstrip("/"), "service": signing_name(params["service"])}
 
     async def inject(self, ctx, target, params, heal):
-        await _call(ctx.http, "PUT", heal["proxy_url"], f"/aws/throttle/{heal['service']}",
+        await control_call(ctx.http, "PUT", heal["proxy_url"], f"/aws/throttle/{heal['service']}",
                     {"fraction": params["fraction"], "window_s": params.get("window_s")})
 
     async def heal(self, ctx, spec):
         try:
-            await _call(ctx.http, "DELETE", spec["proxy_url"], f"/aws/throttle/{spec['service']}")
+            await control_call(ctx.http, "DELETE", spec["proxy_url"],
+                               f"/aws/throttle/{spec['service']}")
         except UserError as exc:
             if "unreachable" in str(exc):
                 return "the fault proxy is gone (lab down): nothing to heal"

@@ -28,10 +28,10 @@ from typing import Any
 
 import aiohttp
 
+from ....netproxy.throttle_stats import throttle_available, throttle_counts
 from ....scenarios.checks import contract_outcome
 from ....scenarios.engine import Abort, Check, Outcome, Run, Scenario, outcome
 from ....targets.http import ssl_for
-from ...aws.throttle import throttle_available, throttle_counts
 from .. import capabilities
 from ..aws import LIVE, Missing, PreviewsAws
 from ..capabilities import Unavailable
