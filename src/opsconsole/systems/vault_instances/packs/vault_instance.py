@@ -282,13 +282,14 @@ class InstanceApi:
             return f"cannot name the instance's leaf link: {exc}"
         return await find_hub(self.run.http, self.monitors, name, tls=self.cluster)
 
-    async def state(self, prov: dict[str, Any]) -> InstanceState:
-        """The instance as the provision answer's ``estimated_ready_at`` (the seed's word
-        for when it is ready) and, when the inventory has [aws], EC2 show it."""
+    async def state(self, prov: dict[str, Any], at: float | None = None) -> InstanceState:
+        """The instance at ``at`` (now by default) as the provision answer's
+        ``estimated_ready_at`` (the seed's word for when it is ready) and, when the
+        inventory has [aws], EC2 show it."""
         ready_at = _epoch(prov.get("estimated_ready_at"))
         status = None
         if ready_at is not None:
-            status = "provisioning" if time.time() < ready_at else "running"
+            status = "provisioning" if (at or time.time()) < ready_at else "running"
         ec2 = await self.ec2_instance(str(prov.get("instance_id") or ""))
         return InstanceState(status, ec2["State"]["Name"] if ec2 else None)
 
@@ -480,8 +481,9 @@ class Initialize(InstanceScenario):
         s, prov = await api.provision()
         if s != 202:
             raise Abort(f"provision returned {s}: {prov}")
+        asked_at = time.time()  # the refusal's moment, not the later EC2 read's
         s_early, early = await api.call("POST", "/vault/initialize")
-        after_early = await api.state(prov)
+        after_early = await api.state(prov, at=asked_at)
         await run.record("initialize: fails gracefully if EC2 is not ready", outcome(
             s_early == 409 and early.get("status") == "failed", status=s_early,
             error=early.get("error"), instance=after_early.as_json()))
