@@ -19,7 +19,7 @@ import pytest
 from opsconsole.config import LabSpec
 from opsconsole.lab import Lab
 
-from .helpers import wait_until
+from .helpers import stop_process, wait_until
 
 # The suite's own fault ledger and signing key: never the user's (subprocesses inherit it).
 os.environ["OPSCONSOLE_STATE_DIR"] = tempfile.mkdtemp(prefix="opsconsole-test-state-")
@@ -53,12 +53,7 @@ def nats_url() -> Iterator[str]:
             pytest.fail(f"nats-server exited: {proc.stderr.read().decode()[-500:]}")
         yield f"nats://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,16 @@ async def async_wait_until(check: Callable[[], object], timeout: float, what: st
         await asyncio.sleep(interval)
 
 
+def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL (and reap it)."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the real `opsconsole` entry point in a subprocess."""

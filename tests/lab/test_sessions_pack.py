@@ -19,7 +19,7 @@ from opsconsole.systems.previews.events import SessionsSampled
 from opsconsole.systems.previews.packs.sessions import NETWORK_CUT, THROTTLED
 from opsconsole.systems.previews.probe import SessionsProbe
 
-from ..helpers import run_cli, wait_until
+from ..helpers import run_cli, stop_process, wait_until
 from ..tui.fixtures import idle_session, make_app, until
 
 SCENARIOS = ["sessions.cold-start", "sessions.persistence", "sessions.concurrent",
@@ -115,12 +115,7 @@ def _reference_stack(lab: Lab, tmp_path: Path, prefix: str, *flags: str
         assert info.get("phase") == "up", (tmp_path / f"{prefix}.log").read_text()[-2000:]
         yield info
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
 
 
 def _seed_only_config(lab: Lab, path: Path, url: str, prefix: str) -> None:

@@ -18,7 +18,7 @@ from opsconsole.lab import Lab
 from opsconsole.lab.ports import free_ports
 from opsconsole.systems.vault_instances.packs.vault_instance import CONFORMS, SCENARIOS
 
-from ..helpers import run_cli, wait_until
+from ..helpers import run_cli, stop_process, wait_until
 
 MEMBER = "bob"  # not the lab inventory's member: the main pack's instance is alice's
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -69,12 +69,7 @@ def _contract_only(lab: Lab, tmp_path: Path, *flags: str) -> Iterator[str]:
             assert asyncio.run(status(path)) == 404, path
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 20)
         asyncio.run(lab.set_member_account(MEMBER, True))
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from opsconsole.scenarios.checks import contract_outcome
+from opsconsole.scenarios.checks import ContractLog, contract_outcome, json_or_text
 from opsconsole.targets.contract import CONTRACTS_DIR, Contract
 
 DOC = {
@@ -51,6 +51,16 @@ def test_undeclared_status_and_operation_fail(contract: Contract) -> None:
         contract.violations("GET", "/thing/{id}", 500, {})[0])
     assert "not in the t contract" in str(contract.violations("POST", "/thing/{id}", 200, {})[0])
     assert contract.violations("GET", "/thing/{id}", 404, None) == []
+
+
+def test_the_contract_log_fails_on_any_wrong_answer_it_saw(contract: Contract) -> None:
+    log = ContractLog(contract)
+    log.check("GET", "/thing/{id}", 200, {"status": "healthy", "inner": {"latency_ms": 1}})
+    assert log.outcome() == ("pass", {"contract": "t", "responses": 1, "violations": []})
+    log.check("GET", "/thing/{id}", 200, json_or_text("<html>oops</html>"))  # not JSON
+    status, evidence = log.outcome()
+    assert status == "fail" and evidence["responses"] == 2
+    assert evidence["violations"][0].startswith("GET /thing/{id} → 200: $: ")
 
 
 def test_a_referenced_response_object_is_validated_too() -> None:

@@ -3,11 +3,12 @@ outside the optional-capability module, and every endpoint it calls is in the co
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 from opsconsole.targets.contract import Contract
+
+from .seed_grep import literal_uses
 
 PREVIEWS = Path(__file__).resolve().parents[2] / "src" / "opsconsole" / "systems" / "previews"
 #: the reference's private protocol (docs/contracts/sessions.md, "Control API")
@@ -19,22 +20,11 @@ CAPABILITIES = PREVIEWS / "capabilities.py"
 EXEMPT = {CAPABILITIES, PREVIEWS / "probe.py"}
 
 
-def _strings(path: Path) -> list[tuple[int, str]]:
-    """Every string literal of the module (f-string parts too), docstrings left out."""
-    tree = ast.parse(path.read_text())
-    docs = {id(node.body[0].value) for node in ast.walk(tree)
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef |
-                          ast.AsyncFunctionDef)
-            and node.body and isinstance(node.body[0], ast.Expr)
-            and isinstance(node.body[0].value, ast.Constant)}
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+PATTERN = re.compile("(?<!/hermes)(" + "|".join(map(re.escape, NON_SEED)) + ")")
 
 
 def _uses(path: Path, root: Path = PREVIEWS) -> list[str]:
-    pattern = re.compile("(?<!/hermes)(" + "|".join(map(re.escape, NON_SEED)) + ")")
-    return [f"{path.relative_to(root)}:{line}: {m.group(1)}"
-            for line, text in _strings(path) for m in pattern.finditer(text)]
+    return literal_uses(path, root, PATTERN)
 
 
 def test_no_non_seed_endpoint_outside_the_capabilities_module() -> None:

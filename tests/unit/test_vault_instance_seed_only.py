@@ -9,7 +9,7 @@ from pathlib import Path
 
 from opsconsole.targets.contract import Contract
 
-from .test_previews_seed_only import _strings
+from .seed_grep import literal_uses
 
 SYSTEM = Path(__file__).resolve().parents[2] / "src" / "opsconsole" / "systems" / \
     "vault_instances"
@@ -21,10 +21,11 @@ CAPABILITIES = SYSTEM / "capabilities.py"
 EXEMPT = {CAPABILITIES, SYSTEM / "probe.py"}
 
 
+PATTERN = re.compile("|".join(map(re.escape, NON_SEED)))
+
+
 def _uses(path: Path, root: Path = SYSTEM) -> list[str]:
-    pattern = re.compile("|".join(map(re.escape, NON_SEED)))
-    return [f"{path.relative_to(root)}:{line}: {m.group(0)}"
-            for line, text in _strings(path) for m in pattern.finditer(text)]
+    return literal_uses(path, root, PATTERN)
 
 
 def test_no_non_seed_endpoint_outside_the_capabilities_module() -> None:

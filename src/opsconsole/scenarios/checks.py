@@ -4,6 +4,7 @@ the system itself (real messages, real writes)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -29,3 +30,35 @@ def contract_outcome(contract: Contract, method: str, path: str, status: int, bo
     if found:
         return FAIL, {**where, "violations": [str(v) for v in found[:10]], **evidence}
     return PASS, {**where, **evidence}
+
+
+def json_or_text(text: str) -> Any:
+    """A response body as JSON, or ``{"text": …}`` when it is not JSON (the contract
+    check then names it, instead of the client crashing on it)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"text": text[:200]}
+
+
+class ContractLog:
+    """Every answer a client got, validated against ``contract`` as it arrives; what did
+    not conform is kept (operation, status, the wrong fields' paths) for the scenario's
+    "every answer conforms" check (:meth:`outcome`)."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.responses = 0
+        self.violations: list[tuple[str, int, list[str]]] = []
+
+    def check(self, method: str, template: str, status: int, body: Any) -> None:
+        self.responses += 1
+        found = self.contract.violations(method, template, status, body)
+        if found:
+            self.violations.append((f"{method} {template}", status, [str(v) for v in found]))
+
+    def outcome(self) -> tuple[str, dict[str, Any]]:
+        return (FAIL if self.violations else PASS), {
+            "contract": self.contract.name, "responses": self.responses,
+            "violations": [f"{op} → {status}: {'; '.join(v)}"
+                           for op, status, v in self.violations[:10]]}

@@ -3,15 +3,14 @@ contract (docs/contracts/previews.openapi.yaml).
 
 It shares no code with the lab's reference stack (``opsconsole_lab.sessions``), so a wire
 bug on either side shows up as a failing check. Every JSON answer is validated against the
-contract as it arrives; what does not conform is kept in ``violations`` (operation, status,
-the wrong fields' paths) for the pack's contract check. Every wait polls with a deadline
+contract as it arrives (``log``, a :class:`~opsconsole.scenarios.checks.ContractLog`) for
+the pack's contract check. Every wait polls with a deadline
 and raises ``TimeoutError`` naming what it waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from ssl import SSLContext
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ...scenarios.checks import ContractLog, json_or_text
 from ...targets.contract import Contract
 
 T = TypeVar("T")
@@ -45,10 +45,8 @@ class PreviewsClient:
         """``ssl``: the target's TLS context for an https stack (its CA bundle)."""
         self.base_url = base_url.rstrip("/")
         self.ssl = ssl
-        self.contract = Contract.load("previews")
-        self.responses = 0
-        #: (operation, status, [wrong field: message]) of every non-conforming answer
-        self.violations: list[tuple[str, int, list[str]]] = []
+        self.log = ContractLog(Contract.load("previews"))
+        self.contract = self.log.contract
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
                                            connector=aiohttp.TCPConnector(ssl=ssl))
 
@@ -58,20 +56,10 @@ class PreviewsClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.close()
 
-    def _validate(self, method: str, template: str, status: int, body: Any) -> None:
-        self.responses += 1
-        found = self.contract.violations(method, template, status, body)
-        if found:
-            self.violations.append((f"{method} {template}", status, [str(v) for v in found]))
-
     async def _get_json(self, path: str, template: str) -> tuple[int, Any]:
         async with self._http.get(self.base_url + path) as r:
-            text = await r.text()
-            try:
-                body: Any = json.loads(text)
-            except ValueError:
-                body = {"text": text[:200]}
-            self._validate("GET", template, r.status, body)
+            body = json_or_text(await r.text())
+            self.log.check("GET", template, r.status, body)
             return r.status, body
 
     # -------------------------------------------------------------- the seed
@@ -81,12 +69,8 @@ class PreviewsClient:
         status, previewUrl}`` when accepted."""
         async with self._http.post(self.base_url + ACTIVATE, json={
                 "clientId": client, "userId": user, "instruction": instruction}) as r:
-            text = await r.text()
-            try:
-                body: Any = json.loads(text)
-            except ValueError:  # not JSON: the contract check names it
-                body = {"text": text[:200]}
-            self._validate("POST", ACTIVATE, r.status, body)
+            body = json_or_text(await r.text())
+            self.log.check("POST", ACTIVATE, r.status, body)
             return r.status, body
 
     async def health(self, path: str, template: str | None = None) -> tuple[int, Any]:
@@ -109,10 +93,7 @@ class PreviewsClient:
             text = await r.text()
             if r.status != 200 and r.content_type == "application/json":
                 with_id = "/session/{id}/{path}" if path else "/session/{id}"
-                try:
-                    self._validate("GET", with_id, r.status, json.loads(text))
-                except ValueError:
-                    self._validate("GET", with_id, r.status, {"text": text[:200]})
+                self.log.check("GET", with_id, r.status, json_or_text(text))
             return r.status, text
 
     async def wait_page(self, session_id: str, path: str, text: str, timeout: float

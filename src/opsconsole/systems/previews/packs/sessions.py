@@ -212,7 +212,7 @@ class SessionsScenario(Scenario):
                 await _record_cost(run, name, aws, clock, since, why, before,
                                    await capabilities.usage(target, run.http, ssl))
                 await run.record(f"{name}: every router answer conforms to the previews "
-                                 "contract", _conformance(sc))
+                                 "contract", sc.log.outcome())
 
     async def steps(self, run: Run, sc: CountingClient, aws: PreviewsAws) -> None:
         raise NotImplementedError
@@ -222,12 +222,6 @@ class SessionsScenario(Scenario):
         if own:
             async with _aws(run) as aws:
                 await _end_sessions(run, aws, sorted(own))
-
-
-def _conformance(sc: PreviewsClient) -> Outcome:
-    return outcome(not sc.violations, contract=sc.contract.name, responses=sc.responses,
-                   violations=[f"{op} → {status}: {'; '.join(v)}"
-                               for op, status, v in sc.violations[:10]])
 
 
 async def _end_sessions(run: Run, aws: PreviewsAws, sids: list[str]) -> list[str]:
@@ -659,6 +653,25 @@ NETWORK_CUT = ("failure-recovery: the route recovers after the router ↔ contai
                "is cut")
 
 
+def throttled_outcome(before: dict[str, Any], after: dict[str, Any],
+                      fraction: float) -> Outcome:
+    """pass: the proxy throttled some of the service's calls between ``before`` and
+    ``after`` (its counters, :func:`throttle_counts`): the burst really ran throttled."""
+    throttled = after["throttled"] - before["throttled"]
+    return outcome(throttled > 0, fraction=fraction, throttled=throttled,
+                   passed=after["passed"] - before["passed"],
+                   by_operation={k: v - before["throttled_by_operation"].get(k, 0)
+                                 for k, v in after["throttled_by_operation"].items()})
+
+
+def network_cut_outcome(before: int, during: int, recovered_s: float | None) -> Outcome:
+    """pass: the route answered 200 before the cut, failed during it (an error status or
+    no answer: 0 is "no answer"), and answered 200 again after the heal."""
+    return outcome(before == 200 and during != 200 and recovered_s is not None,
+                   before=before, during_cut=during,
+                   recovered_s=round(recovered_s, 3) if recovered_s is not None else None)
+
+
 class FailureRecovery(SessionsScenario):
     id = "sessions.failure-recovery"
     title = ("a stopped ECS task is replaced with its data; the router recovers from a cut "
@@ -697,12 +710,7 @@ class FailureRecovery(SessionsScenario):
             await run.record(THROTTLED, ("unknown", {"reason": f"aws.throttle: {why}"}))
         else:
             after = await throttle_counts(run)
-            throttled = after["throttled"] - before["throttled"]
-            await run.record(THROTTLED, outcome(
-                throttled > 0, fraction=THROTTLE_FRACTION, throttled=throttled,
-                passed=after["passed"] - before["passed"],
-                by_operation={k: v - before["throttled_by_operation"].get(k, 0)
-                              for k, v in after["throttled_by_operation"].items()}))
+            await run.record(THROTTLED, throttled_outcome(before, after, THROTTLE_FRACTION))
         applied = outcomes.count("applied")
         run.metric("burst_success_rate", applied / self.burst)
         await run.record("failure-recovery: burst of 20 creations, some succeed", outcome(
@@ -773,10 +781,7 @@ class FailureRecovery(SessionsScenario):
         took = await wait_route_recovered(run.http, str(base), sid, timeout=30)
         if took is not None:
             run.metric("network_recovery_seconds", took, "s")
-        await run.record(NETWORK_CUT, outcome(
-            control == 200 and during not in (0, 200) and took is not None,
-            before=control, during_cut=during,
-            recovered_s=round(took, 3) if took is not None else None))
+        await run.record(NETWORK_CUT, network_cut_outcome(control, during, took))
 
     async def _one(self, run: Run, sc: CountingClient, aws: PreviewsAws, i: int) -> str:
         try:

@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ....scenarios.checks import ContractLog, json_or_text
 from ....scenarios.engine import (
     OK_STATUSES,
     Abort,
@@ -133,10 +134,7 @@ class InstanceApi:
         self.central = {n.name: c.endpoint(n) for c in run.inventory.nats for n in c.nodes}
         self.cluster = run.inventory.nats[0] if run.inventory.nats else None
         self.monitors = {n.name: n.monitor_url for c in run.inventory.nats for n in c.nodes}
-        self.contract = Contract.load("vault-instance")
-        self.responses = 0
-        #: (operation, status, [wrong field: message]) of every non-conforming answer
-        self.violations: list[tuple[str, int, list[str]]] = []
+        self.log = ContractLog(Contract.load("vault-instance"))
         self.instance_id = ""
         self._leaf_name = ""
 
@@ -150,23 +148,9 @@ class InstanceApi:
         async with self.run.http.request(method, self.base + path, ssl=self.ssl,
                                          headers={"Authorization": f"Bearer {token}"},
                                          timeout=aiohttp.ClientTimeout(total=30)) as r:
-            text = await r.text()
-            status = r.status
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            body = {"text": text[:200]}
-        self.responses += 1
-        found = self.contract.violations(method, path, status, body)
-        if found:
-            self.violations.append((f"{method} {path}", status, [str(v) for v in found]))
+            status, body = r.status, json_or_text(await r.text())
+        self.log.check(method, path, status, body)
         return status, body if isinstance(body, dict) else {"body": body}
-
-    def conformance(self) -> Outcome:
-        return outcome(not self.violations, contract=self.contract.name,
-                       responses=self.responses,
-                       violations=[f"{op} → {status}: {'; '.join(v)}"
-                                   for op, status, v in self.violations[:10]])
 
     async def provision(self, member: str | None = None) -> tuple[int, dict[str, Any]]:
         s, prov = await self.call("POST", "/vault/provision", member=member)
@@ -206,8 +190,8 @@ class InstanceApi:
     async def set_account(self, active: bool) -> str | None:
         """Grant or revoke this member's NATS account (the account driver); the reason
         when that is impossible."""
-        if active is False:
-            self.run.mutate(f"revoke {self.member}'s NATS account", "accounts_url")
+        self.run.mutate(f"{'grant' if active else 'revoke'} {self.member}'s NATS account",
+                        "[provisioner] accounts_url")
         try:
             await capabilities.set_account(self.target, self.run.http, self.ssl, self.member,
                                            active)
@@ -224,13 +208,6 @@ class InstanceApi:
         async with _ec2(self.run) as ec2:
             found = await ec2.describe_instances(InstanceIds=[instance_id or self.instance_id])
         return found["Reservations"][0]["Instances"][0]
-
-    async def endpoints(self) -> dict[str, str]:
-        """The member's instance local NATS client and monitoring URLs."""
-        found = await self.try_endpoints()
-        if isinstance(found, str):
-            raise Inconclusive(found)
-        return found
 
     async def try_endpoints(self) -> dict[str, str] | str:
         """:meth:`endpoints` (the optional capability ``local_nats_url``), or why they
@@ -355,7 +332,7 @@ class InstanceScenario(Scenario):
         try:
             await self.steps(run, api)
         finally:
-            await run.record(f"{self.id.split('.')[1]}: {CONFORMS}", api.conformance())
+            await run.record(f"{self.id.split('.')[1]}: {CONFORMS}", api.log.outcome())
 
     async def steps(self, run: Run, api: InstanceApi) -> None:
         raise NotImplementedError
