@@ -340,8 +340,13 @@ def _idle(run: Run) -> float:
 
 
 async def _ecs_outcome(aws: PreviewsAws, sid: str, item: dict[str, Any]) -> Outcome:
-    counts = await aws.services()
-    tasks = await aws.running_tasks()
+    return ecs_task_outcome(sid, item, await aws.services(), await aws.running_tasks())
+
+
+def ecs_task_outcome(sid: str, item: dict[str, Any], counts: dict[str, dict[str, int]],
+                     tasks: dict[str, dict[str, Any]]) -> Outcome:
+    """pass: the session's item names a task that is among the services' RUNNING tasks,
+    and describe_services counts at least one running and one desired."""
     arn = item.get("task_arn")
     if not arn:
         return "unknown", {"reason": f"the sessions table's item {sid} has no task_arn",
@@ -351,6 +356,15 @@ async def _ecs_outcome(aws: PreviewsAws, sid: str, item: dict[str, Any]) -> Outc
     return outcome(arn in tasks and running >= 1 and desired >= 1, services=counts,
                    running_tasks=len(tasks), task_arn=arn,
                    task_status=(tasks.get(arn) or {}).get("lastStatus"))
+
+
+def session_item_outcome(sid: str, user: str, item: dict[str, Any], now: float) -> Outcome:
+    """pass: the sessions table's item is ``active``, the user's, with a TTL in the future."""
+    ttl = item.get("expires_at")
+    return outcome(item.get("status") == "active" and item.get("user_id") == user
+                   and isinstance(ttl, int | float) and ttl > now,
+                   session=sid, status=item.get("status"), user_id=item.get("user_id"),
+                   expires_at=ttl)
 
 
 class Sampler:
@@ -421,11 +435,7 @@ class ColdStart(SessionsScenario):
 
         async def in_table() -> Outcome:
             item.update(await aws.session(sid) or {})
-            ttl = item.get("expires_at")
-            return outcome(item.get("status") == "active" and item.get("user_id") == user
-                           and isinstance(ttl, int | float) and ttl > time.time(),
-                           session=sid, status=item.get("status"), user_id=item.get("user_id"),
-                           expires_at=ttl)
+            return session_item_outcome(sid, user, item, time.time())
 
         await _unknown_or(run, "cold-start: session active in DynamoDB (get_item: status, "
                                "user, TTL in the future)", in_table)
