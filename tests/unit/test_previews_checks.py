@@ -5,6 +5,7 @@ from __future__ import annotations
 from opsconsole.systems.previews.packs.sessions import (
     ecs_task_outcome,
     network_cut_outcome,
+    orphans_of,
     session_item_outcome,
     throttled_outcome,
 )
@@ -52,3 +53,11 @@ def test_ecs_must_run_the_task_the_session_names() -> None:
     assert ecs_task_outcome("s-1", {"task_arn": "arn:t1"}, idle, tasks)[0] == "fail"
     status, evidence = ecs_task_outcome("s-1", {}, counts, tasks)
     assert status == "unknown" and "no task_arn" in evidence["reason"]
+
+
+def test_orphans_are_live_sessions_and_their_still_running_tasks() -> None:
+    ended = {"s-1": {"status": "expired", "task_arn": "arn:t1"}}
+    assert orphans_of(ended, running={}) == {"sessions": [], "tasks": []}
+    # negative controls: an item left active, a task ECS still runs after the end
+    assert orphans_of({"s-1": {"status": "active"}}, {})["sessions"] == ["s-1"]
+    assert orphans_of(ended, running={"arn:t1": {}})["tasks"] == ["arn:t1"]

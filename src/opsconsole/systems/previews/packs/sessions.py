@@ -358,6 +358,15 @@ def ecs_task_outcome(sid: str, item: dict[str, Any], counts: dict[str, dict[str,
                    task_status=(tasks.get(arn) or {}).get("lastStatus"))
 
 
+def orphans_of(items: dict[str, dict[str, Any]], running: dict[str, Any]
+               ) -> dict[str, list[str]]:
+    """Of the sessions a scenario opened (their DynamoDB items by id): those still live,
+    and the tasks of theirs ECS still runs."""
+    return {"sessions": [sid for sid, item in items.items() if item.get("status") in LIVE],
+            "tasks": [str(item["task_arn"]) for item in items.values()
+                      if item.get("task_arn") in running]}
+
+
 def session_item_outcome(sid: str, user: str, item: dict[str, Any], now: float) -> Outcome:
     """pass: the sessions table's item is ``active``, the user's, with a TTL in the future."""
     ttl = item.get("expires_at")
@@ -818,13 +827,8 @@ class FailureRecovery(SessionsScenario):
 
         async def clean() -> bool:
             running = await aws.running_tasks()
-            found["sessions"], found["tasks"] = [], []
-            for sid in own:
-                item = await aws.session(sid) or {}
-                if item.get("status") in LIVE:
-                    found["sessions"].append(sid)
-                if item.get("task_arn") in running:
-                    found["tasks"].append(str(item["task_arn"]))
+            items = {sid: await aws.session(sid) or {} for sid in own}
+            found.update(orphans_of(items, running))
             return not found["sessions"] and not found["tasks"]
 
         with contextlib.suppress(Abort):
