@@ -238,8 +238,11 @@ class Hermes:
             if r.status != 200:
                 raise ContainerUnavailable(f"apply answered HTTP {r.status}")
         if body.get("duplicate"):
-            await self.store.record_applied(sid, message_id, body.get("commit"))
-            return {"state": "duplicate", "session_id": sid, "commit": body.get("commit")}
+            # the container had it already: still "applied" when no one had recorded it
+            # (an earlier attempt applied it, then its record_applied was throttled)
+            recorded = await self.store.record_applied(sid, message_id, body.get("commit"))
+            return {"state": "applied" if recorded else "duplicate", "session_id": sid,
+                    "commit": body.get("commit")}
         recorded = await self.store.record_applied(sid, message_id, body.get("commit"))
         return {"state": "applied" if recorded else "duplicate", "session_id": sid,
                 "commit": body.get("commit"), "paths": body.get("paths", []),
